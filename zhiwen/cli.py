@@ -1,0 +1,144 @@
+"""The ``zhiwen`` command: ingest, search, kb, ask, chat, serve, eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from zhiwen import service
+from zhiwen.errors import ZhiwenError
+from zhiwen.memory.kb import SearchMode, delete_kb, list_kbs
+from zhiwen.settings import get_settings
+
+app = typer.Typer(
+    help="知问 zhiwen: strict, sourced knowledge-base chat in Chinese and English.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+kb_app = typer.Typer(
+    help="List knowledge bases, list or delete their documents, drop a whole base.", no_args_is_help=True
+)
+app.add_typer(kb_app, name="kb")
+err = Console(stderr=True)
+out = Console()
+
+KbOption = Annotated[str, typer.Option("--kb", help="Knowledge base name (any language).")]
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders: .txt .md .html .pdf, BEIR corpus .jsonl.")
+    ],
+    kb: KbOption = "default",
+) -> None:
+    """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
+    with Progress(
+        TextColumn("[bold]embedding[/] chunks"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("ingest", total=None)
+        report = service.ingest(kb, paths, lambda done, total: bar.update(task, completed=done, total=total))
+    for reason in report.skipped:
+        err.print(f"[yellow]skipped[/] {reason}", highlight=False)
+    out.print(f"{kb}: {report.summary()}", highlight=False)
+    if report.added + report.replaced + report.unchanged == 0 and report.skipped:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    kb: KbOption = "default",
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="How many hits.")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, bm25 or dense.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of hits.")] = False,
+) -> None:
+    """Search a knowledge base without the LLM."""
+    if mode not in ("hybrid", "bm25", "dense"):
+        raise ZhiwenError(f"--mode must be hybrid, bm25 or dense, not {mode!r}")
+    chosen: SearchMode = mode  # type: ignore[assignment]
+    hits = service.search(kb, query, top_k=top_k, mode=chosen)
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2) + "\n")
+        return
+    if not hits:
+        out.print("no hits")
+    for i, h in enumerate(hits, start=1):
+        legs = " ".join(f"{k}#{int(v['rank'])}" for k, v in h.legs.items())
+        where = h.metadata.get("source", "")
+        out.print(f"[bold][{i}][/] {h.score:.4f} ({legs}) {where}", highlight=False)
+        out.print("    " + h.text[:200].replace("\n", " "), highlight=False)
+
+
+@kb_app.command("list")
+def kb_list() -> None:
+    """Knowledge bases with their document and chunk counts."""
+    rows = list_kbs(get_settings().kb_root)
+    if not rows:
+        out.print(
+            f"no knowledge bases yet under {get_settings().kb_root}; run `zhiwen ingest PATH --kb NAME`"
+        )
+    for name, docs, chunks in rows:
+        out.print(f"{name}\t{docs} documents\t{chunks} chunks", highlight=False)
+
+
+@kb_app.command("docs")
+def kb_docs(kb: KbOption = "default") -> None:
+    """Documents of a knowledge base."""
+    for d in service.open_kb(kb).documents():
+        out.print(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}", highlight=False)
+
+
+@kb_app.command("delete")
+def kb_delete(
+    document: Annotated[str, typer.Argument(help="Document id, source path, or folder of sources.")],
+    kb: KbOption = "default",
+) -> None:
+    """Remove a document from both indexes of a knowledge base."""
+    removed = service.open_kb(kb).delete_document(document)
+    for d in removed:
+        out.print(f"deleted {d.source} ({d.n_chunks} chunks)", highlight=False)
+
+
+@kb_app.command("drop")
+def kb_drop(
+    name: Annotated[str, typer.Argument(help="Knowledge base to delete with all its documents.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a whole knowledge base."""
+    if not yes and not typer.confirm(f"delete knowledge base {name!r} and all its documents?"):
+        raise typer.Exit(1)
+    service.forget_kb(name)
+    delete_kb(get_settings().kb_root, name)
+    out.print(f"dropped {name}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except ZhiwenError as exc:
+        err.print(f"zhiwen: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("zhiwen: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The knowledge base's source of truth: documents and chunks in SQLite.
+
+A document is visible exactly when its row is committed here; Chroma vectors and the BM25 index are
+derived from it. ``generation`` increases with every committed change so derived indexes can tell
+whether they are stale.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zhiwen.memory.documents import Chunk, Document
+
+__all__ = ["Catalog", "ChunkRow", "DocumentRow"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+  doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL, sha256 TEXT NOT NULL,
+  n_chunks INTEGER NOT NULL, n_chars INTEGER NOT NULL, ingested_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+  chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+  ordinal INTEGER NOT NULL, text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    doc_id: str
+    source: str
+    title: str
+    sha256: str
+    n_chunks: int
+    n_chars: int
+    ingested_at: float
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: str
+    doc_id: str
+    text: str
+    metadata: dict[str, Any]
+
+
+class Catalog:
+    """Thread-safe access to kb.sqlite (one connection, serialised)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=60, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic change; bumps the generation on commit."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute(
+                    "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) "
+                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    def document(self, doc_id: str) -> DocumentRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else DocumentRow(*row)
+
+    def documents(self) -> list[DocumentRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM documents ORDER BY source").fetchall()
+        return [DocumentRow(*r) for r in rows]
+
+    def find_documents(self, ref: str) -> list[DocumentRow]:
+        """Documents whose id or source equals ``ref``, or whose source is under the folder ``ref``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM documents WHERE doc_id = ? OR source = ? OR source LIKE ? ESCAPE '\\'",
+                (ref, ref, ref.rstrip("/").replace("%", "\\%").replace("_", "\\_") + "/%"),
+            ).fetchall()
+        return [DocumentRow(*r) for r in rows]
+
+    def chunk_ids_of(self, doc_id: str) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            docs = self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            chunks = self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return int(docs), int(chunks)
+
+    def all_chunk_ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT chunk_id FROM chunks")}
+
+    def all_tokens(self) -> tuple[list[str], list[list[str]]]:
+        """Every chunk id with its BM25 tokens, in a stable order (for rebuilding the BM25 index)."""
+        with self._lock:
+            rows = self._db.execute("SELECT chunk_id, tokens FROM chunks ORDER BY rowid").fetchall()
+        return [r[0] for r in rows], [json.loads(r[1]) for r in rows]
+
+    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
+        """The committed chunks among ``chunk_ids`` (absent ids are not visible)."""
+        out: dict[str, ChunkRow] = {}
+        with self._lock:
+            for i in range(0, len(chunk_ids), 500):
+                part = list(chunk_ids[i : i + 500])
+                q = f"SELECT chunk_id, doc_id, text, metadata FROM chunks WHERE chunk_id IN ({','.join('?' * len(part))})"
+                for cid, did, text, meta in self._db.execute(q, part):
+                    out[cid] = ChunkRow(cid, did, text, json.loads(meta))
+        return out
+
+    @staticmethod
+    def put_document(
+        db: sqlite3.Connection, doc: Document, chunks: Sequence[Chunk], tokens: Sequence[list[str]]
+    ) -> None:
+        """Insert (or replace) one document and its chunks, inside a ``transaction()``."""
+        db.execute("DELETE FROM documents WHERE doc_id = ?", (doc.id,))
+        db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (doc.id, doc.source, doc.title, doc.sha256, len(chunks), len(doc.text), time.time()),
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    c.id,
+                    doc.id,
+                    c.ordinal,
+                    c.text,
+                    json.dumps(t, ensure_ascii=False),
+                    json.dumps(c.metadata, ensure_ascii=False),
+                )
+                for c, t in zip(chunks, tokens)
+            ],
+        )
+
+    @staticmethod
+    def remove_document(db: sqlite3.Connection, doc_id: str) -> None:
+        db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))

@@ -1,0 +1,99 @@
+"""Chinese-aware chunking: split at headings and sentence ends (。！？；.!?), pack, overlap.
+
+Written here rather than taken from langchain-text-splitters because the spans must stay exact
+(character offsets into the source for citations) and Chinese sentence ends carry no space.
+"""
+
+from __future__ import annotations
+
+import re
+
+from zhiwen.memory.documents import Chunk, Document, content_hash
+
+__all__ = ["chunk_document", "split_sentences"]
+
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# A sentence ends after CJK terminators (with closing quotes), Latin terminators followed by space,
+# or a blank line.
+_SENT_END = re.compile(r"[。！？；!?][”’」』）)]*|[.;](?=\s)|\n\s*\n")
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Spans (start, end) of the sentences of ``text[start:end]``, covering it without gaps."""
+    stop = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for m in _SENT_END.finditer(text, start, stop):
+        if m.end() > pos:
+            spans.append((pos, m.end()))
+            pos = m.end()
+    if pos < stop:
+        spans.append((pos, stop))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _hard_split(s: int, e: int, size: int) -> list[tuple[int, int]]:
+    return [(i, min(i + size, e)) for i in range(s, e, size)]
+
+
+def _sections(text: str) -> list[tuple[int, int, str]]:
+    """Markdown sections (start, end, heading); text before the first heading has heading ''."""
+    marks = [(m.start(), m.group(1).strip()) for m in _HEADING.finditer(text)]
+    if not marks or marks[0][0] > 0:
+        marks.insert(0, (0, ""))
+    ends = [m[0] for m in marks[1:]] + [len(text)]
+    return [(s, e, h) for (s, h), e in zip(marks, ends)]
+
+
+def _page_of(doc: Document, offset: int) -> int | None:
+    page = None
+    for start, number in doc.pages:
+        if start <= offset:
+            page = number
+    return page
+
+
+def chunk_document(doc: Document, size: int = 600, overlap: int = 100) -> list[Chunk]:
+    """Cut ``doc`` into chunks of at most about ``size`` characters with ``overlap`` characters of context.
+
+    A BEIR passage (``doc.is_passage``) shorter than ``4 * size`` stays one chunk, as its corpus intends.
+    """
+    text = doc.text
+    if not text.strip():
+        return []
+    pieces: list[tuple[int, int, str]] = []
+    if doc.is_passage and len(text) <= 4 * size:
+        pieces.append((0, len(text), doc.title))
+    else:
+        for sec_start, sec_end, heading in _sections(text):
+            current: tuple[int, int] | None = None
+            for s, e in split_sentences(text, sec_start, sec_end):
+                for hs, he in _hard_split(s, e, size) if e - s > size else [(s, e)]:
+                    if current is None:
+                        current = (hs, he)
+                    elif he - current[0] <= size:
+                        current = (current[0], he)
+                    else:
+                        pieces.append((*current, heading))
+                        back = max(current[1] - overlap, current[0])
+                        # Start the overlap at a sentence boundary inside the previous chunk when possible.
+                        starts = [a for a, _ in split_sentences(text, current[0], current[1]) if a >= back]
+                        ov_start = starts[0] if starts and starts[0] < hs else hs
+                        current = (ov_start if he - ov_start <= size else hs, he)
+            if current is not None:
+                pieces.append((*current, heading))
+    chunks = []
+    for ordinal, (s, e, heading) in enumerate(pieces):
+        body = text[s:e].strip()
+        if not body:
+            continue
+        embedded = f"{doc.title}\n{body}" if doc.is_passage and doc.title else body
+        meta: dict[str, str | int] = {"source": doc.source, "title": doc.title, "start": s, "end": e}
+        if heading:
+            meta["heading"] = heading
+        page = _page_of(doc, s)
+        if page is not None:
+            meta["page"] = page
+        cid = content_hash(f"{doc.sha256}:{ordinal}:{embedded}")[:32]
+        chunks.append(Chunk(cid, doc.id, embedded, ordinal, s, e, meta))
+    return chunks

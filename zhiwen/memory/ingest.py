@@ -1,0 +1,135 @@
+"""Ingestion: read files, chunk, tokenize, embed, then commit whole documents to both indexes.
+
+Documents are committed in small groups, each group in one catalog transaction, after their vectors
+are in Chroma: killing an ingest at any moment leaves every document either fully visible or absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zhiwen.errors import UnsupportedFile
+from zhiwen.memory.catalog import Catalog
+from zhiwen.memory.chunking import chunk_document
+from zhiwen.memory.documents import Chunk, Document
+from zhiwen.memory.kb import KnowledgeBase
+from zhiwen.memory.loaders import iter_paths, load_path
+
+__all__ = ["IngestReport", "ingest_documents", "ingest_paths"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; ``skipped`` holds one human-readable reason per file left out."""
+
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.added} added, {self.replaced} replaced, {self.unchanged} unchanged, "
+            f"{self.chunks} chunks indexed, {len(self.skipped)} skipped"
+        )
+
+
+def load_all(paths: Iterable[Path], report: IngestReport) -> list[Document]:
+    """Every readable document under ``paths``; unreadable files are recorded in ``report.skipped``."""
+    docs: list[Document] = []
+    for path in iter_paths(paths):
+        try:
+            if not path.exists():
+                raise UnsupportedFile(f"{path}: no such file or folder")
+            docs.extend(load_path(path))
+        except UnsupportedFile as exc:
+            report.skipped.append(str(exc))
+    return docs
+
+
+def ingest_paths(
+    kb: KnowledgeBase, paths: Iterable[Path], progress: Progress | None = None, batch_chunks: int = 32
+) -> IngestReport:
+    report = IngestReport()
+    docs = load_all(paths, report)
+    return ingest_documents(kb, docs, report, progress, batch_chunks)
+
+
+def ingest_documents(
+    kb: KnowledgeBase,
+    docs: list[Document],
+    report: IngestReport | None = None,
+    progress: Progress | None = None,
+    batch_chunks: int = 32,
+) -> IngestReport:
+    """Add new documents, replace changed ones (same source, new content), skip unchanged ones.
+
+    ``progress(done, total)`` is called in chunk units as groups commit.
+    """
+    report = report or IngestReport()
+    kb.sweep_orphan_vectors()
+    todo: list[tuple[Document, list[Chunk], list[str]]] = []
+    seen: set[str] = set()
+    for doc in docs:
+        if doc.id in seen:
+            report.skipped.append(f"{doc.source}: duplicate document id {doc.id!r} in this batch")
+            continue
+        seen.add(doc.id)
+        old = kb.catalog.document(doc.id)
+        if old is not None and old.sha256 == doc.sha256:
+            report.unchanged += 1
+            continue
+        old_chunks = kb.catalog.chunk_ids_of(doc.id) if old is not None else []
+        chunks = chunk_document(doc)
+        if not chunks:
+            report.skipped.append(f"{doc.source}: empty (no text to index)")
+            continue
+        todo.append((doc, chunks, old_chunks))
+    total = sum(len(c) for _, c, _ in todo)
+    done = 0
+    if progress:
+        progress(0, total)
+    group: list[tuple[Document, list[Chunk], list[str]]] = []
+    for item in todo:
+        group.append(item)
+        if sum(len(c) for _, c, _ in group) >= batch_chunks:
+            done += _commit_group(kb, group, report)
+            group = []
+            if progress:
+                progress(done, total)
+    if group:
+        done += _commit_group(kb, group, report)
+        if progress:
+            progress(done, total)
+    if todo:
+        kb.rebuild_bm25()
+    return report
+
+
+def _commit_group(
+    kb: KnowledgeBase, group: list[tuple[Document, list[Chunk], list[str]]], report: IngestReport
+) -> int:
+    chunks = [c for _, cs, _ in group for c in cs]
+    vectors = kb.embedder.embed_passages([c.text for c in chunks])
+    kb.vectors.upsert([c.id for c in chunks], np.asarray(vectors), [c.doc_id for c in chunks])
+    stale: list[str] = []
+    with kb.catalog.transaction() as db:
+        for doc, cs, old in group:
+            Catalog.put_document(db, doc, cs, [kb.tokens(c.text) for c in cs])
+            if old:
+                report.replaced += 1
+                new_ids = {c.id for c in cs}
+                stale.extend(cid for cid in old if cid not in new_ids)
+            else:
+                report.added += 1
+    if stale:
+        kb.vectors.delete(stale)
+    report.chunks += len(chunks)
+    return len(chunks)

@@ -1,0 +1,236 @@
+"""A knowledge base: the SQLite catalog, Chroma vectors and the BM25 index, kept consistent.
+
+Consistency rule: a document is visible exactly when its catalog row is committed. Vectors are written
+to Chroma *before* that commit and removed *after* a delete commits, and every search resolves hits
+through the catalog, so a vector left by a killed ingest is never returned (and is swept on the next
+ingest). The BM25 index records the catalog generation it was built from and is rebuilt when stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
+from zhiwen.memory.catalog import Catalog, DocumentRow
+from zhiwen.tools.bm25 import BM25Index, ScoredId
+from zhiwen.tools.embeddings import Embedder
+from zhiwen.tools.fusion import reciprocal_rank_fusion
+from zhiwen.tools.tokenize import CjkMode, tokenize
+
+__all__ = ["Hit", "KnowledgeBase", "SearchMode", "delete_kb", "kb_dir", "list_kbs"]
+
+SearchMode = Literal["hybrid", "bm25", "dense"]
+_SAFE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def kb_dir(root: Path, name: str) -> Path:
+    """Folder of a knowledge base; names that are not plain ASCII (e.g. Chinese) map to a hash."""
+    if not name.strip():
+        raise ZhiwenError("knowledge base name must not be empty")
+    slug = (
+        name
+        if _SAFE.fullmatch(name) and not name.startswith(".")
+        else "kb-" + hashlib.sha1(name.encode()).hexdigest()[:16]
+    )
+    return root / slug
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk with its fused score, each leg's rank/score, and where it comes from."""
+
+    id: str
+    doc_id: str
+    text: str
+    score: float
+    legs: dict[str, dict[str, float]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class KnowledgeBase:
+    """Open with ``KnowledgeBase.open(root, name, embedder)``; ``create=True`` makes it if missing."""
+
+    def __init__(
+        self, path: Path, name: str, embedder: Embedder, cjk_mode: CjkMode = "search+bigram"
+    ) -> None:
+        from zhiwen.tools.vectors import VectorStore
+
+        self.path = path
+        self.name = name
+        self.embedder = embedder
+        self.catalog = Catalog(path / "kb.sqlite")
+        stored_mode = self.catalog.get_meta("cjk_mode")
+        self.cjk_mode: CjkMode = stored_mode if stored_mode else cjk_mode  # type: ignore[assignment]
+        if stored_mode is None:
+            self.catalog.set_meta("name", name)
+            self.catalog.set_meta("cjk_mode", cjk_mode)
+            self.catalog.set_meta("embedding_model", embedder.name)
+        self.vectors = VectorStore(path / "chroma", embedder.name)
+        self._bm25: BM25Index | None = None
+        self._bm25_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiwen-embed")
+
+    @classmethod
+    def open(
+        cls,
+        root: Path,
+        name: str,
+        embedder: Embedder,
+        create: bool = False,
+        cjk_mode: CjkMode = "search+bigram",
+    ) -> KnowledgeBase:
+        path = kb_dir(root, name)
+        if not (path / "kb.sqlite").exists():
+            if not create:
+                known = ", ".join(n for n, _, _ in list_kbs(root)) or "none yet"
+                raise KnowledgeBaseNotFound(
+                    f"no knowledge base named {name!r} (known: {known}); ingest into it first"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+        return cls(path, name, embedder, cjk_mode)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+        self.catalog.close()
+
+    def tokens(self, text: str) -> list[str]:
+        return tokenize(text, self.cjk_mode)
+
+    # --- BM25 index -------------------------------------------------------------------------------
+    def bm25(self) -> BM25Index:
+        """The BM25 index for the current catalog generation (loaded, or rebuilt if stale)."""
+        generation = self.catalog.generation
+        with self._bm25_lock:
+            if self._bm25 is not None and self._bm25.generation == generation:
+                return self._bm25
+            loaded = BM25Index.load(self.path / "bm25")
+            if loaded is None or loaded.generation != generation:
+                loaded = self.rebuild_bm25(generation)
+            self._bm25 = loaded
+            return loaded
+
+    def rebuild_bm25(self, generation: int | None = None) -> BM25Index:
+        gen = self.catalog.generation if generation is None else generation
+        ids, toks = self.catalog.all_tokens()
+        index = BM25Index.build(ids, toks, generation=gen)
+        tmp = self.path / "bm25.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        index.save(tmp)
+        final = self.path / "bm25"
+        old = self.path / "bm25.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        return index
+
+    # --- documents ----------------------------------------------------------------------------------
+    def documents(self) -> list[DocumentRow]:
+        return self.catalog.documents()
+
+    def delete_document(self, ref: str) -> list[DocumentRow]:
+        """Remove documents by id, source path or folder from both indexes; returns what was removed."""
+        found = self.catalog.find_documents(ref)
+        if not found:
+            raise ZhiwenError(f"no document {ref!r} in knowledge base {self.name!r}")
+        chunk_ids = [cid for d in found for cid in self.catalog.chunk_ids_of(d.doc_id)]
+        with self.catalog.transaction() as db:
+            for d in found:
+                Catalog.remove_document(db, d.doc_id)
+        self.vectors.delete(chunk_ids)
+        self.bm25()
+        return found
+
+    def sweep_orphan_vectors(self) -> int:
+        """Delete vectors whose chunk is not in the catalog (left by an interrupted ingest)."""
+        orphans = list(self.vectors.all_ids() - self.catalog.all_chunk_ids())
+        if orphans:
+            self.vectors.delete(orphans)
+        return len(orphans)
+
+    # --- search -------------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        top_k: int = 5,
+        mode: SearchMode = "hybrid",
+        weights: Mapping[str, float] | None = None,
+        rrf_k: int = 60,
+        candidates: int = 50,
+    ) -> list[Hit]:
+        """Top ``top_k`` chunks for ``query``; each leg fetches ``max(candidates, top_k)`` before fusion."""
+        if not query.strip():
+            raise ZhiwenError("the search query is empty")
+        if top_k < 1:
+            raise ZhiwenError("top_k must be at least 1")
+        n = max(candidates, top_k)
+        legs: dict[str, list[ScoredId]] = {}
+        dense_future = self._pool.submit(self.embedder.embed_query, query) if mode != "bm25" else None
+        if mode != "dense":
+            legs["bm25"] = self.bm25().search(self.tokens(query), n)
+        if dense_future is not None:
+            legs["dense"] = self.vectors.search(dense_future.result(), n)
+        w = {"bm25": 1.0, "dense": 1.0, **(weights or {})}
+        fused = (
+            reciprocal_rank_fusion(legs, w, rrf_k)
+            if mode == "hybrid"
+            else [(h.id, h.score) for h in legs[mode]]
+        )
+        rows = self.catalog.chunks([cid for cid, _ in fused[: n * 2]])
+        by_leg = {name: {h.id: h for h in hits} for name, hits in legs.items()}
+        hits: list[Hit] = []
+        for cid, score in fused:
+            row = rows.get(cid)
+            if row is None:
+                continue  # not committed (interrupted ingest) or deleted meanwhile
+            leg_info = {
+                name: {"rank": float(found[cid].rank), "score": found[cid].score}
+                for name, found in by_leg.items()
+                if cid in found
+            }
+            hits.append(Hit(cid, row.doc_id, row.text, score, leg_info, row.metadata))
+            if len(hits) == top_k:
+                break
+        return hits
+
+    def stats(self) -> dict[str, Any]:
+        docs, chunks = self.catalog.counts()
+        return {
+            "name": self.name,
+            "documents": docs,
+            "chunks": chunks,
+            "embedding_model": self.embedder.name,
+            "path": str(self.path),
+        }
+
+
+def list_kbs(root: Path) -> list[tuple[str, int, int]]:
+    """(name, documents, chunks) of every knowledge base under ``root``."""
+    out = []
+    if root.exists():
+        for path in sorted(root.iterdir()):
+            if (path / "kb.sqlite").exists():
+                cat = Catalog(path / "kb.sqlite")
+                docs, chunks = cat.counts()
+                out.append((cat.get_meta("name") or path.name, docs, chunks))
+                cat.close()
+    return out
+
+
+def delete_kb(root: Path, name: str) -> None:
+    path = kb_dir(root, name)
+    if not (path / "kb.sqlite").exists():
+        raise KnowledgeBaseNotFound(f"no knowledge base named {name!r}")
+    shutil.rmtree(path)

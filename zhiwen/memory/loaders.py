@@ -1,0 +1,128 @@
+"""Read files into Documents: .txt, .md, .html/.htm, .pdf (pypdf) and BEIR corpus .jsonl.
+
+``iter_paths`` expands folders; ``load_path`` raises ``UnsupportedFile`` with a reason a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from zhiwen.errors import UnsupportedFile
+from zhiwen.memory.documents import Document
+
+__all__ = ["SUPPORTED_SUFFIXES", "iter_paths", "load_path"]
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
+
+
+def iter_paths(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files named directly, and every file under named folders (sorted, hidden files skipped)."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                rel = child.relative_to(path)
+                if child.is_file() and not any(part.startswith(".") for part in rel.parts):
+                    yield child
+        else:
+            yield path
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if b"\x00" in raw[:8192]:
+        raise UnsupportedFile(f"{path}: binary file (NUL bytes), not text")
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise UnsupportedFile(f"{path}: not UTF-8 or GB18030 text")
+
+
+def _load_html(path: Path) -> Document:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_read_text(path), "html.parser")
+    for tag in soup(["script", "style", "noscript"]):
+        tag.decompose()
+    title = soup.title.get_text(strip=True) if soup.title else path.stem
+    lines = [line.strip() for line in soup.get_text("\n").splitlines()]
+    return Document(source=str(path), text="\n".join(line for line in lines if line), title=title)
+
+
+def _load_pdf(path: Path) -> Document:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(str(path))
+        parts: list[str] = []
+        pages: list[tuple[int, int]] = []
+        offset = 0
+        for number, page in enumerate(reader.pages, start=1):
+            text = (page.extract_text() or "").strip()
+            pages.append((offset, number))
+            parts.append(text)
+            offset += len(text) + 2
+    except (PyPdfError, OSError, ValueError) as exc:
+        raise UnsupportedFile(f"{path}: unreadable PDF ({exc})") from exc
+    title = str((reader.metadata.get("/Title") if reader.metadata else None) or path.stem)
+    return Document(source=str(path), text="\n\n".join(parts), title=title, pages=tuple(pages))
+
+
+def _load_jsonl(path: Path) -> list[Document]:
+    docs = []
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            rid, text = str(rec["_id"]), str(rec["text"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UnsupportedFile(
+                f"{path}:{lineno}: not a BEIR corpus line with _id and text ({exc})"
+            ) from exc
+        docs.append(
+            Document(
+                source=f"{path}#{rid}",
+                text=text,
+                title=str(rec.get("title") or ""),
+                doc_id=rid,
+                is_passage=True,
+            )
+        )
+    return docs
+
+
+def load_path(path: Path) -> list[Document]:
+    """The documents in one file; raises ``UnsupportedFile`` saying why it cannot be read."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnsupportedFile(
+            f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    try:
+        if suffix == ".pdf":
+            docs = [_load_pdf(path)]
+        elif suffix in (".html", ".htm"):
+            docs = [_load_html(path)]
+        elif suffix == ".jsonl":
+            docs = _load_jsonl(path)
+        else:
+            text = _read_text(path)
+            docs = [Document(source=str(path), text=text, title=_md_title(text) or path.stem)]
+    except OSError as exc:
+        raise UnsupportedFile(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    docs = [d for d in docs if d.text.strip()]
+    if not docs:
+        raise UnsupportedFile(f"{path}: empty (no text to index)")
+    return docs
+
+
+def _md_title(text: str) -> str:
+    for line in text.splitlines()[:20]:
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""

@@ -1,0 +1,58 @@
+"""Process-wide settings from the environment (``ZHIWEN_*``); per-run settings live in ``Context``."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "zhiwen"
+
+
+class Settings(BaseSettings):
+    """Where data lives and which model endpoints to use.
+
+    Leave ``llm_base_url`` unset to have zhiwen start its embedded local model server, and
+    ``embeddings_base_url`` unset to embed in-process with multilingual-e5-small.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ZHIWEN_", env_file=None, extra="ignore")
+
+    home: Path = Field(
+        default_factory=_default_home, description="Data folder (knowledge bases, caches, logs)."
+    )
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. vLLM's /v1.")
+    llm_model: str | None = Field(default=None, description="Model name to request from llm_base_url.")
+    llm_api_key: str = Field(default="EMPTY", description="API key for llm_base_url.")
+    local_model: str = Field(default="qwen2.5-0.5b", description="Embedded model used when no URL is set.")
+    llm_threads: int = Field(default=2, ge=1, description="CPU threads for the embedded model server.")
+    llm_ctx: int = Field(default=4096, ge=512, description="Context window of the embedded model server.")
+    embeddings_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1 for embeddings.")
+    embeddings_model: str | None = Field(default=None, description="Embedding model name at that URL.")
+    embeddings_api_key: str = Field(default="EMPTY", description="API key for embeddings_base_url.")
+    embed_threads: int = Field(default=1, ge=1, description="Threads for the in-process embedding engine.")
+
+    @property
+    def kb_root(self) -> Path:
+        return self.home / "kbs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings read once from the environment."""
+    return Settings()

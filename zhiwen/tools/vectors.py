@@ -1,0 +1,71 @@
+"""Dense vectors in Chroma (embedded PersistentClient, or HttpClient for a shared Chroma server).
+
+zhiwen computes vectors itself and hands them to Chroma, so no Chroma embedding function is involved;
+the embedding model's name is kept in the collection metadata and checked on every open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zhiwen.errors import EmbeddingModelMismatch
+from zhiwen.tools.bm25 import ScoredId
+from zhiwen.tools.embeddings import Vectors
+
+__all__ = ["VectorStore"]
+
+_COLLECTION = "chunks"
+_MAX_BATCH = 5000
+
+
+class VectorStore:
+    """One Chroma collection of chunk vectors, tagged with the chunks' document id."""
+
+    def __init__(self, path: Path, embedding_model: str) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self._client = chromadb.PersistentClient(
+            path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        )
+        self._col = self._client.get_or_create_collection(
+            _COLLECTION,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedding_model": embedding_model},
+        )
+        stored = (self._col.metadata or {}).get("embedding_model")
+        if stored != embedding_model:
+            raise EmbeddingModelMismatch(
+                f"this knowledge base was embedded with {stored!r}, but the configured model is "
+                f"{embedding_model!r}; use the same model, or re-ingest into a new knowledge base"
+            )
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+    def upsert(self, ids: list[str], vectors: Vectors, doc_ids: list[str]) -> None:
+        for i in range(0, len(ids), _MAX_BATCH):
+            sl = slice(i, i + _MAX_BATCH)
+            metas: list[Any] = [{"doc_id": d} for d in doc_ids[sl]]
+            self._col.upsert(ids=ids[sl], embeddings=np.asarray(vectors[sl]), metadatas=metas)
+
+    def delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), _MAX_BATCH):
+            self._col.delete(ids=ids[i : i + _MAX_BATCH])
+
+    def all_ids(self) -> set[str]:
+        return set(self._col.get(include=[])["ids"])
+
+    def search(self, vector: Vectors, k: int) -> list[ScoredId]:
+        """Nearest ``k`` chunks by cosine similarity (score = 1 - cosine distance)."""
+        n = min(k, self.count())
+        if n <= 0:
+            return []
+        query: Any = [np.asarray(vector, dtype=np.float32)]
+        res = self._col.query(query_embeddings=query, n_results=n, include=["distances"])
+        ids, dists = res["ids"][0], (res["distances"] or [[]])[0]
+        return [ScoredId(i, 1.0 - float(d), rank) for rank, (i, d) in enumerate(zip(ids, dists), start=1)]
