@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +22,7 @@ from rich.progress import (
 
 from zhiwen import service
 from zhiwen.errors import ZhiwenError
+from zhiwen.graph.context import Context
 from zhiwen.memory.kb import SearchMode, delete_kb, list_kbs
 from zhiwen.settings import get_settings
 
@@ -126,6 +129,56 @@ def kb_drop(
     service.forget_kb(name)
     delete_kb(get_settings().kb_root, name)
     out.print(f"dropped {name}")
+
+
+ThreadOption = Annotated[
+    str | None, typer.Option("--thread", help="Conversation id; reuse it to continue a conversation.")
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--local-model", help="Embedded model when ZHIWEN_LLM_BASE_URL is unset: qwen2.5-0.5b, smollm2-135m."
+    ),
+]
+
+
+def _context(kb: str, local_model: str | None) -> Context:
+    return Context(kb=kb, local_model=local_model)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    kb: KbOption = "sample",
+    thread: ThreadOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print answer, sources, quality, reasoning, intent.")
+    ] = False,
+    local_model: ModelOption = None,
+) -> None:
+    """Answer one question from a knowledge base (streams the answer unless --json)."""
+    from zhiwen.chat_cli import ask_once
+
+    asyncio.run(ask_once(question, _context(kb, local_model), thread, as_json, out))
+
+
+@app.command()
+def chat(kb: KbOption = "sample", thread: ThreadOption = None, local_model: ModelOption = None) -> None:
+    """Interactive streaming chat with sources; uses the embedded model unless ZHIWEN_LLM_BASE_URL is set."""
+    from zhiwen.chat_cli import chat_loop
+
+    asyncio.run(chat_loop(_context(kb, local_model), thread, out))
+
+
+@app.command()
+def demo(local_model: ModelOption = None) -> None:
+    """Ingest the bundled bilingual sample knowledge base (once) and open a chat on it."""
+    sample = Path(str(resources.files("zhiwen") / "sample_kb"))
+    err.print("zhiwen demo: indexing the bundled sample knowledge base 'sample'…")
+    report = service.ingest("sample", [sample])
+    err.print(f"zhiwen demo: {report.summary()}")
+    err.print("zhiwen demo: starting the embedded model (first start assembles and checks it)…")
+    chat(kb="sample", thread=None, local_model=local_model)
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from zhiwen.memory.documents import Chunk, Document, content_hash
 
 __all__ = ["chunk_document", "split_sentences"]
 
-_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# ATX headings: "#" marks, then spaces or tabs (not a newline: a lone "#" line is no heading).
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 # A sentence ends after CJK terminators (with closing quotes), Latin terminators followed by space,
 # or a blank line.
 _SENT_END = re.compile(r"[。！？；!?][”’」』）)]*|[.;](?=\s)|\n\s*\n")
@@ -94,6 +95,8 @@ def chunk_document(doc: Document, size: int = 600, overlap: int = 100) -> list[C
         page = _page_of(doc, s)
         if page is not None:
             meta["page"] = page
-        cid = content_hash(f"{doc.sha256}:{ordinal}:{embedded}")[:32]
+        # The document id is part of the chunk id: two documents with the same text (copied files,
+        # duplicate corpus passages) must not share chunk rows or vectors.
+        cid = content_hash(f"{doc.id}:{doc.sha256}:{ordinal}:{embedded}")[:32]
         chunks.append(Chunk(cid, doc.id, embedded, ordinal, s, e, meta))
     return chunks

@@ -8,7 +8,9 @@ ingest). The BM25 index records the catalog generation it was built from and is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import threading
@@ -78,7 +80,8 @@ class KnowledgeBase:
             self.catalog.set_meta("embedding_model", embedder.name)
         self.vectors = VectorStore(path / "chroma", embedder.name)
         self._bm25: BM25Index | None = None
-        self._bm25_lock = threading.Lock()
+        # Re-entrant: bm25() rebuilds under it, and ingest's rebuild_bm25() must not race a search's.
+        self._bm25_lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiwen-embed")
 
     @classmethod
@@ -121,20 +124,27 @@ class KnowledgeBase:
             return loaded
 
     def rebuild_bm25(self, generation: int | None = None) -> BM25Index:
-        gen = self.catalog.generation if generation is None else generation
-        ids, toks = self.catalog.all_tokens()
-        index = BM25Index.build(ids, toks, generation=gen)
-        tmp = self.path / "bm25.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        index.save(tmp)
-        final = self.path / "bm25"
-        old = self.path / "bm25.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-        return index
+        with self._bm25_lock:
+            gen = self.catalog.generation if generation is None else generation
+            ids, toks = self.catalog.all_tokens()
+            index = BM25Index.build(ids, toks, generation=gen)
+            # Per-process scratch folders: another process (CLI ingest next to a server) may rebuild too.
+            tmp = self.path / f"bm25.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            index.save(tmp)
+            final = self.path / "bm25"
+            old = self.path / f"bm25.old-{os.getpid()}"
+            shutil.rmtree(old, ignore_errors=True)
+            if final.exists():
+                with contextlib.suppress(FileNotFoundError):
+                    final.rename(old)
+            try:
+                tmp.rename(final)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)  # another process installed its index first
+            shutil.rmtree(old, ignore_errors=True)
+            self._bm25 = index
+            return index
 
     # --- documents ----------------------------------------------------------------------------------
     def documents(self) -> list[DocumentRow]:
@@ -173,6 +183,8 @@ class KnowledgeBase:
         """Top ``top_k`` chunks for ``query``; each leg fetches ``max(candidates, top_k)`` before fusion."""
         if not query.strip():
             raise ZhiwenError("the search query is empty")
+        if mode not in ("hybrid", "bm25", "dense"):
+            raise ZhiwenError(f"search mode must be hybrid, bm25 or dense, not {mode!r}")
         if top_k < 1:
             raise ZhiwenError("top_k must be at least 1")
         n = max(candidates, top_k)

@@ -35,13 +35,17 @@ class BM25Index:
         self._model = model
         self.generation = generation
         self._vocab: dict[str, int] = dict(getattr(model, "vocab_dict", {}) or {}) if model else {}
+        # bm25s adds an "empty token" to the vocabulary that has no row in its score matrix; querying it
+        # raises, so it counts as unknown.
+        self._vocab.pop("", None)
 
     @classmethod
     def build(
         cls, ids: list[str], tokens: list[list[str]], generation: int = 0, k1: float = 1.2, b: float = 0.75
     ) -> BM25Index:
-        if not ids:
-            return cls([], None, generation)
+        if not any(tokens):
+            # No terms at all (no chunks, or only punctuation / stop words): bm25s cannot index that.
+            return cls(list(ids), None, generation)
         import bm25s
 
         model = bm25s.BM25(method="lucene", k1=k1, b=b)
@@ -55,7 +59,8 @@ class BM25Index:
             self._model.save(str(folder / "bm25"))  # type: ignore[attr-defined]
         np.save(folder / "ids.npy", np.asarray(self.ids, dtype=object), allow_pickle=True)
         tmp = folder / "meta.json.tmp"
-        tmp.write_text(json.dumps({"generation": self.generation, "count": len(self.ids)}))
+        meta = {"generation": self.generation, "count": len(self.ids), "model": self._model is not None}
+        tmp.write_text(json.dumps(meta))
         tmp.replace(folder / "meta.json")
 
     @classmethod
@@ -64,15 +69,18 @@ class BM25Index:
         meta_path = folder / "meta.json"
         if not meta_path.exists():
             return None
-        meta = json.loads(meta_path.read_text())
-        ids = [str(i) for i in np.load(folder / "ids.npy", allow_pickle=True)]
-        if len(ids) != meta["count"]:
-            return None
-        model = None
-        if ids:
-            import bm25s
+        try:
+            meta = json.loads(meta_path.read_text())
+            ids = [str(i) for i in np.load(folder / "ids.npy", allow_pickle=True)]
+            if len(ids) != meta["count"]:
+                return None
+            model = None
+            if meta.get("model", bool(ids)):
+                import bm25s
 
-            model = bm25s.BM25.load(str(folder / "bm25"), mmap=True)
+                model = bm25s.BM25.load(str(folder / "bm25"), mmap=True)
+        except (OSError, ValueError, KeyError):
+            return None  # damaged, or replaced by another process while reading: rebuild
         return cls(ids, model, int(meta["generation"]))
 
     def __len__(self) -> int:

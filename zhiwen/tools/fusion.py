@@ -19,6 +19,8 @@ def reciprocal_rank_fusion(
     fused: dict[str, float] = {}
     for name, hits in legs.items():
         weight = weights.get(name, 1.0)
+        if weight == 0:
+            continue  # not even a 0.0 entry: a document only this leg found must not be returned
         for hit in hits:
             fused[hit.id] = fused.get(hit.id, 0.0) + weight / (k + hit.rank)
     return sorted(fused.items(), key=lambda item: -item[1])

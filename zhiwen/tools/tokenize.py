@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal
@@ -151,7 +152,8 @@ def tokenize(text: str, cjk_mode: CjkMode = "search+bigram") -> list[str]:
     """Index/query terms of ``text``: lowercased, stemmed, stop words dropped."""
     stem = _stemmer()
     tokens: list[str] = []
-    for m in _RUNS.finditer(text):
+    # NFKC folds full-width Latin letters and digits (ＡＴＭ, ２０２４), common in Chinese text, to ASCII.
+    for m in _RUNS.finditer(unicodedata.normalize("NFKC", text)):
         if m.group(1):
             tokens.extend(_cjk(m.group(1), cjk_mode))
         else:

@@ -1,0 +1,109 @@
+"""``zhiwen ask`` and ``zhiwen chat``: one turn, or an interactive streaming chat with sources."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Any
+
+from rich.console import Console
+
+from zhiwen.graph.builder import build
+from zhiwen.graph.context import Context
+from zhiwen.memory.checkpointer import open_checkpointer
+from zhiwen.memory.registry import open_kb
+from zhiwen.turns import stream_turn
+
+__all__ = ["ask_once", "chat_loop", "result_json"]
+
+
+def result_json(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
+    """The fields callers care about, JSON-ready."""
+    return {
+        "answer": state.get("answer", ""),
+        "sources": state.get("sources", []),
+        "quality": state.get("quality", {}),
+        "reasoning": state.get("reasoning", ""),
+        "intent": state.get("intent", {}),
+        "thread_id": thread_id,
+    }
+
+
+def _print_sources(console: Console, state: dict[str, Any]) -> None:
+    quality = state.get("quality", {})
+    for s in state.get("sources", []):
+        if f"[{s['n']}]" in state.get("answer", ""):
+            where = s["source"].rsplit("/", 1)[-1]
+            console.print(f"  [dim][{s['n']}] {where} · {s['title']}[/]", highlight=False)
+    verdict = quality.get("verdict", "")
+    if verdict:
+        grounded = quality.get("grounded")
+        extra = f", grounded {grounded:.0%}" if isinstance(grounded, float) else ""
+        console.print(f"  [dim]quality: {verdict}{extra}[/]", highlight=False)
+
+
+async def ask_once(
+    question: str, ctx: Context, thread_id: str | None, as_json: bool, console: Console
+) -> int:
+    open_kb(ctx.kb)  # a clear error before the model starts when the knowledge base does not exist
+    thread = thread_id or uuid.uuid4().hex
+    async with open_checkpointer() as saver:
+        graph = build().compile(checkpointer=saver)
+        final: dict[str, Any] = {}
+        async for event in stream_turn(graph, question, ctx, thread):
+            if event.kind == "token" and not as_json:
+                console.print(event.text, end="", highlight=False, markup=False)
+            elif event.kind == "retry" and not as_json:
+                console.print("\n[dim](checking the sources again…)[/]")
+            elif event.kind == "final":
+                final = event.state
+    if as_json:
+        sys.stdout.write(json.dumps(result_json(final, thread), ensure_ascii=False, indent=2) + "\n")
+    else:
+        console.print()
+        if final.get("quality", {}).get("verdict") in ("refuse", "retry") or not final.get("sources"):
+            console.print(final.get("answer", ""), highlight=False, markup=False)
+        _print_sources(console, final)
+    return 0
+
+
+async def chat_loop(ctx: Context, thread_id: str | None, console: Console) -> None:
+    """Read questions until EOF or /quit; /new starts a new conversation."""
+    kb = open_kb(ctx.kb)
+    thread = thread_id or uuid.uuid4().hex
+    console.print(
+        f"[bold]知问 zhiwen[/] · knowledge base [cyan]{kb.name}[/] ({kb.stats()['documents']} documents) · "
+        f"thread {thread[:8]}\nAsk in Chinese or English. /new starts over, /quit or Ctrl-D leaves.",
+        highlight=False,
+    )
+    async with open_checkpointer() as saver:
+        graph = build().compile(checkpointer=saver)
+        while True:
+            try:
+                question = console.input("[bold green]> [/]")
+            except EOFError:
+                console.print()
+                return
+            if question.strip() in ("/quit", "/exit"):
+                return
+            if question.strip() == "/new":
+                thread = uuid.uuid4().hex
+                console.print(f"[dim]new thread {thread[:8]}[/]")
+                continue
+            streamed = False
+            async for event in stream_turn(graph, question, ctx, thread):
+                if event.kind == "token":
+                    console.print(event.text, end="", highlight=False, markup=False)
+                    streamed = True
+                elif event.kind == "retry":
+                    console.print("\n[dim](checking the sources again…)[/]")
+                elif event.kind == "final":
+                    state = event.state
+                    answer = state.get("answer", "")
+                    verdict = state.get("quality", {}).get("verdict")
+                    if not streamed or verdict in ("refuse",):
+                        console.print(("\n" if streamed else "") + answer, highlight=False, markup=False)
+                    else:
+                        console.print()
+                    _print_sources(console, state)

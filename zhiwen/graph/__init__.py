@@ -1,0 +1,1 @@
+"""The turn graph: state, per-run context, routing and the builder."""

@@ -1,0 +1,71 @@
+"""Per-run settings of the turn graph, read by nodes through ``Runtime[Context]`` (shown in Studio)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Context"]
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Everything one run may change; environment variables only supply endpoints and folders."""
+
+    kb: str = field(default="sample", metadata={"description": "Knowledge base to answer from."})
+    model: str | None = field(
+        default=None,
+        metadata={
+            "description": "Chat model name at the endpoint; default: ZHIWEN_LLM_MODEL or the embedded model."
+        },
+    )
+    base_url: str | None = field(
+        default=None,
+        metadata={"description": "OpenAI-compatible endpoint for this run (overrides ZHIWEN_LLM_BASE_URL)."},
+    )
+    local_model: str | None = field(
+        default=None,
+        metadata={"description": "Embedded model when no endpoint is set: qwen2.5-0.5b or smollm2-135m."},
+    )
+    temperature: float = field(default=0.0, metadata={"description": "Sampling temperature of the answer."})
+    max_tokens: int = field(default=320, metadata={"description": "Most tokens an answer may have."})
+    request_timeout: float = field(default=120.0, metadata={"description": "Seconds to wait for the model."})
+    top_k: int = field(default=3, metadata={"description": "Chunks handed to the model as numbered context."})
+    source_chars: int = field(
+        default=400,
+        metadata={
+            "description": "Characters of each chunk shown to the model (best-matching sentences kept)."
+        },
+    )
+    retrieval_mode: Literal["hybrid", "bm25", "dense"] = field(
+        default="hybrid", metadata={"description": "Retrieval legs: hybrid (fused), bm25 or dense."}
+    )
+    bm25_weight: float = field(default=1.0, metadata={"description": "Weight of the BM25 leg in fusion."})
+    dense_weight: float = field(default=1.0, metadata={"description": "Weight of the dense leg in fusion."})
+    rrf_k: int = field(default=60, metadata={"description": "Reciprocal rank fusion constant k."})
+    language: Literal["auto", "zh", "en"] = field(
+        default="auto", metadata={"description": "Answer language; auto follows the user."}
+    )
+    condense_with_llm: bool = field(
+        default=True,
+        metadata={"description": "Rewrite follow-ups into standalone questions with the LLM (else rules)."},
+    )
+    grounding_threshold: float = field(
+        default=0.5, metadata={"description": "Share of answer sentences that must be supported by sources."}
+    )
+    quality_gate: bool = field(
+        default=True, metadata={"description": "Check answers and retry or refuse when unsupported."}
+    )
+    max_retries: int = field(
+        default=1, metadata={"description": "Extra attempts after a failed quality check."}
+    )
+    llm_judge: bool = field(
+        default=False, metadata={"description": "Also ask the LLM to judge groundedness (slower)."}
+    )
+    max_history_tokens: int = field(
+        default=1200, metadata={"description": "History kept for the model (older turns are trimmed)."}
+    )
+    expect_think_open_in_prompt: bool = field(
+        default=False,
+        metadata={"description": "The model's template opens <think> in the prompt (DeepSeek-R1 style)."},
+    )

@@ -1,0 +1,79 @@
+"""The turn graph's state: what callers send (InputState), what they get back (OutputState)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+__all__ = ["InputState", "Intent", "OutputState", "Quality", "Source", "State", "merge_timings"]
+
+
+def merge_timings(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
+    """Reducer: stage timings add up over retries; a ``__reset__`` key starts a new turn's timings."""
+    right = right or {}
+    out = {} if "__reset__" in right else dict(left or {})
+    for key, value in right.items():
+        if key != "__reset__":
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
+class Intent(TypedDict):
+    """label: greeting | chitchat | question | followup | out_of_scope | unsafe | empty."""
+
+    label: str
+    language: str
+    query: str
+    reason: str
+    method: str
+
+
+class Source(TypedDict):
+    """One numbered context chunk: [n] in the answer refers to ``n``."""
+
+    n: int
+    id: str
+    doc_id: str
+    text: str
+    score: float
+    source: str
+    title: str
+    metadata: dict[str, Any]
+
+
+class Quality(TypedDict, total=False):
+    verdict: str
+    grounded: float
+    relevance: float
+    citations_valid: bool
+    language_ok: bool
+    think_leak: bool
+    model_refused: bool
+    attempts: int
+    reasons: list[str]
+    sentences: list[dict[str, Any]]
+
+
+class InputState(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+class OutputState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    answer: str
+    sources: list[Source]
+    quality: Quality
+    reasoning: str
+    intent: Intent
+
+
+class State(OutputState, total=False):
+    """Working state of one turn; the private keys are reset by ``track_intent`` at each turn."""
+
+    draft: str
+    model_reasoning: str
+    attempt: int
+    strategy: str
+    timings: Annotated[dict[str, float], merge_timings]

@@ -1,0 +1,1 @@
+"""One module per graph node; only ``zhiwen.graph.builder`` imports them."""

@@ -1,0 +1,107 @@
+"""Helpers the nodes share: the run's context, its chat models, and the conversation history."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langgraph.runtime import Runtime
+
+from zhiwen.graph.context import Context
+from zhiwen.settings import get_settings
+from zhiwen.tools.llm import ThinkFilteringChatModel, make_chat_model, message_text
+from zhiwen.tools.llm_server import LLMEndpoint, resolve_endpoint
+from zhiwen.tools.think_tags import strip_think
+
+__all__ = ["approx_tokens", "chat_model", "context_of", "history", "last_user_text", "set_model_override"]
+
+_models: dict[tuple[object, ...], BaseChatModel] = {}
+_lock = threading.Lock()
+_override: BaseChatModel | None = None
+
+
+def context_of(runtime: Runtime[Context] | None) -> Context:
+    """``runtime.context`` is None when a caller passes no context: fall back to the defaults."""
+    ctx = runtime.context if runtime is not None else None
+    return ctx if isinstance(ctx, Context) else Context()
+
+
+def set_model_override(model: BaseChatModel | None) -> None:
+    """Use ``model`` instead of an endpoint (unit tests with fake chat models)."""
+    global _override
+    _override = model
+
+
+def _endpoint(ctx: Context) -> LLMEndpoint:
+    settings = get_settings()
+    if ctx.base_url:
+        return LLMEndpoint(
+            ctx.base_url.rstrip("/"), ctx.model or settings.llm_model or "default", settings.llm_api_key
+        )
+    endpoint = resolve_endpoint(settings, ctx.local_model)
+    return LLMEndpoint(endpoint.base_url, ctx.model or endpoint.model, endpoint.api_key)
+
+
+def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = True) -> BaseChatModel:
+    """The chat model for this run: think-filtered for answers; raw (callers tag it nostream) otherwise."""
+    if _override is not None:
+        return ThinkFilteringChatModel(inner=_override) if filtered else _override
+    endpoint = _endpoint(ctx)
+    tokens = max_tokens or ctx.max_tokens
+    key = (endpoint, tokens, ctx.temperature, ctx.request_timeout, filtered, ctx.expect_think_open_in_prompt)
+    with _lock:
+        model = _models.get(key)
+        if model is None:
+            raw = make_chat_model(endpoint, tokens, ctx.temperature, ctx.request_timeout)
+            model = (
+                ThinkFilteringChatModel(inner=raw, expect_open_in_prompt=ctx.expect_think_open_in_prompt)
+                if filtered
+                else raw
+            )
+            _models[key] = model
+        return model
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count: one per CJK character, one per four other characters."""
+    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    return cjk + (len(text) - cjk) // 4 + 1
+
+
+def last_user_text(messages: Sequence[AnyMessage]) -> str:
+    for m in reversed(messages):
+        if isinstance(m, HumanMessage):
+            return message_text(m)
+    return ""
+
+
+def history(messages: Sequence[AnyMessage], budget: int) -> list[BaseMessage]:
+    """Earlier user/assistant turns (not the last user message), newest kept first within ``budget`` tokens.
+
+    Assistant turns are passed through ``strip_think`` so reasoning never goes back to the model.
+    """
+    earlier = list(messages)
+    for i in range(len(earlier) - 1, -1, -1):
+        if isinstance(earlier[i], HumanMessage):
+            earlier = earlier[:i]
+            break
+    kept: list[BaseMessage] = []
+    used = 0
+    for m in reversed(earlier):
+        if isinstance(m, HumanMessage):
+            clean: BaseMessage = HumanMessage(content=message_text(m))
+        elif isinstance(m, AIMessage):
+            clean = AIMessage(content=strip_think(message_text(m)).answer)
+        else:
+            continue  # system/tool messages from callers are not conversation history
+        cost = approx_tokens(message_text(clean))
+        if used + cost > budget:
+            break
+        kept.append(clean)
+        used += cost
+    kept.reverse()
+    while kept and not isinstance(kept[0], HumanMessage):
+        kept.pop(0)
+    return kept

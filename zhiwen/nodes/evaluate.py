@@ -1,0 +1,140 @@
+"""The quality gate: check the draft against its sources, then pass, retry (bounded) or refuse.
+
+Cheap deterministic checks come first (sentence support, citation validity, language, think leaks);
+an optional LLM judge (``Context.llm_judge``) can veto a passing answer. Citations are attached by
+attribution, because small models rarely write ``[n]`` themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from zhiwen.graph.context import Context
+from zhiwen.graph.state import Quality, Source, State
+from zhiwen.nodes._common import chat_model, context_of
+from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
+from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance
+from zhiwen.tools.language import detect_language
+from zhiwen.tools.llm import message_text
+
+__all__ = ["evaluate", "next_strategy"]
+
+_JUDGE = (
+    "Does the ANSWER state only facts found in the CONTEXT? Reply with one word: YES or NO.\n\n"
+    "CONTEXT:\n{context}\n\nANSWER:\n{answer}"
+)
+
+
+def next_strategy(attempt: int) -> str:
+    """Retry plan: first the single best chunk (less distraction), then a wider context."""
+    return "best_chunk" if attempt == 0 else "wider"
+
+
+async def _judge_says_no(ctx: Context, context: str, answer: str) -> bool:
+    try:
+        model = chat_model(ctx, max_tokens=4, filtered=True).with_config(tags=["nostream"])
+        reply = await model.ainvoke(
+            [
+                SystemMessage("You are a strict fact checker."),
+                HumanMessage(_JUDGE.format(context=context, answer=answer)),
+            ]
+        )
+        return message_text(reply).strip().upper().startswith("NO")
+    except Exception:  # the judge is advisory: if it fails, the deterministic verdict stands
+        return False
+
+
+def _confident(sources: list[Source]) -> bool:
+    """Retrieval is confident when both legs rank the top chunk in their top 3 (or one leg is all we ran)."""
+    if not sources:
+        return False
+    legs = sources[0]["metadata"].get("legs", {})
+    return len(legs) == 1 or (all(v.get("rank", 99) <= 3 for v in legs.values()) and len(legs) >= 2)
+
+
+def _final(answer: str, quality: Quality) -> dict[str, Any]:
+    return {"answer": answer, "quality": quality, "messages": [AIMessage(content=answer)]}
+
+
+async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    start = time.perf_counter()
+    ctx = context_of(runtime)
+    intent = state["intent"]
+    draft = state.get("draft", "")
+    sources = state.get("sources", [])
+    attempt = state.get("attempt", 0)
+    lang = intent["language"]
+    leak = "<think>" in draft or "</think>" in draft
+    if leak:
+        draft = re.sub(r"</?think>", "", draft)
+    timing = {"evaluation": 0.0}
+
+    if intent["label"] == "greeting":
+        quality: Quality = {
+            "verdict": "pass",
+            "think_leak": leak,
+            "attempts": attempt + 1,
+            "reasons": ["small talk"],
+        }
+        return _final(draft, quality) | {"timings": {"evaluation": time.perf_counter() - start}}
+
+    texts = [s["text"] for s in sources]
+    checks = check_sentences(draft, texts)
+    supported = [c for c in checks if c.supported]
+    grounded = len(supported) / len(checks) if checks else 0.0
+    cited_ok = all(
+        1 <= n <= len(sources) and (n == c.best or c.support > 0) for c in checks for n in c.cited
+    ) and all(1 <= int(n) <= len(sources) for n in re.findall(r"\[(\d{1,3})\]", draft))
+    used = [texts[c.best - 1] for c in supported]
+    rel = relevance(intent["query"], draft, used)
+    refused = is_refusal(draft) or not draft
+    language_ok = len(draft) < 12 or detect_language(draft, default=lang) == lang
+    reasons: list[str] = []
+    if not sources:
+        reasons.append("no sources retrieved")
+    if refused:
+        reasons.append("the model said the sources do not hold the answer")
+    elif grounded < ctx.grounding_threshold:
+        reasons.append(f"only {len(supported)}/{len(checks)} sentences supported by the sources")
+    if not language_ok:
+        reasons.append("answer language differs from the question")
+    if leak:
+        reasons.append("think text leaked into the answer")
+    if any(marker in draft for marker in SCAFFOLD_MARKERS):
+        reasons.append("the answer repeats the prompt instead of answering")
+    ok = not reasons or (reasons == ["answer language differs from the question"] and grounded >= 0.99)
+    if ok and ctx.llm_judge and await _judge_says_no(ctx, "\n".join(texts), draft):
+        ok, reasons = False, [*reasons, "the LLM judge found unsupported claims"]
+    quality = {
+        "grounded": round(grounded, 3),
+        "relevance": round(rel, 3),
+        "citations_valid": cited_ok,
+        "language_ok": language_ok,
+        "think_leak": leak,
+        "model_refused": refused,
+        "attempts": attempt + 1,
+        "reasons": reasons,
+        "sentences": [
+            {"text": c.text, "support": round(c.support, 3), "source": c.best, "numbers_ok": c.numbers_ok}
+            for c in checks
+        ],
+    }
+    timing["evaluation"] = time.perf_counter() - start
+    if ok or not ctx.quality_gate:
+        quality["verdict"] = "pass" if ok else "unchecked"
+        return _final(add_citations(draft, checks), quality) | {"timings": timing}
+    if attempt < ctx.max_retries and _confident(sources):
+        quality["verdict"] = "retry"
+        return {
+            "attempt": attempt + 1,
+            "strategy": next_strategy(attempt),
+            "quality": quality,
+            "timings": timing,
+        }
+    quality["verdict"] = "refuse"
+    return _final(no_answer(lang), quality) | {"timings": timing}

@@ -1,0 +1,131 @@
+"""All prompt and canned-reply text, in Chinese and English.
+
+The fixed system prompt comes first in every request so llama.cpp can reuse its prompt cache; the
+variable parts (history, numbered context, question) follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from zhiwen.graph.state import Source
+from zhiwen.memory.chunking import split_sentences
+from zhiwen.tools.tokenize import tokenize
+
+__all__ = [
+    "CHITCHAT_SYSTEM",
+    "CONDENSE_SYSTEM",
+    "SCAFFOLD_MARKERS",
+    "SYSTEM",
+    "compress",
+    "context_block",
+    "no_answer",
+    "refusal",
+]
+
+SYSTEM = {
+    "zh": (
+        "你是知问，一个严谨的银行知识库助手。只根据用户消息中编号的【资料】回答，不要使用资料以外的知识，不要编造数字。"
+        "在引用的句子后用[n]标注来源编号。如果资料中没有答案，只回答：“知识库中没有找到相关信息。”"
+        "用中文简洁回答。"
+    ),
+    "en": (
+        "You are Zhiwen, a strict bank knowledge-base assistant. Answer only from the numbered [Context] in the "
+        "user message; never use outside knowledge and never invent figures. Cite the source number as [n] after "
+        "each sentence that uses it. If the context does not contain the answer, reply only: "
+        '"The knowledge base does not contain this information." Answer in English, briefly.'
+    ),
+}
+
+CHITCHAT_SYSTEM = {
+    "zh": "你是知问，一个友好的银行知识库助手。用一两句中文简短回应用户的寒暄，并说明你可以回答知识库中的业务问题。",
+    "en": (
+        "You are Zhiwen, a friendly bank knowledge-base assistant. Reply to the user's small talk in one or two "
+        "short English sentences and say you can answer questions about the knowledge base."
+    ),
+}
+
+CONDENSE_SYSTEM = (
+    "Rewrite the user's last message as one standalone question that can be understood without the "
+    "conversation, in the same language as that message. Resolve pronouns such as 它/这个/那/it/that from the "
+    "history. Output only the question, nothing else.\n"
+    "把用户最后一句话改写成一个不依赖上下文的完整问题，保持原语言，只输出问题本身。"
+)
+
+_LABELS = {
+    "zh": ("资料：", "问题：", "请只根据以上资料，用一两句话直接回答问题。"),
+    "en": (
+        "Context:",
+        "Question:",
+        "Answer the question directly in one or two sentences, using only the context.",
+    ),
+}
+# Lines of the prompt scaffolding; an answer that repeats them has copied the prompt instead of answering.
+SCAFFOLD_MARKERS = tuple(m for labels in _LABELS.values() for m in labels[:2]) + ("[Context]", "【资料】")
+
+
+def compress(text: str, question: str, budget: int) -> str:
+    """At most about ``budget`` characters of ``text``: the sentences sharing most terms with the question,
+    in their original order. On a CPU the prompt dominates a turn's latency, so every source is capped.
+    """
+    body = " ".join(line.strip().lstrip("#").strip() for line in text.strip().splitlines() if line.strip())
+    if len(body) <= budget:
+        return body
+    q = set(tokenize(question, "bigram"))
+    spans = split_sentences(body)
+    ranked = sorted(spans, key=lambda sp: -len(q & set(tokenize(body[sp[0] : sp[1]], "bigram"))))
+    chosen: list[tuple[int, int]] = []
+    used = 0
+    for start, end in ranked:
+        if used + (end - start) > budget and chosen:
+            continue
+        chosen.append((start, min(end, start + budget)))
+        used += end - start
+    return " … ".join(body[s:e].strip() for s, e in sorted(chosen))
+
+
+def context_block(question: str, sources: Sequence[Source], language: str, source_chars: int = 400) -> str:
+    """The user message: numbered sources (each capped), the question, then a one-line reminder of the task."""
+    ctx_label, q_label, task = _LABELS.get(language, _LABELS["en"])
+    lines = [ctx_label]
+    for s in sources:
+        lines.append(f"[{s['n']}] {compress(s['text'], question, source_chars)}")
+    lines.append("")
+    lines.append(f"{q_label}{question}" if language == "zh" else f"{q_label} {question}")
+    lines.append(task)
+    return "\n".join(lines)
+
+
+_REFUSALS = {
+    "unsafe": {
+        "zh": "抱歉，我不能提供或索取密码、验证码、他人的账户信息等敏感数据。如需办理相关业务，请本人携带证件到网点或拨打官方客服热线。",
+        "en": (
+            "Sorry, I can't share or ask for passwords, one-time codes or other customers' account information. "
+            "Please contact the bank through its official channels, in person with your ID."
+        ),
+    },
+    "out_of_scope": {
+        "zh": "抱歉，这个问题超出了我的服务范围。我只能根据知识库回答银行产品和业务相关的问题。",
+        "en": "Sorry, that is outside what I can help with. I answer questions about the bank's products and services from its knowledge base.",
+    },
+    "empty": {
+        "zh": "您的消息是空的，请输入您的问题。",
+        "en": "Your message is empty. Please type a question.",
+    },
+}
+
+_NO_ANSWER = {
+    "zh": "知识库中没有找到能回答这个问题的可靠信息，因此我无法给出答案。{reason}",
+    "en": "The knowledge base does not hold reliable information that answers this question, so I can't answer it. {reason}",
+}
+
+
+def refusal(kind: str, language: str) -> str:
+    """The polite refusal for an unsafe, out-of-scope or empty message."""
+    texts = _REFUSALS.get(kind, _REFUSALS["out_of_scope"])
+    return texts.get(language, texts["en"])
+
+
+def no_answer(language: str, reason: str = "") -> str:
+    """The refusal when the knowledge base does not support an answer."""
+    return _NO_ANSWER.get(language, _NO_ANSWER["en"]).format(reason=reason).strip()

@@ -1,0 +1,158 @@
+"""Who is asking what: intent label, language, and a standalone query (follow-ups condensed).
+
+Rules decide what they can (greetings, unsafe requests, empty input) so those turns cost no LLM call;
+a follow-up is rewritten by the LLM (tagged ``nostream``), with a rule-based fallback when the call
+fails or its output is unusable. This node never fails the turn.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from zhiwen.graph.context import Context
+from zhiwen.graph.state import Intent, State
+from zhiwen.nodes._common import chat_model, context_of, history, last_user_text
+from zhiwen.nodes.prompts import CONDENSE_SYSTEM
+from zhiwen.tools.language import detect_language
+from zhiwen.tools.llm import message_text
+from zhiwen.tools.think_tags import strip_think
+from zhiwen.tools.tokenize import tokenize
+
+__all__ = ["classify", "track_intent"]
+
+MAX_QUERY_CHARS = 2000
+
+_GREETING = re.compile(
+    r"^\s*(你好|您好|嗨|哈喽|早上好|下午好|晚上好|谢谢|多谢|再见|拜拜|你是谁|你能做什么|"
+    r"hi|hello|hey|good (morning|afternoon|evening)|thanks?( you)?|bye|goodbye|who are you|what can you do)"
+    r"[\s!！。.?？,，~]*(zhiwen|知问)?[\s!！。.?？]*$",
+    re.IGNORECASE,
+)
+_UNSAFE = re.compile(
+    r"(密码|验证码|口令|pin码|cvv|安全码|他人|别人|其他客户|其他人|某人|客户名单|客户信息|身份证号|卡号|"
+    r"password|passcode|one[- ]time code|otp|\bpin\b|cvv|security code|other customers?|someone else'?s|"
+    r"another customer|customer list|social security|id number)",
+    re.IGNORECASE,
+)
+_UNSAFE_ACTION = re.compile(
+    r"(告诉|给我|提供|查询|查一下|透露|发给|导出|获取|破解|绕过|重置|tell|give|show|send|reveal|export|list|get|"
+    r"look up|find out|bypass|crack|hack|reset)",
+    re.IGNORECASE,
+)
+_POLICY_QUESTION = re.compile(
+    r"(如何保护|怎么保护|会不会|是否会|will the bank|does the bank|how do you protect|policy)", re.I
+)
+_FOLLOWUP = re.compile(
+    r"(^(那|那么|还有|另外|以及|and|also|what about|how about)|它|它们|这个|那个|这款|该产品|其|上述|"
+    r"\b(it|its|they|them|their|this|that|these|those)\b)",
+    re.IGNORECASE,
+)
+
+
+def classify(text: str, has_history: bool) -> tuple[str, str]:
+    """Rule-based (label, reason) of a user message."""
+    stripped = text.strip()
+    if not stripped:
+        return "empty", "the message is empty"
+    if _UNSAFE.search(stripped) and _UNSAFE_ACTION.search(stripped) and not _POLICY_QUESTION.search(stripped):
+        return "unsafe", "asks for credentials or other people's data"
+    if _GREETING.match(stripped):
+        return "greeting", "greeting or small talk"
+    if has_history and (_FOLLOWUP.search(stripped) or len(stripped) <= 8):
+        return "followup", "refers back to the conversation"
+    return "question", "knowledge question"
+
+
+_PRONOUNS = frozenset(
+    [
+        "它",
+        "它们",
+        "这个",
+        "那个",
+        "这款",
+        "那",
+        "那么",
+        "还有",
+        "另外",
+        "呢",
+        "吗",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+    ]
+)
+
+
+def _keeps_new_terms(message: str, rewritten: str) -> bool:
+    """A rewrite must keep what the new message adds (its non-pronoun terms), or it changed the question."""
+    terms = [t for t in tokenize(message, "jieba") if t not in _PRONOUNS]
+    if not terms:
+        return True
+    kept = set(tokenize(rewritten, "search+bigram"))
+    return sum(t in kept for t in terms) / len(terms) >= 0.5
+
+
+def _fallback_condense(question: str, previous: str) -> str:
+    return f"{previous} {question}".strip() if previous else question
+
+
+async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    start = time.perf_counter()
+    ctx = context_of(runtime)
+    messages = state.get("messages", [])
+    text = last_user_text(messages)[:MAX_QUERY_CHARS]
+    past = history(messages, ctx.max_history_tokens)
+    label, reason = classify(text, bool(past))
+    language = ctx.language if ctx.language != "auto" else detect_language(text, default="zh")
+    query, method = text.strip(), "rules"
+    if label == "followup":
+        previous = next((m.content for m in reversed(past) if isinstance(m, HumanMessage)), "")
+        query, method = _fallback_condense(text.strip(), str(previous)), "rules-fallback"
+        if ctx.condense_with_llm:
+            try:
+                model = chat_model(ctx, max_tokens=80, filtered=False).with_config(tags=["nostream"])
+                convo = "\n".join(
+                    f"{'User' if isinstance(m, HumanMessage) else 'Assistant'}: {m.content}"
+                    for m in past[-4:]
+                )
+                result = await model.ainvoke(
+                    [
+                        SystemMessage(CONDENSE_SYSTEM),
+                        HumanMessage(f"{convo}\nUser: {text}\n\nStandalone question:"),
+                    ]
+                )
+                candidate = strip_think(message_text(result)).answer.strip().strip('"“”').splitlines()
+                if candidate and 2 <= len(candidate[0]) <= 300 and _keeps_new_terms(text, candidate[0]):
+                    query, method = candidate[0].strip(), "llm"
+            except Exception:  # any failure of the helper call falls back to rules; the turn goes on
+                pass
+    intent: Intent = {
+        "label": label,
+        "language": language,
+        "query": query,
+        "reason": reason,
+        "method": method,
+    }
+    return {
+        "intent": intent,
+        "attempt": 0,
+        "strategy": "default",
+        "sources": [],
+        "draft": "",
+        "reasoning": "",
+        "model_reasoning": "",
+        "timings": {"__reset__": 0.0, "intent": time.perf_counter() - start},
+        "quality": {},
+        "answer": "",
+    }
