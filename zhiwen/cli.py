@@ -181,6 +181,28 @@ def demo(local_model: ModelOption = None) -> None:
     chat(kb="sample", thread=None, local_model=local_model)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Worker processes (each starts its own model unless ZHIWEN_LLM_BASE_URL is set)."
+        ),
+    ] = 1,
+) -> None:
+    """Serve the OpenAI-compatible API (needs ZHIWEN_API_KEYS, or ZHIWEN_ALLOW_OPEN=true for local use)."""
+    import uvicorn
+
+    from zhiwen.server.app import create_app
+
+    if workers > 1:
+        uvicorn.run("zhiwen.server.app:app", host=host, port=port, workers=workers, log_level="info")
+    else:
+        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
     try:

@@ -78,7 +78,11 @@ class KnowledgeBase:
             self.catalog.set_meta("name", name)
             self.catalog.set_meta("cjk_mode", cjk_mode)
             self.catalog.set_meta("embedding_model", embedder.name)
-        self.vectors = VectorStore(path / "chroma", embedder.name)
+        try:
+            self.vectors = VectorStore(path / "chroma", embedder.name)
+        except BaseException:
+            self.catalog.close()
+            raise
         self._bm25: BM25Index | None = None
         # Re-entrant: bm25() rebuilds under it, and ingest's rebuild_bm25() must not race a search's.
         self._bm25_lock = threading.RLock()
@@ -105,6 +109,7 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+        self.vectors.close()
         self.catalog.close()
 
     def tokens(self, text: str) -> list[str]:
@@ -152,6 +157,9 @@ class KnowledgeBase:
 
     def delete_document(self, ref: str) -> list[DocumentRow]:
         """Remove documents by id, source path or folder from both indexes; returns what was removed."""
+        if not ref.strip("/ \t\n"):
+            # "" or "/" would match every document as a folder prefix: never delete all by accident.
+            raise ZhiwenError(f"no document {ref!r}: name a document id, source path or folder")
         found = self.catalog.find_documents(ref)
         if not found:
             raise ZhiwenError(f"no document {ref!r} in knowledge base {self.name!r}")

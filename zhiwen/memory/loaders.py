@@ -66,9 +66,11 @@ def _load_pdf(path: Path) -> Document:
             pages.append((offset, number))
             parts.append(text)
             offset += len(text) + 2
+        title = str((reader.metadata.get("/Title") if reader.metadata else None) or path.stem)
     except (PyPdfError, OSError, ValueError) as exc:
         raise UnsupportedFile(f"{path}: unreadable PDF ({exc})") from exc
-    title = str((reader.metadata.get("/Title") if reader.metadata else None) or path.stem)
+    except Exception as exc:  # pypdf raises arbitrary errors (TypeError, KeyError...) on damaged files
+        raise UnsupportedFile(f"{path}: unreadable PDF ({type(exc).__name__}: {exc})") from exc
     return Document(source=str(path), text="\n\n".join(parts), title=title, pages=tuple(pages))
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import Sequence
 
 from langchain_core.language_models import BaseChatModel
@@ -11,6 +13,7 @@ from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
 from zhiwen.settings import get_settings
+from zhiwen.tools.language import approx_tokens
 from zhiwen.tools.llm import ThinkFilteringChatModel, make_chat_model, message_text
 from zhiwen.tools.llm_server import LLMEndpoint, resolve_endpoint
 from zhiwen.tools.think_tags import strip_think
@@ -18,6 +21,7 @@ from zhiwen.tools.think_tags import strip_think
 __all__ = ["approx_tokens", "chat_model", "context_of", "history", "last_user_text", "set_model_override"]
 
 _models: dict[tuple[object, ...], BaseChatModel] = {}
+_models_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 _lock = threading.Lock()
 _override: BaseChatModel | None = None
 
@@ -44,6 +48,18 @@ def _endpoint(ctx: Context) -> LLMEndpoint:
     return LLMEndpoint(endpoint.base_url, ctx.model or endpoint.model, endpoint.api_key)
 
 
+def _forget_models_of_other_loops() -> None:
+    """Models hold async HTTP connections bound to one event loop: start afresh in a new loop."""
+    global _models_loop
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if _models_loop is None or _models_loop() is not loop:
+        _models.clear()
+        _models_loop = weakref.ref(loop)
+
+
 def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = True) -> BaseChatModel:
     """The chat model for this run: think-filtered for answers; raw (callers tag it nostream) otherwise."""
     if _override is not None:
@@ -52,6 +68,7 @@ def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = Tru
     tokens = max_tokens or ctx.max_tokens
     key = (endpoint, tokens, ctx.temperature, ctx.request_timeout, filtered, ctx.expect_think_open_in_prompt)
     with _lock:
+        _forget_models_of_other_loops()
         model = _models.get(key)
         if model is None:
             raw = make_chat_model(endpoint, tokens, ctx.temperature, ctx.request_timeout)
@@ -62,12 +79,6 @@ def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = Tru
             )
             _models[key] = model
         return model
-
-
-def approx_tokens(text: str) -> int:
-    """Rough token count: one per CJK character, one per four other characters."""
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
-    return cjk + (len(text) - cjk) // 4 + 1
 
 
 def last_user_text(messages: Sequence[AnyMessage]) -> str:

@@ -49,12 +49,17 @@ async def _judge_says_no(ctx: Context, context: str, answer: str) -> bool:
         return False
 
 
-def _confident(sources: list[Source]) -> bool:
-    """Retrieval is confident when both legs rank the top chunk in their top 3 (or one leg is all we ran)."""
+def _confident(sources: list[Source], mode: str) -> bool:
+    """Retrieval is confident when both legs rank the top chunk in their top 3 (or one leg is all we ran).
+
+    In hybrid mode a top chunk found by one leg only (say no BM25 term matched) is not confident.
+    """
     if not sources:
         return False
+    if mode != "hybrid":
+        return True
     legs = sources[0]["metadata"].get("legs", {})
-    return len(legs) == 1 or (all(v.get("rank", 99) <= 3 for v in legs.values()) and len(legs) >= 2)
+    return len(legs) >= 2 and all(v.get("rank", 99) <= 3 for v in legs.values())
 
 
 def _final(answer: str, quality: Quality) -> dict[str, Any]:
@@ -87,8 +92,9 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     checks = check_sentences(draft, texts)
     supported = [c for c in checks if c.supported]
     grounded = len(supported) / len(checks) if checks else 0.0
+    # A cited [n] must exist and support its sentence (not merely some other source supporting it).
     cited_ok = all(
-        1 <= n <= len(sources) and (n == c.best or c.support > 0) for c in checks for n in c.cited
+        1 <= n <= len(sources) and (n == c.best or c.scores[n - 1] >= 0.5) for c in checks for n in c.cited
     ) and all(1 <= int(n) <= len(sources) for n in re.findall(r"\[(\d{1,3})\]", draft))
     used = [texts[c.best - 1] for c in supported]
     rel = relevance(intent["query"], draft, used)
@@ -128,7 +134,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if ok or not ctx.quality_gate:
         quality["verdict"] = "pass" if ok else "unchecked"
         return _final(add_citations(draft, checks), quality) | {"timings": timing}
-    if attempt < ctx.max_retries and _confident(sources):
+    if attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode):
         quality["verdict"] = "retry"
         return {
             "attempt": attempt + 1,

@@ -61,7 +61,7 @@ _LABELS = {
     ),
 }
 # Lines of the prompt scaffolding; an answer that repeats them has copied the prompt instead of answering.
-SCAFFOLD_MARKERS = tuple(m for labels in _LABELS.values() for m in labels[:2]) + ("[Context]", "【资料】")
+SCAFFOLD_MARKERS = (*(m for labels in _LABELS.values() for m in labels[:2]), "[Context]", "【资料】")
 
 
 def compress(text: str, question: str, budget: int) -> str:

@@ -132,9 +132,10 @@ async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any
                         HumanMessage(f"{convo}\nUser: {text}\n\nStandalone question:"),
                     ]
                 )
-                candidate = strip_think(message_text(result)).answer.strip().strip('"“”').splitlines()
-                if candidate and 2 <= len(candidate[0]) <= 300 and _keeps_new_terms(text, candidate[0]):
-                    query, method = candidate[0].strip(), "llm"
+                lines = strip_think(message_text(result)).answer.strip().splitlines()
+                candidate = lines[0].strip().strip('"“”').strip() if lines else ""
+                if 2 <= len(candidate) <= 300 and _keeps_new_terms(text, candidate):
+                    query, method = candidate, "llm"
             except Exception:  # any failure of the helper call falls back to rules; the turn goes on
                 pass
     intent: Intent = {

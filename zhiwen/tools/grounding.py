@@ -28,7 +28,10 @@ _REFUSAL = re.compile(
 
 @dataclass(frozen=True)
 class SentenceCheck:
-    """One answer sentence: its best supporting source (1-based, 0 = none) and support in [0, 1]."""
+    """One answer sentence: its best supporting source (1-based, 0 = none) and support in [0, 1].
+
+    ``scores[i]`` is the support by source ``i + 1``, to check the sources a sentence cites.
+    """
 
     text: str
     start: int
@@ -37,6 +40,7 @@ class SentenceCheck:
     best: int
     cited: tuple[int, ...]
     numbers_ok: bool
+    scores: tuple[float, ...] = ()
 
     @property
     def supported(self) -> bool:
@@ -66,7 +70,9 @@ def check_sentences(answer: str, sources: Sequence[str], threshold: float = 0.5)
         best = scores.index(best_score) + 1 if scores and best_score >= threshold else 0
         cited = tuple(int(m.group(1)) for m in _CITE.finditer(text))
         numbers_ok = _numbers(text) <= source_numbers
-        checks.append(SentenceCheck(text.strip(), start, end, best_score, best, cited, numbers_ok))
+        checks.append(
+            SentenceCheck(text.strip(), start, end, best_score, best, cited, numbers_ok, tuple(scores))
+        )
     return checks
 
 

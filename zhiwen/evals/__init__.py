@@ -1,0 +1,1 @@
+"""Evaluation helpers: retrieval metrics and the suites that use them."""

@@ -1,0 +1,91 @@
+"""The FastAPI app: ``zhiwen serve`` runs it; ``create_app()`` builds one (tests build several)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from fastapi.security import HTTPBearer
+
+from zhiwen import __version__
+from zhiwen.graph.builder import build
+from zhiwen.memory.checkpointer import open_checkpointer
+from zhiwen.server.errors import install_error_handlers
+from zhiwen.server.guard import Guard
+from zhiwen.server.metrics import Metrics
+from zhiwen.server.routes import chat, health, kbs, threads
+from zhiwen.server.runtime import AppRuntime
+from zhiwen.server.settings import ServerSettings, get_server_settings
+from zhiwen.server.telemetry import setup_tracing
+from zhiwen.settings import get_settings
+from zhiwen.tools.llm_server import resolve_endpoint
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("zhiwen.server")
+
+
+async def _start_model(rt: AppRuntime) -> None:
+    """Start (or reach) the model endpoint in the background so /live answers at once."""
+    try:
+        await asyncio.to_thread(resolve_endpoint, get_settings())
+        rt.model_ready = True
+    except Exception as exc:  # reported by /health and /ready; chat requests get a clear 502
+        rt.model_error = str(exc)
+        log.error("model endpoint unavailable: %s", exc)
+
+
+def create_app(settings: ServerSettings | None = None, start_model: bool = True) -> FastAPI:
+    settings = settings or get_server_settings()
+    if not settings.keys and not settings.allow_open:
+        raise SystemExit(
+            "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated bearer tokens) or, for local use only, "
+            "ZHIWEN_ALLOW_OPEN=true"
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_checkpointer() as saver:
+            rt = AppRuntime(
+                settings=settings,
+                metrics=Metrics(),
+                threaded=build().compile(checkpointer=saver),
+                stateless=build().compile(),
+                checkpointer=saver,
+            )
+            app.state.zhiwen = rt
+            task = asyncio.create_task(_start_model(rt)) if start_model else None
+            yield
+            if task is not None:
+                task.cancel()
+
+    app = FastAPI(
+        title="zhiwen",
+        version=__version__,
+        summary="OpenAI-compatible, strictly sourced knowledge-base chat (Chinese and English).",
+        lifespan=lifespan,
+    )
+    bearer = HTTPBearer(auto_error=False, description="API key from ZHIWEN_API_KEYS")
+    for router in (chat.router, threads.router, kbs.router):
+        app.include_router(router, dependencies=[Depends(bearer)])
+    app.include_router(health.router)
+    install_error_handlers(app)
+    setup_tracing(app, settings)
+    app.add_middleware(Guard, settings=settings)
+    return app
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``zhiwen.server.app:app`` for uvicorn: built on first access, from the environment."""
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = create_app()
+        return _app
+    raise AttributeError(name)

@@ -1,0 +1,62 @@
+"""Turn zhiwen turn events into OpenAI ``chat.completion(.chunk)`` bodies."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from zhiwen.tools.language import approx_tokens
+
+__all__ = ["ChatFrames", "fill_usage"]
+
+
+class ChatFrames:
+    """Builds the frames of one completion; ``extras`` (sources, quality, thread) go on the last one."""
+
+    def __init__(self, model: str) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.model = model
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        body = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return body | extra
+
+    def usage_chunk(self, usage: dict[str, int]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage,
+        }
+
+    def completion(
+        self, content: str, usage: dict[str, int], reasoning: str | None, **extra: Any
+    ) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if reasoning:
+            message["reasoning_content"] = reasoning
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
+        } | extra
+
+
+def fill_usage(usage: dict[str, int], prompt_text: str, answer: str) -> dict[str, int]:
+    """Endpoint-reported usage when present, else an estimate (llama.cpp omits it in streams)."""
+    prompt = usage.get("prompt_tokens") or approx_tokens(prompt_text)
+    completion = usage.get("completion_tokens") or approx_tokens(answer)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

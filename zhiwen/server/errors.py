@@ -1,0 +1,100 @@
+"""Every error leaves the server as OpenAI's body: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zhiwen.errors import EmbeddingModelMismatch, KnowledgeBaseNotFound, LLMUnavailable, ZhiwenError
+
+__all__ = ["APIError", "error_body", "install_error_handlers"]
+
+log = logging.getLogger("zhiwen.server")
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+          404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
+          413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+          429: "rate_limit_error", 502: "upstream_error", 503: "service_unavailable", 504: "upstream_timeout"}  # fmt: skip
+
+
+def error_body(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": _TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+class APIError(Exception):
+    """Raise from a route to answer ``status`` with an OpenAI-style error body."""
+
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
+
+
+def _json(status: int, message: str, param: str | None = None, code: str | None = None,
+          headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON", None
+    msg = str(first.get("msg", "invalid value"))
+    return (f"{param}: {msg}" if param else msg), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return _json(exc.status, exc.message, exc.param, exc.code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(exc)
+        return _json(400, message, param, "invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _json(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+
+    @app.exception_handler(KnowledgeBaseNotFound)
+    async def _kb_missing(_: Request, exc: KnowledgeBaseNotFound) -> JSONResponse:
+        return _json(404, str(exc), "model", "model_not_found")
+
+    @app.exception_handler(EmbeddingModelMismatch)
+    async def _mismatch(_: Request, exc: EmbeddingModelMismatch) -> JSONResponse:
+        return _json(409, str(exc), code="embedding_model_mismatch")
+
+    @app.exception_handler(LLMUnavailable)
+    async def _llm(_: Request, exc: LLMUnavailable) -> JSONResponse:
+        return _json(502, str(exc), code="upstream_unavailable")
+
+    @app.exception_handler(ZhiwenError)
+    async def _zhiwen(_: Request, exc: ZhiwenError) -> JSONResponse:
+        return _json(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _json(500, f"internal error ({type(exc).__name__}); see the server log", code="internal_error")

@@ -1,0 +1,147 @@
+"""ASGI middleware for what every API request must pass: API key, rate and concurrency limits, body size.
+
+Written as plain ASGI (not a FastAPI dependency) so the concurrency slot is held until a streamed
+response has really finished, and oversized bodies are refused while they are read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zhiwen.server.errors import error_body
+from zhiwen.server.settings import ServerSettings
+
+__all__ = ["OPEN_PATHS", "Guard"]
+
+OPEN_PATHS = ("/health", "/live", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+    in_flight: int = 0
+
+
+@dataclass
+class _Limits:
+    rate_per_minute: int
+    max_concurrent: int
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    def take(self, key: str) -> float:
+        """0 if the request may go ahead (and counts it), else seconds to wait."""
+        now = time.monotonic()
+        b = self.buckets.setdefault(key, _Bucket(float(self.rate_per_minute), now))
+        b.tokens = min(
+            float(self.rate_per_minute), b.tokens + (now - b.updated) * self.rate_per_minute / 60.0
+        )
+        b.updated = now
+        if b.in_flight >= self.max_concurrent:
+            return 1.0
+        if b.tokens < 1.0:
+            return (1.0 - b.tokens) * 60.0 / self.rate_per_minute
+        b.tokens -= 1.0
+        b.in_flight += 1
+        return 0.0
+
+    def release(self, key: str) -> None:
+        self.buckets[key].in_flight -= 1
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Authenticates (constant-time compare), rate-limits per key, and caps request bodies."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.keys = [k.encode() for k in settings.keys]
+        self.limits = _Limits(settings.rate_per_minute, settings.max_concurrent)
+        self.stats: dict[str, int] = defaultdict(int)
+
+    async def _reply(
+        self, send: Send, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        body = json.dumps(error_body(status, message)).encode()
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    def _key_of(self, scope: Scope) -> str | None:
+        """The caller's identity: the matching key's index, 'open' when keys are off, None if refused."""
+        if not self.keys:
+            return "open"
+        headers = dict(scope.get("headers") or [])
+        auth = headers.get(b"authorization", b"")
+        token = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
+        match = None
+        for i, key in enumerate(self.keys):
+            if hmac.compare_digest(token, key):  # no early exit: every key is compared
+                match = f"key{i}"
+        return match
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path in OPEN_PATHS or path.startswith("/docs"):
+            await self.app(scope, receive, send)
+            return
+        key = self._key_of(scope)
+        if key is None:
+            await self._reply(send, 401, "missing or invalid API key (send Authorization: Bearer <key>)",
+                              {"WWW-Authenticate": "Bearer"})  # fmt: skip
+            return
+        wait = self.limits.take(key)
+        if wait > 0:
+            await self._reply(send, 429, "rate or concurrency limit reached; retry later",
+                              {"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
+            return
+        limit = self.settings.max_upload_bytes if "/documents" in path else self.settings.max_body_bytes
+        try:
+            headers = dict(scope.get("headers") or [])
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                await self._reply(send, 413, f"request body larger than {limit} bytes")
+                return
+            await self._guarded(scope, receive, send, limit)
+        finally:
+            self.limits.release(key)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reply(send, 413, f"request body larger than {limit} bytes")

@@ -1,0 +1,215 @@
+"""``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``: OpenAI-compatible."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from sse_starlette import EventSourceResponse
+
+from zhiwen.errors import KnowledgeBaseNotFound, LLMUnavailable, ZhiwenError
+from zhiwen.graph.context import Context
+from zhiwen.memory.kb import list_kbs
+from zhiwen.memory.registry import open_kb
+from zhiwen.server.chat_stream import ChatFrames, fill_usage
+from zhiwen.server.errors import APIError, error_body
+from zhiwen.server.runtime import AppRuntime, runtime_of
+from zhiwen.server.schemas import ChatRequest, model_card
+from zhiwen.settings import get_settings
+from zhiwen.turns import TurnEvent, stream_turn
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["chat"])
+
+
+@router.get("/v1/models", summary="One model per knowledge base")
+async def list_models() -> dict[str, Any]:
+    rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
+    return {"object": "list", "data": [model_card(name, docs) for name, docs, _ in rows]}
+
+
+def _kb_for(model: str, rt: AppRuntime) -> str:
+    name = rt.settings.default_kb if model in ("zhiwen", "default") else model.removeprefix("zhiwen:")
+    try:
+        open_kb(name)
+    except KnowledgeBaseNotFound as exc:
+        raise APIError(
+            404, f"model {model!r} not found: {exc}; see GET /v1/models", "model", "model_not_found"
+        ) from exc
+    return name
+
+
+def _to_messages(body: ChatRequest, threaded: bool, limit: int) -> list[BaseMessage]:
+    for i, m in enumerate(body.messages):
+        if len(m.text()) > limit:
+            raise APIError(
+                400, f"messages[{i}].content is longer than {limit} characters", f"messages.{i}.content"
+            )
+    last = body.messages[-1]
+    if last.role != "user":
+        raise APIError(
+            400, "the last message must have role 'user'", f"messages.{len(body.messages) - 1}.role"
+        )
+    if not last.text().strip():
+        raise APIError(400, "the last user message is empty", f"messages.{len(body.messages) - 1}.content")
+    if threaded:
+        return [HumanMessage(last.text())]
+    out: list[BaseMessage] = []
+    for m in body.messages:
+        if m.role == "user":
+            out.append(HumanMessage(m.text()))
+        elif m.role == "assistant":
+            out.append(AIMessage(m.text()))
+        elif m.role in ("system", "developer"):
+            out.append(SystemMessage(m.text()))
+        # tool messages carry no conversation text for a knowledge-base answer
+    return out
+
+
+def _thread(body: ChatRequest, header: str | None) -> str | None:
+    if body.thread_id:
+        return body.thread_id
+    if header:
+        if len(header) > 128 or not header.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise APIError(
+                400, "X-Thread-Id must be 1-128 characters of letters, digits, '-', '_' or '.'", "thread_id"
+            )
+        return header
+    return f"user:{body.user}" if body.user else None
+
+
+def _extras(state: dict[str, Any], thread: str | None) -> dict[str, Any]:
+    return {
+        "sources": state.get("sources", []),
+        "quality": state.get("quality", {}),
+        "intent": state.get("intent", {}),
+        "answer": state.get("answer", ""),
+        "thread_id": thread,
+    }
+
+
+@router.post(
+    "/v1/chat/completions", summary="Chat with a knowledge base (OpenAI-compatible)", response_model=None
+)
+async def chat_completions(
+    body: ChatRequest, request: Request, x_thread_id: str | None = Header(default=None)
+) -> JSONResponse | EventSourceResponse:
+    rt = runtime_of(request)
+    kb = _kb_for(body.model, rt)
+    thread = _thread(body, x_thread_id)
+    messages = _to_messages(body, thread is not None, rt.settings.max_message_chars)
+    ctx = Context(kb=kb)
+    if body.temperature is not None:
+        ctx.temperature = body.temperature
+    if body.max_completion_tokens or body.max_tokens:
+        ctx.max_tokens = body.max_completion_tokens or body.max_tokens or ctx.max_tokens
+    graph = rt.threaded if thread else rt.stateless
+    events = stream_turn(graph, messages, ctx, thread)
+    prompt_text = " ".join(m.text() for m in body.messages)
+    started = time.perf_counter()
+    first = asyncio.ensure_future(events.__anext__())
+    done, _ = await asyncio.wait({first}, timeout=rt.settings.error_window_seconds)
+    if done and first.exception() is not None:
+        await events.aclose()
+        exc = first.exception()
+        rt.metrics.requests.labels("chat", "502").inc()
+        if isinstance(exc, LLMUnavailable):
+            raise exc
+        if isinstance(exc, ZhiwenError):
+            raise APIError(400, str(exc))
+        raise APIError(
+            502, f"the turn failed before any output: {type(exc).__name__}: {exc}", code="upstream_error"
+        )
+    if not body.stream:
+        return await _complete(
+            rt, body.model, events, first, prompt_text, thread, body.include_reasoning, started
+        )
+    frames = _stream(rt, body, events, first, prompt_text, thread, started)
+    return EventSourceResponse(frames, ping=rt.settings.ping_seconds, sep="\n")
+
+
+async def _complete(
+    rt: AppRuntime, model: str, events: AsyncGenerator[TurnEvent, None], first: asyncio.Future[TurnEvent],
+    prompt_text: str, thread: str | None, include_reasoning: bool, started: float,
+) -> JSONResponse:  # fmt: skip
+    event = await first
+    while event.kind != "final":
+        event = await events.__anext__()
+    state = event.state
+    answer = str(state.get("answer", ""))
+    usage = fill_usage(event.usage, prompt_text, answer)
+    reasoning = str(state.get("reasoning", "")) if include_reasoning else None
+    rt.metrics.verdicts.labels(str(state.get("quality", {}).get("verdict", "none"))).inc()
+    rt.metrics.requests.labels("chat", "200").inc()
+    rt.metrics.latency.labels("chat").observe(time.perf_counter() - started)
+    body = ChatFrames(model).completion(answer, usage, reasoning, **_extras(state, thread))
+    return JSONResponse(body)
+
+
+async def _stream(
+    rt: AppRuntime, body: ChatRequest, events: AsyncGenerator[TurnEvent, None], first: asyncio.Future[TurnEvent],
+    prompt_text: str, thread: str | None, started: float,
+) -> AsyncIterator[dict[str, str]]:  # fmt: skip
+    frames = ChatFrames(body.model)
+    streamed: list[str] = []
+    finished = False
+    try:
+        yield {"data": json.dumps(frames.chunk({"role": "assistant", "content": ""}), ensure_ascii=False)}
+        event = await first
+        while True:
+            if event.kind == "token":
+                if not streamed:
+                    rt.metrics.ttft.observe(time.perf_counter() - started)
+                streamed.append(event.text)
+                rt.metrics.tokens.inc()
+                yield {"data": json.dumps(frames.chunk({"content": event.text}), ensure_ascii=False)}
+            elif event.kind == "reasoning" and body.include_reasoning:
+                yield {
+                    "data": json.dumps(frames.chunk({"reasoning_content": event.text}), ensure_ascii=False)
+                }
+            elif event.kind == "retry" and streamed:
+                streamed.append("\n\n")
+                yield {"data": json.dumps(frames.chunk({"content": "\n\n"}), ensure_ascii=False)}
+            elif event.kind == "final":
+                state = event.state
+                answer = str(state.get("answer", ""))
+                verdict = str(state.get("quality", {}).get("verdict", "none"))
+                if not streamed or (verdict == "refuse" and answer not in "".join(streamed)):
+                    # Refusals and non-generated replies were not streamed token by token: send them now.
+                    text = ("\n\n" if streamed else "") + answer
+                    streamed.append(text)
+                    yield {"data": json.dumps(frames.chunk({"content": text}), ensure_ascii=False)}
+                yield {
+                    "data": json.dumps(frames.chunk({}, "stop", **_extras(state, thread)), ensure_ascii=False)
+                }
+                if body.stream_options and body.stream_options.include_usage:
+                    usage = fill_usage(event.usage, prompt_text, "".join(streamed))
+                    yield {"data": json.dumps(frames.usage_chunk(usage))}
+                rt.metrics.verdicts.labels(verdict).inc()
+                break
+            event = await events.__anext__()
+        finished = True
+        rt.metrics.requests.labels("chat_stream", "200").inc()
+        yield {"data": "[DONE]"}
+    except asyncio.CancelledError:
+        rt.metrics.cancelled.inc()
+        raise
+    except Exception as exc:  # after the first byte an error can only travel inside the stream
+        status = 502 if isinstance(exc, LLMUnavailable) else 500
+        rt.metrics.requests.labels("chat_stream", str(status)).inc()
+        message = str(exc) if isinstance(exc, ZhiwenError) else f"{type(exc).__name__}: {exc}"
+        yield {"data": json.dumps(error_body(status, f"the turn failed while streaming: {message}"))}
+        yield {"data": "[DONE]"}
+    finally:
+        rt.metrics.latency.labels("chat_stream").observe(time.perf_counter() - started)
+        if not finished:
+            with contextlib.suppress(Exception):
+                await events.aclose()

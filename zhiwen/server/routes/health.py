@@ -1,0 +1,77 @@
+"""Probes and metrics: /health (summary), /live (process up), /ready (model answers, store open), /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from zhiwen import __version__
+from zhiwen.server.runtime import runtime_of
+from zhiwen.settings import get_settings
+from zhiwen.tools.llm_server import resolve_endpoint
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+async def _model_answers() -> tuple[bool, str]:
+    settings = get_settings()
+    try:
+        endpoint = await asyncio.to_thread(resolve_endpoint, settings) if settings.llm_base_url else None
+        if endpoint is None:
+            from zhiwen.tools.llm_server import _servers  # embedded server: ready once started
+
+            servers = [s for s in _servers.values() if s.process is not None and s.process.poll() is None]
+            if not servers:
+                return False, "embedded model server not started yet"
+            endpoint = servers[0].endpoint
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            resp = await client.get(
+                f"{endpoint.base_url}/models", headers={"Authorization": f"Bearer {endpoint.api_key}"}
+            )
+        return resp.status_code == 200, f"model endpoint answered {resp.status_code}"
+    except Exception as exc:
+        return False, f"model endpoint unreachable: {type(exc).__name__}"
+
+
+def _store_open() -> tuple[bool, str]:
+    root = get_settings().kb_root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return True, str(root)
+    except OSError as exc:
+        return False, f"knowledge-base folder not writable: {exc}"
+
+
+@router.get("/live", summary="The process is up")
+async def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@router.get(
+    "/ready", summary="Ready when the model endpoint answers and the stores are open", response_model=None
+)
+async def ready(request: Request) -> JSONResponse:
+    model_ok, model_detail = await _model_answers()
+    store_ok, store_detail = _store_open()
+    checkpointer_ok = runtime_of(request).checkpointer is not None
+    ok = model_ok and store_ok and checkpointer_ok
+    body = {"status": "ready" if ok else "not ready", "model": model_detail, "store": store_detail}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/health", summary="Summary of the server's state")
+async def health(request: Request) -> dict[str, Any]:
+    rt = runtime_of(request)
+    return {"status": "ok", "version": __version__, "model_error": rt.model_error or None}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(runtime_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,144 @@
+"""Knowledge bases over HTTP: create, list, delete; upload, list and delete documents; search.
+
+Uploads are stored under the knowledge base's ``uploads/`` folder with a sanitised name (no paths, no
+hidden files), then ingested by the same code as ``zhiwen ingest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+from pathlib import Path as FsPath
+from typing import Any
+
+from fastapi import APIRouter, File, Path, Response, UploadFile
+
+from zhiwen import service
+from zhiwen.errors import KnowledgeBaseNotFound
+from zhiwen.memory.kb import delete_kb, kb_dir, list_kbs
+from zhiwen.memory.loaders import SUPPORTED_SUFFIXES
+from zhiwen.server.errors import APIError
+from zhiwen.server.schemas import KnowledgeBaseIn, SearchRequest
+from zhiwen.settings import get_settings
+
+__all__ = ["router", "sanitize_filename"]
+
+router = APIRouter(prefix="/v1/kbs", tags=["knowledge bases"])
+KbName = Path(min_length=1, max_length=128, pattern=r"^[^/\\\x00]+$")
+
+
+def sanitize_filename(name: str) -> str:
+    """A safe file name: last path component, no control characters, no leading dots, at most 120 chars."""
+    base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    base = re.sub(r"[\x00-\x1f\x7f<>:\"|?*]", "_", base).strip().lstrip(".")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = stem[:100] or "document"
+    return f"{stem}.{suffix.lower()}" if suffix else stem
+
+
+def _exists(name: str) -> bool:
+    return (kb_dir(get_settings().kb_root, name) / "kb.sqlite").exists()
+
+
+def _require(name: str) -> None:
+    if not _exists(name):
+        raise APIError(404, f"no knowledge base named {name!r}", "name", "kb_not_found")
+
+
+@router.get("", summary="Knowledge bases with document and chunk counts")
+async def list_knowledge_bases() -> dict[str, Any]:
+    rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
+    return {"object": "list", "data": [{"name": n, "documents": d, "chunks": c} for n, d, c in rows]}
+
+
+@router.post("", status_code=201, summary="Create an empty knowledge base")
+async def create_knowledge_base(body: KnowledgeBaseIn) -> dict[str, Any]:
+    if _exists(body.name):
+        raise APIError(409, f"knowledge base {body.name!r} already exists", "name", "kb_exists")
+    kb = await asyncio.to_thread(service.open_kb, body.name, True)
+    return kb.stats()
+
+
+@router.delete("/{name}", status_code=204, summary="Delete a knowledge base and all its documents")
+async def delete_knowledge_base(name: str = KbName) -> Response:
+    _require(name)
+    service.forget_kb(name)
+    try:
+        await asyncio.to_thread(delete_kb, get_settings().kb_root, name)
+    except KnowledgeBaseNotFound as exc:
+        raise APIError(404, str(exc), "name", "kb_not_found") from exc
+    return Response(status_code=204)
+
+
+@router.get("/{name}/documents", summary="Documents of a knowledge base")
+async def list_documents(name: str = KbName) -> dict[str, Any]:
+    _require(name)
+    docs = service.open_kb(name).documents()
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": d.doc_id,
+                "source": d.source,
+                "title": d.title,
+                "chunks": d.n_chunks,
+                "characters": d.n_chars,
+            }
+            for d in docs
+        ],
+    }
+
+
+@router.post("/{name}/documents", status_code=201, summary="Upload documents (.txt .md .html .pdf .jsonl)")
+async def upload_documents(name: str = KbName, files: list[UploadFile] = File(...)) -> dict[str, Any]:
+    _require(name)
+    folder = kb_dir(get_settings().kb_root, name) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[FsPath] = []
+    rejected: list[str] = []
+    for upload in files:
+        safe = sanitize_filename(upload.filename or "document")
+        if FsPath(safe).suffix.lower() not in SUPPORTED_SUFFIXES:
+            rejected.append(f"{safe}: unsupported file type; use {', '.join(SUPPORTED_SUFFIXES)}")
+            continue
+        target = folder / safe
+        if target.resolve().parent != folder.resolve():
+            rejected.append(f"{safe}: invalid file name")
+            continue
+        tmp = target.with_name(f".{safe}.upload")
+        tmp.write_bytes(await upload.read())
+        tmp.replace(target)
+        saved.append(target)
+    if not saved:
+        raise APIError(400, "no supported file in the upload: " + "; ".join(rejected), "files")
+    report = await asyncio.to_thread(service.ingest, name, saved)
+    return {
+        "added": report.added,
+        "replaced": report.replaced,
+        "unchanged": report.unchanged,
+        "chunks": report.chunks,
+        "skipped": rejected + report.skipped,
+    }
+
+
+@router.delete("/{name}/documents/{doc_id}", status_code=204, summary="Remove a document from both indexes")
+async def delete_document(name: str = KbName, doc_id: str = Path(min_length=1, max_length=256)) -> Response:
+    _require(name)
+    kb = service.open_kb(name)
+    if kb.catalog.document(doc_id) is None:
+        raise APIError(404, f"no document {doc_id!r} in {name!r}", "doc_id", "document_not_found")
+    await asyncio.to_thread(kb.delete_document, doc_id)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/search", summary="Search without the LLM (same hits as `zhiwen search --json`)")
+async def search(body: SearchRequest, name: str = KbName) -> dict[str, Any]:
+    _require(name)
+    hits = await asyncio.to_thread(
+        service.search, name, body.query, body.top_k, body.mode, None,
+        bm25_weight=body.bm25_weight, dense_weight=body.dense_weight, rrf_k=body.rrf_k,
+    )  # fmt: skip
+    return {"object": "list", "data": [h.to_dict() for h in hits]}

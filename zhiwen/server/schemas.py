@@ -1,0 +1,91 @@
+"""Request and response bodies (OpenAI chat-completions shapes, plus zhiwen's knowledge-base API)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChatMessageIn",
+    "ChatRequest",
+    "KnowledgeBaseIn",
+    "SearchRequest",
+    "StreamOptions",
+    "TextPart",
+    "ThreadIn",
+]
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessageIn(BaseModel):
+    """One message; content is a string or a list of text parts (images are not supported)."""
+
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+    name: str | None = Field(default=None, max_length=256)
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat-completions request; unknown OpenAI fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(min_length=1, max_length=256, description="A knowledge base name from GET /v1/models.")
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=1000)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
+    n: int | None = Field(default=None, ge=1, le=1)
+    user: str | None = Field(default=None, max_length=256)
+    thread_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
+        description="zhiwen extension: continue a stored conversation (only the last user message is new).",
+    )  # fmt: skip
+    include_reasoning: bool = Field(
+        default=False, description="zhiwen extension: stream reasoning_content deltas."
+    )
+
+
+class ThreadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kb: str | None = Field(default=None, max_length=128)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+
+class KnowledgeBaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^/\\\x00]+$")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=4000)
+    top_k: int = Field(default=10, ge=1, le=200)
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
+    bm25_weight: float = Field(default=1.0, ge=0, le=100)
+    dense_weight: float = Field(default=1.0, ge=0, le=100)
+    rrf_k: int = Field(default=60, ge=1, le=10_000)
+
+
+def model_card(kb: str, documents: int) -> dict[str, Any]:
+    return {"id": kb, "object": "model", "created": 0, "owned_by": "zhiwen", "documents": documents}

@@ -1,0 +1,56 @@
+"""Server settings from ``ZHIWEN_*`` environment variables; placeholder API keys are refused."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServerSettings", "get_server_settings"]
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "your-api-key", "sk-xxx", "xxx", "test"}
+
+
+class ServerSettings(BaseSettings):
+    """How the server authenticates, limits and reports. Keys: comma-separated ``ZHIWEN_API_KEYS``."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHIWEN_", extra="ignore")
+
+    api_keys: str = Field(default="", description="Comma-separated bearer tokens accepted by the API.")
+    allow_open: bool = Field(default=False, description="Serve without API keys (local use only).")
+    default_kb: str = Field(
+        default="sample", description="Knowledge base used when the model name is 'zhiwen'."
+    )
+    rate_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")
+    max_concurrent: int = Field(default=16, ge=1, description="Requests in flight per API key.")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest JSON body accepted.")
+    max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest uploaded document.")
+    max_message_chars: int = Field(default=200_000, ge=1, description="Longest single chat message accepted.")
+    ping_seconds: float = Field(default=10.0, gt=0, description="SSE keep-alive ping interval.")
+    error_window_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Wait this long for the first event so early upstream errors get an HTTP status.",
+    )
+    otel: str = Field(
+        default="off", description="Tracing: off, console, or otlp (uses OTEL_EXPORTER_OTLP_*)."
+    )
+    otel_record_content: bool = Field(default=False, description="Record prompt and document text in spans.")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_placeholders(cls, value: str) -> str:
+        for key in (k.strip() for k in value.split(",") if k.strip()):
+            if key.lower() in _PLACEHOLDERS or len(key) < 12:
+                raise ValueError("ZHIWEN_API_KEYS holds a placeholder or a key shorter than 12 characters")
+        return value
+
+    @property
+    def keys(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_server_settings() -> ServerSettings:
+    return ServerSettings()
