@@ -7,3 +7,5 @@ export ZHIWEN_HOME="${ZHIWEN_HOME:-$(mktemp -d)}"   # never touch the user's dat
 echo "== ruff" >&2 && .venv/bin/ruff check zhiwen tests benchmarks
 echo "== mypy --strict" >&2 && .venv/bin/mypy --strict zhiwen
 echo "== pytest" >&2 && .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+echo "== eval smoke (fails when a metric drops below its floor)" >&2
+.venv/bin/zhiwen eval smoke --out "$ZHIWEN_HOME/eval-smoke"

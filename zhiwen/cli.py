@@ -15,6 +15,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -179,6 +180,44 @@ def demo(local_model: ModelOption = None) -> None:
     err.print(f"zhiwen demo: {report.summary()}")
     err.print("zhiwen demo: starting the embedded model (first start assembles and checks it)…")
     chat(kb="sample", thread=None, local_model=local_model)
+
+
+@app.command("eval")
+def eval_suite(
+    suite: Annotated[str, typer.Argument(help="Suite YAML file, or a name under ./evals (e.g. smoke).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: evals/runs/<suite>).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
+) -> None:
+    """Run an evaluation suite (resumable) and write records, summary.json, summary.md and report.html."""
+    from zhiwen.evals.report import write_reports
+    from zhiwen.evals.runner import run_suite
+    from zhiwen.evals.suite import load_suite
+    from zhiwen.evals.summary import check_limits, read_records, summarize
+
+    spec = load_suite(suite)
+    folder = out or Path("evals") / "runs" / spec.name
+    with Progress(
+        TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=err,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        files = asyncio.run(run_suite(spec, folder, progress, limit))
+    records = {name: read_records(path) for name, path in files.items()}
+    summary = {name: summarize(rs, spec) for name, rs in records.items()}
+    failures = check_limits(summary, spec)
+    paths = write_reports(folder, spec.name, summary, records, failures)
+    sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
+    err.print(f"reports: {paths['html']} · {paths['json']}", highlight=False)
+    if failures:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -13,7 +13,7 @@ from zhiwen.tools.embeddings import Embedder, make_embedder
 __all__ = ["close_all", "forget_kb", "get_embedder", "open_kb"]
 
 _lock = threading.RLock()
-_embedders: dict[int, Embedder] = {}
+_embedders: dict[tuple[str, ...], Embedder] = {}
 _kbs: dict[tuple[Path, str], KnowledgeBase] = {}
 
 
@@ -21,7 +21,8 @@ def get_embedder(settings: Settings | None = None) -> Embedder:
     """The process-wide embedder, with the on-disk passage cache in front of it."""
     settings = settings or get_settings()
     with _lock:
-        key = id(settings)
+        # Keyed by what defines the embedder (not id(settings): ids are reused after garbage collection).
+        key = (str(settings.cache_dir), settings.embeddings_base_url or "", settings.embeddings_model or "")
         if key not in _embedders:
             _embedders[key] = CachedEmbedder(
                 make_embedder(settings), settings.cache_dir / "embeddings.sqlite"

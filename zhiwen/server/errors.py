@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,16 +52,30 @@ def _json(status: int, message: str, param: str | None = None, code: str | None 
     return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
 
 
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|\w+\[.*\])$")  # pydantic tags a union's members
+
+
+def _loc(error: Any) -> list[str]:
+    """The field path without where it came from ('body', 'query'...) and without union member tags."""
+    loc = list(error.get("loc", ()))
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return [str(p) for p in loc if not (isinstance(p, str) and _UNION_MEMBER.match(p))]
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     errors = exc.errors()
     if not errors:
         return "invalid request", None
     first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    param = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON", None
-    msg = str(first.get("msg", "invalid value"))
+    # Of the alternatives of one union (e.g. content: str | list of parts), the deepest came closest.
+    prefix = _loc(first)
+    same = [e for e in errors if _loc(e)[: len(prefix)] == prefix]
+    best = max(same, key=lambda e: len(_loc(e)))
+    param = ".".join(_loc(best)) or None
+    msg = str(best.get("msg", "invalid value"))
     return (f"{param}: {msg}" if param else msg), param
 
 
@@ -76,7 +91,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _json(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+        detail = str(exc.detail)
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's "There was an error parsing the body"
+            detail = "the request body is not valid UTF-8"
+        return _json(exc.status_code, detail, headers=dict(exc.headers or {}))
 
     @app.exception_handler(KnowledgeBaseNotFound)
     async def _kb_missing(_: Request, exc: KnowledgeBaseNotFound) -> JSONResponse:

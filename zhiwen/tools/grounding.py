@@ -55,7 +55,7 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUM.findall(_CITE.sub("", text))}
 
 
-def check_sentences(answer: str, sources: Sequence[str], threshold: float = 0.5) -> list[SentenceCheck]:
+def check_sentences(answer: str, sources: Sequence[str], threshold: float = 0.6) -> list[SentenceCheck]:
     """Support of each answer sentence that has content words, against the numbered ``sources``."""
     source_terms = [_terms(s) for s in sources]
     source_numbers = set().union(*(_numbers(s) for s in sources)) if sources else set()

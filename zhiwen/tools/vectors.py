@@ -52,7 +52,9 @@ class VectorStore:
         deleted and created again under the same name in one process (a server) writes through
         the stale system to deleted files ("attempt to write a readonly database").
         """
-        self._client.close()
+        close = getattr(self._client, "close", None)  # chromadb >= 1.1; absent from its type stubs
+        if close is not None:
+            close()
 
     def count(self) -> int:
         return int(self._col.count())

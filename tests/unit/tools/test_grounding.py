@@ -6,13 +6,19 @@ import pytest
 
 from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance
 
-SOURCES = ["金卡信用卡的年费为每年三百元人民币。首年免收年费。", "The fee for an international wire transfer is 15 dollars."]
+SOURCES = [
+    "金卡信用卡的年费为每年三百元人民币。首年免收年费。",
+    "The fee for an international wire transfer is 15 dollars.",
+]
 
 
 def test_each_sentence_gets_its_best_source() -> None:
     checks = check_sentences("金卡信用卡的年费为每年三百元。The wire transfer fee is 15 dollars.", SOURCES)
     assert [(c.best, c.supported) for c in checks] == [(1, True), (2, True)]
-    assert [c.text for c in checks] == ["金卡信用卡的年费为每年三百元。", "The wire transfer fee is 15 dollars."]
+    assert [c.text for c in checks] == [
+        "金卡信用卡的年费为每年三百元。",
+        "The wire transfer fee is 15 dollars.",
+    ]
     assert all(len(c.scores) == len(SOURCES) for c in checks)
     assert checks[0].scores[0] > checks[0].scores[1]
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Header, Request
@@ -20,6 +19,7 @@ from zhiwen.memory.kb import list_kbs
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.chat_stream import ChatFrames, fill_usage
 from zhiwen.server.errors import APIError, error_body
+from zhiwen.server.pump import TurnPump
 from zhiwen.server.runtime import AppRuntime, runtime_of
 from zhiwen.server.schemas import ChatRequest, model_card
 from zhiwen.settings import get_settings
@@ -112,13 +112,13 @@ async def chat_completions(
     if body.max_completion_tokens or body.max_tokens:
         ctx.max_tokens = body.max_completion_tokens or body.max_tokens or ctx.max_tokens
     graph = rt.threaded if thread else rt.stateless
-    events = stream_turn(graph, messages, ctx, thread)
+    pump = TurnPump(stream_turn(graph, messages, ctx, thread))
     prompt_text = " ".join(m.text() for m in body.messages)
     started = time.perf_counter()
-    first = asyncio.ensure_future(events.__anext__())
+    first = asyncio.ensure_future(pump.next())
     done, _ = await asyncio.wait({first}, timeout=rt.settings.error_window_seconds)
     if done and first.exception() is not None:
-        await events.aclose()
+        await pump.close()
         exc = first.exception()
         rt.metrics.requests.labels("chat", "502").inc()
         if isinstance(exc, LLMUnavailable):
@@ -129,20 +129,23 @@ async def chat_completions(
             502, f"the turn failed before any output: {type(exc).__name__}: {exc}", code="upstream_error"
         )
     if not body.stream:
-        return await _complete(
-            rt, body.model, events, first, prompt_text, thread, body.include_reasoning, started
-        )
-    frames = _stream(rt, body, events, first, prompt_text, thread, started)
+        try:
+            return await _complete(
+                rt, body.model, pump, first, prompt_text, thread, body.include_reasoning, started
+            )
+        finally:
+            await pump.close()
+    frames = _stream(rt, body, pump, first, prompt_text, thread, started)
     return EventSourceResponse(frames, ping=rt.settings.ping_seconds, sep="\n")
 
 
 async def _complete(
-    rt: AppRuntime, model: str, events: AsyncGenerator[TurnEvent, None], first: asyncio.Future[TurnEvent],
+    rt: AppRuntime, model: str, pump: TurnPump, first: asyncio.Future[TurnEvent],
     prompt_text: str, thread: str | None, include_reasoning: bool, started: float,
 ) -> JSONResponse:  # fmt: skip
     event = await first
     while event.kind != "final":
-        event = await events.__anext__()
+        event = await pump.next()
     state = event.state
     answer = str(state.get("answer", ""))
     usage = fill_usage(event.usage, prompt_text, answer)
@@ -155,7 +158,7 @@ async def _complete(
 
 
 async def _stream(
-    rt: AppRuntime, body: ChatRequest, events: AsyncGenerator[TurnEvent, None], first: asyncio.Future[TurnEvent],
+    rt: AppRuntime, body: ChatRequest, pump: TurnPump, first: asyncio.Future[TurnEvent],
     prompt_text: str, thread: str | None, started: float,
 ) -> AsyncIterator[dict[str, str]]:  # fmt: skip
     frames = ChatFrames(body.model)
@@ -195,7 +198,7 @@ async def _stream(
                     yield {"data": json.dumps(frames.usage_chunk(usage))}
                 rt.metrics.verdicts.labels(verdict).inc()
                 break
-            event = await events.__anext__()
+            event = await pump.next()
         finished = True
         rt.metrics.requests.labels("chat_stream", "200").inc()
         yield {"data": "[DONE]"}
@@ -211,5 +214,5 @@ async def _stream(
     finally:
         rt.metrics.latency.labels("chat_stream").observe(time.perf_counter() - started)
         if not finished:
-            with contextlib.suppress(Exception):
-                await events.aclose()
+            first.cancel()
+            await pump.close()

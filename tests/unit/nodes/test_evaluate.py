@@ -1,0 +1,201 @@
+"""evaluate: the quality gate's pass / retry / refuse verdicts and what each one writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langgraph.runtime import Runtime
+
+from zhiwen.graph.context import Context
+from zhiwen.graph.state import Source, State
+from zhiwen.nodes._common import set_model_override
+from zhiwen.nodes.evaluate import evaluate, next_strategy
+from zhiwen.nodes.prompts import no_answer
+
+BOTH_TOP = {"bm25": {"rank": 1.0, "score": 3.0}, "dense": {"rank": 2.0, "score": 0.9}}
+
+
+def _source(n: int, text: str, legs: dict[str, Any] | None = None) -> Source:
+    return {
+        "n": n, "id": f"c{n}", "doc_id": f"d{n}", "text": text, "score": 1.0 / n,
+        "source": f"/kb/{n}.md", "title": "", "metadata": {"legs": BOTH_TOP if legs is None else legs},
+    }  # fmt: skip
+
+
+ZH = [
+    _source(1, "金卡信用卡的年费为每年三百元人民币。首年免收年费。"),
+    _source(2, "安心贷最高额度为二十万元。"),
+]
+EN = [_source(1, "International wire transfers take three business days. The fee is 15 dollars.")]
+UNGROUNDED_ZH = "火星上的银行营业时间为每天早上八点。宇航员可以在太空办理开户。"
+
+
+def _state(draft: str, sources: list[Source], language: str = "zh", **extra: Any) -> State:
+    query = "金卡的年费是多少？" if language == "zh" else "How long do wire transfers take?"
+    label = extra.pop("label", "question")
+    intent = {"label": label, "language": language, "query": query, "reason": "", "method": "rules"}
+    return {"messages": [], "intent": intent, "draft": draft, "sources": sources, **extra}  # type: ignore[typeddict-item]
+
+
+def _run(state: State, **ctx: Any) -> dict[str, Any]:
+    return asyncio.run(evaluate(state, Runtime(context=Context(**ctx))))
+
+
+@pytest.fixture
+def model_override() -> Iterator[None]:
+    yield
+    set_model_override(None)
+
+
+def test_pass_inserts_attributed_citations_zh() -> None:
+    out = _run(_state("金卡信用卡的年费为每年三百元人民币。安心贷最高额度为二十万元。", ZH))
+    assert out["answer"] == "金卡信用卡的年费为每年三百元人民币[1]。安心贷最高额度为二十万元[2]。"
+    q = out["quality"]
+    assert q["verdict"] == "pass"
+    assert (q["grounded"], q["citations_valid"], q["think_leak"], q["model_refused"]) == (
+        1.0,
+        True,
+        False,
+        False,
+    )
+    assert q["attempts"] == 1 and q["reasons"] == []
+    assert [s["source"] for s in q["sentences"]] == [1, 2]
+    assert [m.content for m in out["messages"]] == [out["answer"]]
+    assert out["timings"]["evaluation"] >= 0
+
+
+def test_pass_in_english_cites_after_the_sentence_and_keeps_model_citations() -> None:
+    out = _run(_state("International wire transfers take three business days.", EN, "en"))
+    assert out["answer"] == "International wire transfers take three business days. [1]"
+    cited = _run(_state("International wire transfers take three business days [1].", EN, "en"))
+    assert cited["answer"] == "International wire transfers take three business days [1]."
+    assert cited["quality"]["citations_valid"] is True
+
+
+def test_citation_to_a_missing_source_is_invalid() -> None:
+    out = _run(_state("International wire transfers take three business days [4].", EN, "en"))
+    assert out["quality"]["citations_valid"] is False
+
+
+def test_citation_to_a_source_that_does_not_support_the_sentence_is_invalid() -> None:
+    """Regression: any citation in range passed as long as some source supported the sentence."""
+    out = _run(_state("金卡信用卡的年费为每年三百元人民币[2]。", ZH))
+    assert out["quality"]["citations_valid"] is False
+    assert _run(_state("金卡信用卡的年费为每年三百元人民币[1]。", ZH))["quality"]["citations_valid"] is True
+
+
+def test_ungrounded_answer_retries_with_best_chunk_when_retrieval_is_confident() -> None:
+    out = _run(_state(UNGROUNDED_ZH, ZH))
+    assert out["quality"]["verdict"] == "retry"
+    assert (out["attempt"], out["strategy"]) == (1, "best_chunk")
+    assert "answer" not in out and "messages" not in out  # nothing reaches the user yet
+    assert out["quality"]["grounded"] == 0.0
+    assert any("sentences supported" in r for r in out["quality"]["reasons"])
+
+
+def test_second_retry_widens_the_context() -> None:
+    assert next_strategy(0) == "best_chunk" and next_strategy(1) == "wider"
+    out = _run(_state(UNGROUNDED_ZH, ZH, attempt=1), max_retries=2)
+    assert (out["quality"]["verdict"], out["strategy"], out["attempt"]) == ("retry", "wider", 2)
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_refuses_after_max_retries_in_the_users_language(language: str) -> None:
+    draft = UNGROUNDED_ZH if language == "zh" else "Banks on Mars open at eight every morning."
+    out = _run(_state(draft, ZH if language == "zh" else EN, language, attempt=1), max_retries=1)
+    assert out["quality"]["verdict"] == "refuse"
+    assert out["quality"]["attempts"] == 2
+    assert out["answer"] == no_answer(language)
+    assert [m.content for m in out["messages"]] == [no_answer(language)]
+
+
+def test_unconfident_retrieval_refuses_without_retrying() -> None:
+    far = [
+        _source(1, ZH[0]["text"], {"bm25": {"rank": 9.0, "score": 0.1}, "dense": {"rank": 1.0, "score": 0.8}})
+    ]
+    assert _run(_state(UNGROUNDED_ZH, far))["quality"]["verdict"] == "refuse"
+
+
+def test_hybrid_top_chunk_found_by_one_leg_only_is_not_confident() -> None:
+    """Regression: a hybrid hit that BM25 never matched used to count as confident."""
+    dense_only = [_source(1, ZH[0]["text"], {"dense": {"rank": 1.0, "score": 0.8}})]
+    assert _run(_state(UNGROUNDED_ZH, dense_only))["quality"]["verdict"] == "refuse"
+    bm25_only = [_source(1, ZH[0]["text"], {"bm25": {"rank": 1.0, "score": 2.0}})]
+    out = _run(_state(UNGROUNDED_ZH, bm25_only), retrieval_mode="bm25")
+    assert out["quality"]["verdict"] == "retry"  # in bm25 mode one leg is all that ran
+
+
+def test_no_sources_refuses() -> None:
+    out = _run(_state("金卡信用卡的年费为每年三百元人民币。", []))
+    assert out["quality"]["verdict"] == "refuse"
+    assert "no sources retrieved" in out["quality"]["reasons"]
+
+
+def test_invented_figure_is_not_supported() -> None:
+    out = _run(_state("金卡信用卡的年费为每年500元人民币。", ZH, attempt=1))
+    assert out["quality"]["verdict"] == "refuse"
+    assert out["quality"]["sentences"][0]["numbers_ok"] is False
+
+
+def test_model_refusal_is_recognised() -> None:
+    out = _run(_state("知识库中没有找到相关信息。", ZH))
+    assert out["quality"]["model_refused"] is True
+    assert out["quality"]["verdict"] == "retry"
+    assert "the model said the sources do not hold the answer" in out["quality"]["reasons"]
+
+
+def test_think_leak_is_flagged_and_never_shown() -> None:
+    draft = "金卡信用卡的年费为每年三百元人民币。</think>"
+    refused = _run(_state(draft, ZH, attempt=1))
+    assert refused["quality"]["think_leak"] is True
+    assert "think text leaked into the answer" in refused["quality"]["reasons"]
+    assert refused["quality"]["verdict"] == "refuse"
+    unchecked = _run(_state(draft, ZH), quality_gate=False)
+    assert unchecked["quality"]["verdict"] == "unchecked"
+    assert "think>" not in unchecked["answer"] and "三百元" in unchecked["answer"]
+
+
+def test_scaffold_echo_is_caught() -> None:
+    draft = "资料：[1] 金卡信用卡的年费为每年三百元人民币。问题：金卡的年费是多少？"
+    out = _run(_state(draft, ZH, attempt=1))
+    assert "the answer repeats the prompt instead of answering" in out["quality"]["reasons"]
+    assert out["quality"]["verdict"] == "refuse"
+
+
+def test_quality_gate_off_passes_the_draft_through_unchecked() -> None:
+    out = _run(_state(UNGROUNDED_ZH, ZH), quality_gate=False)
+    assert out["quality"]["verdict"] == "unchecked"
+    assert out["answer"] == UNGROUNDED_ZH  # nothing supported, so no citations added
+    assert out["quality"]["grounded"] == 0.0
+    assert [m.content for m in out["messages"]] == [UNGROUNDED_ZH]
+
+
+def test_grounded_answer_in_another_language_still_passes() -> None:
+    out = _run(_state("International wire transfers take three business days.", EN, "zh"))
+    q = out["quality"]
+    assert q["language_ok"] is False
+    assert q["verdict"] == "pass"
+
+
+def test_greeting_passes_without_checks() -> None:
+    out = _run(_state("你好！我是知问，可以回答银行业务问题。", [], label="greeting"))
+    assert out["quality"] == {
+        "verdict": "pass",
+        "think_leak": False,
+        "attempts": 1,
+        "reasons": ["small talk"],
+    }
+    assert out["answer"] == "你好！我是知问，可以回答银行业务问题。"
+
+
+@pytest.mark.parametrize(("reply", "verdict"), [("NO", "retry"), ("YES", "pass")])
+def test_llm_judge_can_veto_a_passing_answer(model_override: None, reply: str, verdict: str) -> None:
+    set_model_override(GenericFakeChatModel(messages=iter([AIMessage(reply)])))
+    out = _run(_state("金卡信用卡的年费为每年三百元人民币。", ZH), llm_judge=True)
+    assert out["quality"]["verdict"] == verdict
+    assert ("the LLM judge found unsupported claims" in out["quality"]["reasons"]) is (reply == "NO")

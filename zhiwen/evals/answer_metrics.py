@@ -1,0 +1,80 @@
+"""Answer metrics: exact match and F1 (SQuAD normalisation for English, CMRC character F1 for Chinese),
+and answer containment for RGB-style slot answers.
+
+Gold answers come as a list; an element that is itself a list is one slot with alternative spellings.
+EM/F1 take the best score over the flat list of alternatives (as the SQuAD and CMRC scripts do).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+__all__ = ["containment", "exact_match", "f1", "normalize_en", "normalize_zh"]
+
+Gold = Sequence[str | Sequence[str]]
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_ZH_PUNCT = set("，。！？；：、“”‘’（）《》【】…—·「」『』〈〉﹏～,.!?;:'\"()[]{}<>-_/\\|@#$%^&*+=`~ \t\n")
+
+
+def normalize_en(text: str) -> str:
+    """SQuAD: lower case, drop punctuation and articles, squeeze white space."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def normalize_zh(text: str) -> str:
+    """CMRC: lower case, drop Chinese and Latin punctuation and white space."""
+    return "".join(ch for ch in text.lower() if ch not in _ZH_PUNCT)
+
+
+def _units(text: str, language: str) -> list[str]:
+    """Comparison units: English words; Chinese characters, with Latin words and numbers kept whole (CMRC)."""
+    if language == "en":
+        return normalize_en(text).split()
+    return re.findall(r"[a-z0-9]+|[^a-z0-9]", normalize_zh(text))
+
+
+def _flat(gold: Gold) -> list[str]:
+    return [g for item in gold for g in ([item] if isinstance(item, str) else item)]
+
+
+def exact_match(prediction: str, gold: Gold, language: str) -> float:
+    norm = normalize_en if language == "en" else normalize_zh
+    p = norm(prediction)
+    return float(any(p == norm(g) for g in _flat(gold)))
+
+
+def _f1_one(prediction: str, answer: str, language: str) -> float:
+    p, g = _units(prediction, language), _units(answer, language)
+    common = sum((Counter(p) & Counter(g)).values())
+    if not p or not g or common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1(prediction: str, gold: Gold, language: str) -> float:
+    """Best token (en) or character (zh) F1 against any gold alternative."""
+    return max((_f1_one(prediction, g, language) for g in _flat(gold)), default=0.0)
+
+
+def containment(prediction: str, gold: Gold, language: str, slots_style: bool = False) -> float:
+    """Share of answer slots whose (any) alternative appears in the normalised prediction.
+
+    SQuAD-style sets (``slots_style=False``): the strings are alternatives of one slot. RGB-style sets
+    (``slots_style=True``): every element is a slot (a string, or a list of alternative spellings), e.g.
+    each member state of an agreement must be named.
+    """
+    norm = normalize_en if language == "en" else normalize_zh
+    p = norm(prediction)
+    slots: list[list[str]] = (
+        [[g] if isinstance(g, str) else list(g) for g in gold] if slots_style else [_flat(gold)]
+    )
+    if not slots or not p:
+        return 0.0
+    hit = sum(any(norm(alt) and norm(alt) in p for alt in slot) for slot in slots)
+    return hit / len(slots)

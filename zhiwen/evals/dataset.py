@@ -1,0 +1,70 @@
+"""Read a BEIR-layout dataset (corpus, queries, qrels, answers) and cut the part a suite asks for."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zhiwen.errors import ZhiwenError
+from zhiwen.evals.retrieval_metrics import read_qrels_tsv
+from zhiwen.evals.suite import Suite, datasets_root
+from zhiwen.memory.documents import Document
+from zhiwen.memory.loaders import load_path
+
+__all__ = ["EvalSet", "Question", "load_eval_set"]
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    relevant: dict[str, int]
+    answers: list[Any]
+    negative: bool
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    documents: list[Document]
+    questions: list[Question]
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_eval_set(suite: Suite) -> EvalSet:
+    folder = Path(suite.dataset)
+    if not folder.is_absolute():
+        folder = datasets_root() / folder
+    if not (folder / "corpus.jsonl").exists():
+        raise ZhiwenError(f"dataset folder {folder} has no corpus.jsonl (set ZHIWEN_DATASETS?)")
+    qrels = read_qrels_tsv((folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines())
+    answers = (
+        {r["_id"]: r["answers"] for r in _jsonl(folder / "answers.jsonl")}
+        if (folder / "answers.jsonl").exists()
+        else {}
+    )
+    queries = [q for q in _jsonl(folder / "queries.jsonl") if q["_id"] in qrels]
+    chosen = queries[: suite.questions] if suite.questions else queries
+    n_neg = min(suite.negatives, len(chosen))
+    negative_ids = {q["_id"] for q in chosen[len(chosen) - n_neg :]} if n_neg else set()
+    keep = {d for q in chosen if q["_id"] not in negative_ids for d in qrels[q["_id"]]}
+    removed = {d for qid in negative_ids for d, rel in qrels[qid].items() if rel > 0} - keep
+    docs = load_path(folder / "corpus.jsonl")
+    if suite.corpus == "judged":
+        wanted = {d for q in chosen for d in qrels[q["_id"]]}
+        judged = [d for d in docs if d.id in wanted]
+        others = [d for d in docs if d.id not in wanted]
+        random.Random(0).shuffle(others)
+        docs = judged + others[: suite.distractors]
+    docs = [d for d in docs if d.id not in removed]
+    questions = [
+        Question(q["_id"], q["text"], qrels[q["_id"]], answers.get(q["_id"], []), q["_id"] in negative_ids)
+        for q in chosen
+    ]
+    return EvalSet(docs, questions)

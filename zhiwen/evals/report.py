@@ -1,0 +1,119 @@
+"""Reports of a suite run: summary.json, a Markdown table for pull requests, and an offline HTML page.
+
+Plots are drawn with matplotlib and embedded as PNG data URIs, so the page needs no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_reports"]
+
+_HEADLINE = ("ndcg@10", "recall@10", "mrr@10", "em", "f1", "containment", "correct_refusal", "false_refusal",
+             "grounded", "citations_valid", "think_leaks", "latency_p50_s", "ttft_p50_s")  # fmt: skip
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def markdown(suite_name: str, summary: dict[str, dict[str, Any]], failures: list[str]) -> str:
+    metrics = [m for m in _HEADLINE if any(row.get(m) is not None for row in summary.values())]
+    lines = [f"### zhiwen eval: {suite_name}", "", "| configuration | " + " | ".join(metrics) + " |",
+             "|---|" + "---|" * len(metrics)]  # fmt: skip
+    for config, row in summary.items():
+        lines.append(f"| {config} | " + " | ".join(_fmt(row.get(m)) for m in metrics) + " |")
+    lines.append("")
+    lines.extend([f"- ❌ {f}" for f in failures] or ["- ✅ every metric is within its recorded floor"])
+    return "\n".join(lines) + "\n"
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(summary: dict[str, dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = []
+    metrics = [m for m in ("ndcg@10", "recall@10", "mrr@10", "em", "f1", "containment", "grounded", "false_refusal",
+                           "correct_refusal") if any(r.get(m) is not None for r in summary.values())]  # fmt: skip
+    if metrics:
+        fig, ax = plt.subplots(figsize=(max(6, len(metrics) * 1.2), 3.5))
+        width = 0.8 / max(1, len(summary))
+        for i, (config, row) in enumerate(summary.items()):
+            xs = [j + i * width for j in range(len(metrics))]
+            ax.bar(xs, [row.get(m) or 0 for m in metrics], width, label=config)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(metrics))], metrics, rotation=30)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+        ax.set_title("metrics by configuration")
+        images.append(_png(fig))
+        plt.close(fig)
+    totals = {c: [r["total_s"] for r in rs if "total_s" in r and "answer" in r] for c, rs in records.items()}
+    if any(totals.values()):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.boxplot([v or [0] for v in totals.values()], tick_labels=list(totals))
+        ax.set_ylabel("seconds per turn")
+        ax.set_title("turn latency")
+        images.append(_png(fig))
+        plt.close(fig)
+    return images
+
+
+def _failures_html(records: dict[str, list[dict[str, Any]]], limit: int = 8) -> str:
+    parts = []
+    for config, rs in records.items():
+        bad = [
+            r for r in rs if "answer" in r and (r.get("negative") != r.get("refused") or r.get("f1", 1) < 0.3)
+        ]
+        for r in bad[:limit]:
+            passages = "".join(
+                f"<li><code>{html.escape(s['doc_id'])}</code> {html.escape(s['text'])}</li>"
+                for s in r.get("sources", [])
+            )
+            parts.append(
+                f"<details><summary>[{html.escape(config)}] {html.escape(r['question'])}</summary>"
+                f"<p><b>gold</b>: {html.escape(json.dumps(r.get('gold'), ensure_ascii=False))}"
+                f" · <b>negative</b>: {r.get('negative')} · <b>verdict</b>: {html.escape(str(r.get('verdict')))}</p>"
+                f"<p><b>answer</b>: {html.escape(r.get('answer', ''))}</p><ol>{passages}</ol></details>"
+            )
+    return "\n".join(parts) or "<p>No failures.</p>"
+
+
+def write_reports(out: Path, suite_name: str, summary: dict[str, dict[str, Any]],
+                  records: dict[str, list[dict[str, Any]]], failures: list[str]) -> dict[str, Path]:  # fmt: skip
+    paths = {"json": out / "summary.json", "markdown": out / "summary.md", "html": out / "report.html"}
+    paths["json"].write_text(json.dumps({"suite": suite_name, "configurations": summary, "failures": failures},
+                                        ensure_ascii=False, indent=2), encoding="utf-8")  # fmt: skip
+    md = markdown(suite_name, summary, failures)
+    paths["markdown"].write_text(md, encoding="utf-8")
+    cols = sorted({k for row in summary.values() for k in row})
+    table = "<tr><th>configuration</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
+    for config, row in summary.items():
+        table += (
+            f"<tr><td>{html.escape(config)}</td>"
+            + "".join(f"<td>{_fmt(row.get(c))}</td>" for c in cols)
+            + "</tr>"
+        )
+    images = "".join(f'<img alt="plot" src="{src}">' for src in _plots(summary, records))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>zhiwen eval: {html.escape(suite_name)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:3px 6px}}img{{max-width:100%;margin:1em 0}}</style></head><body>
+<h1>zhiwen eval: {html.escape(suite_name)}</h1><table>{table}</table>
+<ul>{"".join(f"<li>{html.escape(f)}</li>" for f in failures) or "<li>all metrics within floors</li>"}</ul>
+{images}<h2>Failures, with retrieved passages</h2>{_failures_html(records)}</body></html>"""
+    paths["html"].write_text(page, encoding="utf-8")
+    return paths

@@ -1,0 +1,161 @@
+"""Run a suite: build its knowledge base, run the real graph on every question, record, summarise.
+
+Records are appended one JSON line per question and configuration, so an interrupted run resumes
+where it stopped. Passage vectors come from the shared embedding cache, so re-runs do not re-embed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from zhiwen.evals.answer_metrics import containment, exact_match, f1
+from zhiwen.evals.dataset import EvalSet, Question, load_eval_set
+from zhiwen.evals.retrieval_metrics import mrr_at_k, ndcg_at_k, recall_at_k
+from zhiwen.evals.suite import Configuration, Suite
+from zhiwen.graph.builder import build
+from zhiwen.graph.context import Context
+from zhiwen.memory.ingest import ingest_documents
+from zhiwen.memory.kb import KnowledgeBase
+from zhiwen.memory.registry import open_kb
+from zhiwen.tools.grounding import is_refusal
+from zhiwen.turns import stream_turn
+
+__all__ = ["Progress", "build_kb", "run_suite"]
+
+Progress = Callable[[str, int, int], None]
+_CITE = re.compile(r"\s*\[\d{1,3}\]")
+
+
+def build_kb(suite: Suite, data: EvalSet, progress: Progress | None = None) -> KnowledgeBase:
+    """The suite's knowledge base, named after its documents so a changed corpus gets a new one."""
+    digest = hashlib.sha1("\n".join(sorted(d.id for d in data.documents)).encode()).hexdigest()[:10]
+    kb = open_kb(f"eval-{suite.name}-{digest}", create=True)
+    ingest_documents(
+        kb, data.documents, progress=(lambda d, t: progress("ingest", d, t)) if progress else None
+    )
+    return kb
+
+
+def _ranking(kb: KnowledgeBase, q: Question, ctx: Context, k: int) -> list[str]:
+    hits = kb.search(
+        q.text, top_k=k * 2, mode=ctx.retrieval_mode,
+        weights={"bm25": ctx.bm25_weight, "dense": ctx.dense_weight}, rrf_k=ctx.rrf_k, candidates=k * 2,
+    )  # fmt: skip
+    seen: list[str] = []
+    for h in hits:
+        if h.doc_id not in seen:
+            seen.append(h.doc_id)
+    return seen[:k]
+
+
+async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
+    ttft = None
+    streamed: list[str] = []
+    final: dict[str, Any] = {}
+    start = time.perf_counter()
+    try:
+        async for event in stream_turn(graph, q.text, ctx):
+            if event.kind == "token":
+                ttft = event.elapsed if ttft is None else ttft
+                streamed.append(event.text)
+            elif event.kind == "final":
+                final = event.state
+    except Exception as exc:  # a failed turn is a recorded result, not a crashed run
+        return {"error": f"{type(exc).__name__}: {exc}", "total_s": time.perf_counter() - start}
+    answer = str(final.get("answer", ""))
+    quality = final.get("quality", {})
+    return {
+        "answer": answer,
+        "verdict": quality.get("verdict"),
+        "grounded": quality.get("grounded"),
+        "citations_valid": quality.get("citations_valid"),
+        "refused": quality.get("verdict") == "refuse" or is_refusal(answer),
+        "think_leak": int("<think>" in answer or "</think>" in answer or "<think>" in "".join(streamed)),
+        "sources": [
+            {"n": s["n"], "doc_id": s["doc_id"], "text": s["text"][:300]} for s in final.get("sources", [])
+        ],
+        "intent": final.get("intent", {}).get("label"),
+        "timings": final.get("timings", {}),
+        "ttft_s": ttft,
+        "total_s": time.perf_counter() - start,
+    }
+
+
+def _score(suite: Suite, q: Question, ranking: list[str], result: dict[str, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "ndcg@10": ndcg_at_k(ranking, q.relevant, 10),
+        "recall@10": recall_at_k(ranking, q.relevant, 10),
+        f"recall@{suite.retrieval_k}": recall_at_k(ranking, q.relevant, suite.retrieval_k),
+        "mrr@10": mrr_at_k(ranking, q.relevant, 10),
+    }
+    if "answer" in result and q.answers and not q.negative:
+        plain = _CITE.sub("", result["answer"])
+        rec["em"] = exact_match(plain, q.answers, suite.language)
+        rec["f1"] = f1(plain, q.answers, suite.language)
+        rec["containment"] = containment(plain, q.answers, suite.language, suite.answer_style == "slots")
+    return rec
+
+
+def _done_ids(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    ids = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            ids.add(json.loads(line)["id"])
+        except (json.JSONDecodeError, KeyError):
+            continue  # a line cut by an interruption is run again
+    return ids
+
+
+async def run_suite(
+    suite: Suite, out: Path, progress: Progress | None = None, limit: int | None = None
+) -> dict[str, Path]:
+    """Run every configuration; returns the records file of each. Already-recorded questions are skipped."""
+    data = load_eval_set(suite)
+    questions = data.questions[:limit] if limit else data.questions
+    kb = build_kb(suite, data, progress)
+    graph = build().compile()
+    (out / "records").mkdir(parents=True, exist_ok=True)
+    (out / "suite.json").write_text(suite.model_dump_json(indent=2), encoding="utf-8")
+    files: dict[str, Path] = {}
+    for config in suite.configurations:
+        files[config.name] = path = out / "records" / f"{config.name}.jsonl"
+        ctx = _context(suite, config, kb.name)
+        done = _done_ids(path)
+        with path.open("a", encoding="utf-8") as f:
+            for i, q in enumerate(questions):
+                if progress:
+                    progress(config.name, i, len(questions))
+                if q.id in done:
+                    continue
+                ranking = _ranking(kb, q, ctx, suite.retrieval_k)
+                result = await _answer(graph, q, ctx) if suite.answers else {}
+                record = {"id": q.id, "question": q.text, "gold": q.answers, "negative": q.negative,
+                          "relevant": q.relevant, "ranking": ranking[:10], **result,
+                          **_score(suite, q, ranking, result)}  # fmt: skip
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                f.flush()
+            if progress:
+                progress(config.name, len(questions), len(questions))
+    return files
+
+
+def _context(suite: Suite, config: Configuration, kb: str) -> Context:
+    fields = {**suite.model, **config.context, "kb": kb}
+    known = set(asdict(Context()).keys())
+    unknown = set(fields) - known
+    if unknown:
+        from zhiwen.errors import ZhiwenError
+
+        raise ZhiwenError(
+            f"suite {suite.name}: unknown Context fields {sorted(unknown)}; known: {sorted(known)}"
+        )
+    return Context(**fields)

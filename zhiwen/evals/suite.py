@@ -1,0 +1,76 @@
+"""Evaluation suites: YAML files under evals/ naming a dataset, a knowledge base, settings and floors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zhiwen.errors import ZhiwenError
+
+__all__ = ["Configuration", "Suite", "datasets_root", "load_suite"]
+
+
+class Configuration(BaseModel):
+    """One way to run the graph; ``context`` holds ``Context`` fields (retrieval_mode, quality_gate...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class Suite(BaseModel):
+    """What to evaluate. Paths in ``dataset`` are relative to ``ZHIWEN_DATASETS`` (default /work/shared/datasets)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    dataset: str
+    language: Literal["zh", "en"]
+    questions: int | None = Field(default=None, ge=1, description="First N judged questions (all if unset).")
+    corpus: Literal["full", "judged"] = Field(
+        default="full",
+        description="full: the whole corpus; judged: the chosen questions' gold passages + distractors.",
+    )
+    distractors: int = Field(
+        default=0, ge=0, description="With corpus=judged: extra passages not judged relevant."
+    )
+    negatives: int = Field(
+        default=0,
+        ge=0,
+        description="Last N chosen questions get their gold passages removed (negative rejection).",
+    )
+    answer_style: Literal["alternatives", "slots"] = "alternatives"
+    answers: bool = Field(default=True, description="Run the answer graph (false: retrieval metrics only).")
+    retrieval_k: int = Field(default=100, ge=10)
+    model: dict[str, Any] = Field(default_factory=dict, description="Context fields choosing the chat model.")
+    configurations: list[Configuration] = Field(min_length=1)
+    floors: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Per configuration: metric -> lowest acceptable value."
+    )
+    ceilings: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="Per configuration: metric -> highest acceptable value."
+    )
+
+
+def datasets_root() -> Path:
+    return Path(os.environ.get("ZHIWEN_DATASETS", "/work/shared/datasets"))
+
+
+def load_suite(ref: str) -> Suite:
+    """A suite by file path, or by name from the evals/ folder of the current directory."""
+    path = Path(ref)
+    if not path.exists() and (Path("evals") / f"{ref}.yaml").exists():
+        path = Path("evals") / f"{ref}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in Path("evals").glob("*.yaml"))) or "none found"
+        raise ZhiwenError(f"no suite {ref!r} (a YAML file, or a name in ./evals: {known})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Suite.model_validate(raw)
+    except (yaml.YAMLError, ValidationError) as exc:
+        first = str(exc).splitlines()
+        raise ZhiwenError(f"{path}: invalid suite: {' '.join(first[:3])}") from exc
