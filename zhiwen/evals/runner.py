@@ -6,6 +6,7 @@ where it stopped. Passage vectors come from the shared embedding cache, so re-ru
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from zhiwen.errors import ZhiwenError
 from zhiwen.evals.answer_metrics import containment, exact_match, f1
 from zhiwen.evals.dataset import EvalSet, Question, load_eval_set
 from zhiwen.evals.retrieval_metrics import mrr_at_k, ndcg_at_k, recall_at_k
@@ -106,6 +108,10 @@ def _score(suite: Suite, q: Question, ranking: list[str], result: dict[str, Any]
 def _done_ids(path: Path) -> set[str]:
     if not path.exists():
         return set()
+    with path.open("rb+") as f:  # drop a last line cut by an interruption, so appends start on a new line
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
     ids = set()
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
@@ -119,6 +125,20 @@ async def run_suite(
     suite: Suite, out: Path, progress: Progress | None = None, limit: int | None = None
 ) -> dict[str, Path]:
     """Run every configuration; returns the records file of each. Already-recorded questions are skipped."""
+    out.mkdir(parents=True, exist_ok=True)
+    lock = (out / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock.close()
+        raise ZhiwenError(f"another `zhiwen eval` is writing to {out}; wait for it or choose another --out") from exc
+    try:
+        return await _run(suite, out, progress, limit)
+    finally:
+        lock.close()
+
+
+async def _run(suite: Suite, out: Path, progress: Progress | None, limit: int | None) -> dict[str, Path]:
     data = load_eval_set(suite)
     questions = data.questions[:limit] if limit else data.questions
     kb = build_kb(suite, data, progress)
@@ -153,8 +173,6 @@ def _context(suite: Suite, config: Configuration, kb: str) -> Context:
     known = set(asdict(Context()).keys())
     unknown = set(fields) - known
     if unknown:
-        from zhiwen.errors import ZhiwenError
-
         raise ZhiwenError(
             f"suite {suite.name}: unknown Context fields {sorted(unknown)}; known: {sorted(known)}"
         )

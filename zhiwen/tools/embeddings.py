@@ -40,6 +40,7 @@ class E5Embedder:
         self._threads = threads
         self._model: object | None = None
         self._lock = threading.Lock()
+        self._queries: dict[str, Vectors] = {}
 
     def _get(self) -> object:
         with self._lock:
@@ -56,7 +57,18 @@ class E5Embedder:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_query(self, text: str) -> Vectors:
-        return np.asarray(self._get().query(text), dtype=np.float32)  # type: ignore[attr-defined]
+        # Retries and follow-ups often search the same query again; a query costs ~50 ms on a CPU core.
+        with self._lock:
+            cached = self._queries.get(text)
+        if cached is not None:
+            return cached
+        vec = np.asarray(self._get().query(text), dtype=np.float32)  # type: ignore[attr-defined]
+        vec.setflags(write=False)
+        with self._lock:
+            self._queries[text] = vec
+            if len(self._queries) > 2048:
+                self._queries.pop(next(iter(self._queries)))
+        return vec
 
 
 class OpenAIEmbedder:

@@ -6,8 +6,10 @@ the embedding model's name is kept in the collection metadata and checked on eve
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -28,11 +30,21 @@ class VectorStore:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        self._client = chromadb.PersistentClient(
-            path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        )
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        url = os.environ.get("ZHIWEN_CHROMA_URL")
+        if url:
+            # A shared Chroma server for several replicas: one collection per knowledge-base folder name.
+            parsed = urlparse(url)
+            self._client = chromadb.HttpClient(
+                host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https",
+                settings=chroma_settings,
+            )  # fmt: skip
+            collection = f"zhiwen-{path.parent.name}"[:512]
+        else:
+            self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            collection = _COLLECTION
         self._col = self._client.get_or_create_collection(
-            _COLLECTION,
+            collection,
             embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
             metadata={"embedding_model": embedding_model},
@@ -74,10 +86,12 @@ class VectorStore:
 
     def search(self, vector: Vectors, k: int) -> list[ScoredId]:
         """Nearest ``k`` chunks by cosine similarity (score = 1 - cosine distance)."""
-        n = min(k, self.count())
-        if n <= 0:
+        if k <= 0:
             return []
+        # No count() first: it cost more than the query itself at 100k chunks, and Chroma returns
+        # fewer results (or none) when asked for more than it holds.
         query: Any = [np.asarray(vector, dtype=np.float32)]
-        res = self._col.query(query_embeddings=query, n_results=n, include=["distances"])
-        ids, dists = res["ids"][0], (res["distances"] or [[]])[0]
+        res = self._col.query(query_embeddings=query, n_results=k, include=["distances"])
+        ids = res["ids"][0] if res["ids"] else []
+        dists = (res["distances"] or [[]])[0] if ids else []
         return [ScoredId(i, 1.0 - float(d), rank) for rank, (i, d) in enumerate(zip(ids, dists), start=1)]
