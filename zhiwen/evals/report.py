@@ -41,8 +41,12 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _plots(summary: dict[str, dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> list[str]:
-    import matplotlib
+def _plots(summary: dict[str, dict[str, Any]], records: dict[str, list[dict[str, Any]]]) -> list[str] | None:
+    """PNG data URIs of the plots; None when matplotlib is not installed (the report is written without)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -108,7 +112,12 @@ def write_reports(out: Path, suite_name: str, summary: dict[str, dict[str, Any]]
             + "".join(f"<td>{_fmt(row.get(c))}</td>" for c in cols)
             + "</tr>"
         )
-    images = "".join(f'<img alt="plot" src="{src}">' for src in _plots(summary, records))
+    plots = _plots(summary, records)
+    images = (
+        "".join(f'<img alt="plot" src="{src}">' for src in plots)
+        if plots is not None
+        else "<p>Plots need matplotlib (<code>pip install matplotlib</code>).</p>"
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>zhiwen eval: {html.escape(suite_name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:3px 6px}}img{{max-width:100%;margin:1em 0}}</style></head><body>

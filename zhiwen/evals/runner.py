@@ -125,13 +125,18 @@ async def run_suite(
     suite: Suite, out: Path, progress: Progress | None = None, limit: int | None = None
 ) -> dict[str, Path]:
     """Run every configuration; returns the records file of each. Already-recorded questions are skipped."""
-    out.mkdir(parents=True, exist_ok=True)
-    lock = (out / ".lock").open("w")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = (out / ".lock").open("w")
+    except OSError as exc:
+        raise ZhiwenError(f"cannot write the run to {out}: {exc}") from exc
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         lock.close()
-        raise ZhiwenError(f"another `zhiwen eval` is writing to {out}; wait for it or choose another --out") from exc
+        raise ZhiwenError(
+            f"another `zhiwen eval` is writing to {out}; wait for it or choose another --out"
+        ) from exc
     try:
         return await _run(suite, out, progress, limit)
     finally:

@@ -63,14 +63,14 @@ def datasets_root() -> Path:
 def load_suite(ref: str) -> Suite:
     """A suite by file path, or by name from the evals/ folder of the current directory."""
     path = Path(ref)
-    if not path.exists() and (Path("evals") / f"{ref}.yaml").exists():
+    if not path.is_file() and (Path("evals") / f"{ref}.yaml").is_file():
         path = Path("evals") / f"{ref}.yaml"
-    if not path.exists():
+    if not path.is_file():
         known = ", ".join(sorted(p.stem for p in Path("evals").glob("*.yaml"))) or "none found"
         raise ZhiwenError(f"no suite {ref!r} (a YAML file, or a name in ./evals: {known})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return Suite.model_validate(raw)
-    except (yaml.YAMLError, ValidationError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
         first = str(exc).splitlines()
         raise ZhiwenError(f"{path}: invalid suite: {' '.join(first[:3])}") from exc

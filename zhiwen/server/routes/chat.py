@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,7 @@ from zhiwen.turns import TurnEvent, stream_turn
 __all__ = ["router"]
 
 router = APIRouter(tags=["chat"])
+_THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @router.get("/v1/models", summary="One model per knowledge base")
@@ -78,9 +80,9 @@ def _thread(body: ChatRequest, header: str | None) -> str | None:
     if body.thread_id:
         return body.thread_id
     if header:
-        if len(header) > 128 or not header.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if not _THREAD_ID.fullmatch(header):  # the same ids as the body's thread_id and /v1/threads/{id}
             raise APIError(
-                400, "X-Thread-Id must be 1-128 characters of letters, digits, '-', '_' or '.'", "thread_id"
+                400, "X-Thread-Id must be 1-128 ASCII letters, digits, '.', '_', ':' or '-'", "thread_id"
             )
         return header
     return f"user:{body.user}" if body.user else None

@@ -1,0 +1,350 @@
+"""The eval runner on a tiny synthetic BEIR dataset, with a fake chat model and the fake embedder.
+
+Checks the records (ids, rankings, metrics), negative rejection (the gold passage is removed from the
+knowledge base), resumability, the lock against a concurrent run, the summary and floors/ceilings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import HashEmbedder
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+from zhiwen.errors import ZhiwenError
+from zhiwen.evals.dataset import load_eval_set
+from zhiwen.evals.runner import run_suite
+from zhiwen.evals.suite import Suite
+from zhiwen.evals.summary import check_limits, read_records, summarize
+from zhiwen.memory import registry
+from zhiwen.nodes._common import set_model_override
+from zhiwen.settings import get_settings
+
+CORPUS = [
+    ("d1", "Eiffel Tower", "The Eiffel Tower stands in Paris. The Eiffel Tower was completed in 1889."),
+    ("d2", "Mount Fuji", "Mount Fuji is the highest mountain of Japan. Mount Fuji is 3776 metres tall."),
+    ("d3", "Amazon", "The Amazon river flows east through Brazil into the Atlantic Ocean."),
+    ("d4", "Penguins", "Penguins live in Antarctica and on the cold coasts of the southern oceans."),
+    ("d5", "Great Wall", "The Great Wall of China is thousands of kilometres long."),
+    ("d6", "Coffee", "Coffee beans are the roasted seeds of the coffea plant."),
+]
+QUESTIONS = {
+    "q1": ("When was the Eiffel Tower completed?", "d1", ["1889"]),
+    "q2": ("How tall is Mount Fuji?", "d2", ["3776 metres", "3,776 metres"]),
+    "q3": ("Which ocean does the Amazon river flow into?", "d3", ["Atlantic Ocean"]),
+    "q4": ("Where do penguins live?", "d4", ["Antarctica"]),
+}
+# The fake model's answer to each question: exact (q1), partial (q2), wrong (q3), refusal (q4).
+REPLIES = {
+    "q1": "1889.",
+    "q2": "Mount Fuji is 3776 metres tall.",
+    "q3": "It flows into the Pacific Ocean.",
+    "q4": "The sources do not mention where penguins live.",
+}
+SUITE: dict[str, Any] = {
+    "name": "tiny",
+    "dataset": "tiny-beir",
+    "language": "en",
+    "negatives": 1,
+    "retrieval_k": 10,
+    "model": {"condense_with_llm": False},
+    "configurations": [
+        {"name": "hybrid", "context": {"retrieval_mode": "hybrid", "quality_gate": False}},
+        {"name": "bm25", "context": {"retrieval_mode": "bm25", "quality_gate": False}},
+    ],
+}
+
+
+class AnsweringChatModel(GenericFakeChatModel):
+    """Answers by the question found in the prompt (streams word by word); counts its calls."""
+
+    replies: dict[str, str]
+    calls: list[str] = Field(default_factory=list)
+    on_call: Callable[[], None] | None = None
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        prompt = str(messages[-1].content)
+        qid = next(q for q, (text, _, _) in QUESTIONS.items() if text in prompt)
+        self.calls.append(qid)
+        if self.on_call is not None:
+            self.on_call()
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.replies[qid]))])
+
+
+def write_dataset(folder: Path) -> None:
+    """A BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv (with header), answers.jsonl."""
+    (folder / "qrels").mkdir(parents=True)
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as f:
+        for doc_id, title, text in CORPUS:
+            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w", encoding="utf-8") as f:
+        for qid, (text, _, _) in QUESTIONS.items():
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, (_, d, _) in QUESTIONS.items()]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with (folder / "answers.jsonl").open("w", encoding="utf-8") as f:
+        for qid, (_, _, answers) in QUESTIONS.items():
+            f.write(json.dumps({"_id": qid, "answers": answers}) + "\n")
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, zhiwen_home: Path, fake_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """ZHIWEN_DATASETS with the tiny dataset, the fake embedder, no chat endpoint; yields the out folder."""
+    datasets = tmp_path / "datasets"
+    write_dataset(datasets / "tiny-beir")
+    monkeypatch.setenv("ZHIWEN_DATASETS", str(datasets))
+    for var in ("ZHIWEN_LLM_BASE_URL", "ZHIWEN_EMBEDDINGS_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    monkeypatch.setattr(registry, "make_embedder", lambda settings: fake_embedder)
+    monkeypatch.setattr(registry, "_embedders", {})
+    yield tmp_path / "run"
+    set_model_override(None)
+    registry.close_all()
+
+
+def use_model(**kwargs: Any) -> AnsweringChatModel:
+    model = AnsweringChatModel(messages=iter([]), replies=REPLIES, **kwargs)
+    set_model_override(model)
+    return model
+
+
+def suite(**changes: Any) -> Suite:
+    return Suite.model_validate({**SUITE, **changes})
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+# --- dataset ------------------------------------------------------------------------------------
+
+
+def test_negative_questions_lose_their_gold_passage(env: Path) -> None:
+    data = load_eval_set(suite())
+    assert sorted(d.id for d in data.documents) == ["d1", "d2", "d3", "d5", "d6"]
+    assert [q.id for q in data.questions] == ["q1", "q2", "q3", "q4"]
+    assert [q.negative for q in data.questions] == [False, False, False, True]
+    assert data.questions[1].answers == ["3776 metres", "3,776 metres"]
+    assert data.questions[0].relevant == {"d1": 1}
+
+
+def test_judged_corpus_keeps_gold_passages_and_distractors(env: Path) -> None:
+    data = load_eval_set(suite(questions=2, negatives=0, corpus="judged", distractors=1))
+    ids = [d.id for d in data.documents]
+    assert ids[:2] == ["d1", "d2"]
+    assert len(ids) == 3 and ids[2] in {"d3", "d4", "d5", "d6"}
+
+
+def test_missing_dataset_is_a_zhiwen_error(env: Path) -> None:
+    with pytest.raises(ZhiwenError, match=r"no corpus\.jsonl"):
+        load_eval_set(suite(dataset="absent"))
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+def test_records_per_configuration(env: Path) -> None:
+    model = use_model()
+    files = asyncio.run(run_suite(suite(), env))
+    assert set(files) == {"hybrid", "bm25"}
+    assert sorted(model.calls) == sorted(["q1", "q2", "q3", "q4"] * 2)
+    assert json.loads((env / "suite.json").read_text(encoding="utf-8"))["name"] == "tiny"
+    for name, path in files.items():
+        assert path == env / "records" / f"{name}.jsonl"
+        records = {r["id"]: r for r in read_records(path)}
+        assert list(records) == ["q1", "q2", "q3", "q4"]
+        for qid, (text, gold_doc, answers) in QUESTIONS.items():
+            r = records[qid]
+            assert r["question"] == text
+            assert r["gold"] == answers
+            assert r["relevant"] == {gold_doc: 1}
+            assert "error" not in r
+            assert isinstance(r["total_s"], float)
+            assert r["ttft_s"] is not None  # the answer was streamed
+            assert "d4" not in r["ranking"]  # removed from the knowledge base for q4
+            assert len(r["ranking"]) == len(set(r["ranking"])) <= 10
+        for qid in ("q1", "q2", "q3"):
+            r = records[qid]
+            gold_doc = QUESTIONS[qid][1]
+            assert r["negative"] is False
+            assert r["ranking"][0] == gold_doc, (name, qid, r["ranking"])
+            assert r["ndcg@10"] == r["recall@10"] == r["mrr@10"] == 1.0
+            assert r["refused"] is False
+            assert r["sources"] and r["sources"][0]["doc_id"] == gold_doc
+        # hand-computed answer metrics (citations the quality gate adds are removed first)
+        q1, q2, q3, q4 = (records[q] for q in ("q1", "q2", "q3", "q4"))
+        assert (q1["em"], q1["f1"], q1["containment"]) == (1.0, 1.0, 1.0)
+        # pred [mount, fuji, is, 3776, metres, tall] vs [3776, metres]: P = 1/3, R = 1 -> F1 = 1/2
+        assert (q2["em"], q2["containment"]) == (0.0, 1.0)
+        assert q2["f1"] == pytest.approx(0.5)
+        # pred [it, flows, into, pacific, ocean] vs [atlantic, ocean]: P = 1/5, R = 1/2 -> F1 = 2/7
+        assert (q3["em"], q3["containment"]) == (0.0, 0.0)
+        assert q3["f1"] == pytest.approx(2 / 7)
+        # the negative question: no relevant passage left, the refusal is recorded, no EM/F1
+        assert q4["negative"] is True
+        assert q4["ndcg@10"] == q4["recall@10"] == q4["mrr@10"] == 0.0
+        assert q4["refused"] is True
+        assert "em" not in q4 and "f1" not in q4 and "containment" not in q4
+
+
+def test_retrieval_only_suite_needs_no_model(env: Path) -> None:
+    model = use_model()
+    files = asyncio.run(run_suite(suite(answers=False), env))
+    assert model.calls == []
+    for path in files.values():
+        records = read_records(path)
+        assert [r["id"] for r in records] == ["q1", "q2", "q3", "q4"]
+        assert all("answer" not in r and "em" not in r for r in records)
+        assert [r["ranking"][0] for r in records[:3]] == ["d1", "d2", "d3"]
+        row = summarize(records, suite(answers=False))
+        assert row["ndcg@10"] == 1.0
+        assert "correct_refusal" not in row and "latency_p50_s" not in row
+
+
+def test_a_failed_turn_is_recorded_not_raised(env: Path) -> None:
+    def boom() -> None:
+        raise RuntimeError("model down")
+
+    use_model(on_call=boom)
+    files = asyncio.run(run_suite(suite(), env, limit=1))
+    (record,) = read_records(files["hybrid"])
+    assert record["error"] == "RuntimeError: model down"
+    assert record["ndcg@10"] == 1.0  # retrieval metrics are still recorded
+    assert summarize([record], suite())["errors"] == 1
+
+
+# --- resuming and locking -------------------------------------------------------------------------
+
+
+def test_resume_skips_recorded_questions(env: Path) -> None:
+    model = use_model()
+    progress: list[tuple[str, int, int]] = []
+    files = asyncio.run(run_suite(suite(), env, lambda *a: progress.append(a), limit=2))
+    assert sorted(model.calls) == ["q1", "q1", "q2", "q2"]
+    assert ("hybrid", 2, 2) in progress and ("bm25", 2, 2) in progress
+    first = {name: lines_of(path) for name, path in files.items()}
+    assert all(len(lines) == 2 for lines in first.values())
+
+    model.calls.clear()
+    files = asyncio.run(run_suite(suite(), env))
+    assert sorted(model.calls) == ["q3", "q3", "q4", "q4"]  # q1, q2 not recomputed
+    for name, path in files.items():
+        lines = lines_of(path)
+        assert len(lines) == 4
+        assert lines[:2] == first[name]  # untouched, byte for byte
+        assert [json.loads(line)["id"] for line in lines] == ["q1", "q2", "q3", "q4"]
+
+    model.calls.clear()
+    asyncio.run(run_suite(suite(), env))
+    assert model.calls == []
+    assert all(len(lines_of(path)) == 4 for path in files.values())
+
+
+def test_a_line_cut_by_an_interruption_is_run_again(env: Path) -> None:
+    model = use_model()
+    files = asyncio.run(run_suite(suite(), env, limit=2))
+    path = files["hybrid"]
+    kept = lines_of(path)[0]
+    path.write_text(kept + "\n" + lines_of(path)[1][:25], encoding="utf-8")  # q2's line cut short
+    model.calls.clear()
+    asyncio.run(run_suite(suite(), env, limit=2))
+    assert model.calls == ["q2"]
+    assert [r["id"] for r in read_records(path)] == ["q1", "q2"]
+
+
+def test_a_concurrent_run_into_the_same_folder_is_refused(env: Path) -> None:
+    errors: list[BaseException] = []
+
+    def second_run() -> None:
+        try:
+            asyncio.run(run_suite(suite(), env))
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    def start_second_run_once() -> None:
+        if not errors and not started:
+            started.append(True)
+            thread = threading.Thread(target=second_run)
+            thread.start()
+            thread.join(timeout=60)
+
+    started: list[bool] = []
+    model = use_model(on_call=start_second_run_once)
+    asyncio.run(run_suite(suite(), env, limit=1))
+    assert started and len(errors) == 1
+    assert isinstance(errors[0], ZhiwenError)
+    assert str(env) in str(errors[0]) and "another `zhiwen eval`" in str(errors[0])
+    assert model.calls == ["q1", "q1"]  # the second run did nothing
+    # the lock is released when a run ends: the next run resumes
+    model.on_call = None
+    asyncio.run(run_suite(suite(), env))
+    assert sorted(model.calls) == sorted(["q1", "q1"] + ["q2", "q3", "q4"] * 2)
+
+
+def test_an_out_path_that_is_a_file_is_a_zhiwen_error(env: Path) -> None:
+    env.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(ZhiwenError, match="cannot write the run"):
+        asyncio.run(run_suite(suite(), env))
+
+
+# --- summary and limits -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def summary(env: Path) -> dict[str, dict[str, Any]]:
+    use_model()
+    files = asyncio.run(run_suite(suite(), env))
+    return {name: summarize(read_records(path), suite()) for name, path in files.items()}
+
+
+def test_summary_values(summary: dict[str, dict[str, Any]]) -> None:
+    for row in summary.values():
+        assert (row["questions"], row["negatives"], row["errors"]) == (4, 1, 0)
+        # retrieval means over the 3 answerable questions only (the negative's 0 is left out)
+        assert row["ndcg@10"] == row["recall@10"] == row["mrr@10"] == 1.0
+        assert row["em"] == round(1 / 3, 4)
+        assert row["f1"] == round((1 + 0.5 + 2 / 7) / 3, 4)
+        assert row["containment"] == round(2 / 3, 4)
+        assert row["correct_refusal"] == 1.0
+        assert row["false_refusal"] == 0.0
+        assert row["think_leaks"] == 0
+        assert row["latency_p50_s"] is not None and row["latency_p95_s"] >= row["latency_p50_s"]
+        assert row["ttft_p50_s"] is not None
+        assert row["retrieval_p50_s"] is not None and row["generation_p50_s"] is not None
+
+
+def test_check_limits(summary: dict[str, dict[str, Any]]) -> None:
+    ok = suite(
+        floors={"hybrid": {"ndcg@10": 0.9, "containment": 0.6}, "bm25": {"correct_refusal": 1.0}},
+        ceilings={"hybrid": {"think_leaks": 0, "false_refusal": 0.0, "errors": 0}},
+    )
+    assert check_limits(summary, ok) == []
+    strict = suite(
+        floors={"hybrid": {"em": 0.5, "ndcg@10": 1.0}, "bm25": {"no_such_metric": 0.1}},
+        ceilings={"hybrid": {"containment": 0.5}, "missing-config": {"think_leaks": 0}},
+    )
+    assert check_limits(summary, strict) == [
+        "hybrid: em = 0.3333 is below the floor 0.5",
+        "bm25: no_such_metric = None is below the floor 0.1",
+        "hybrid: containment = 0.6667 is above the ceiling 0.5",
+        "missing-config: think_leaks = None is above the ceiling 0.0",
+    ]
