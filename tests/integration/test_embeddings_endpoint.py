@@ -79,5 +79,5 @@ def test_settings_select_the_endpoint(e5_server: str) -> None:
 
 def test_unreachable_endpoint_is_a_clear_error() -> None:
     embedder = OpenAIEmbedder(f"http://127.0.0.1:{_free_port()}/v1", "m", timeout=2)
-    with pytest.raises(ZhiwenError, match="embeddings endpoint .* failed: ConnectError"):
+    with pytest.raises(ZhiwenError, match=r"embeddings endpoint .* failed: ConnectError"):
         embedder.embed_query("x")
