@@ -1,0 +1,197 @@
+"""Fixtures for the HTTP server suite: a scripted upstream LLM, a tiny knowledge base, a live zhiwen server.
+
+Every module gets its own ``ZHIWEN_HOME`` (with the knowledge base ``bank`` ingested once by the real e5
+embedder) and its own scripted upstream; ``llm`` hands each test that upstream with an empty queue.
+Servers run under real uvicorn on 127.0.0.1, so streaming, disconnects, pings and lifespan are real.
+Test modules reach the shared constants and helpers through the ``kit`` fixture (two ``conftest``
+modules make ``from conftest import ...`` ambiguous).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from zhiwen import service
+from zhiwen.memory.registry import close_all
+from zhiwen.server.app import create_app
+from zhiwen.server.settings import ServerSettings, get_server_settings
+from zhiwen.settings import get_settings
+from zhiwen.testing.scripted_llm import Script, ScriptedLLM, ScriptedLLMServer
+
+KB = "bank"
+QUESTION = "What is the annual fee of the gold card?"
+ANSWER = "The annual fee of the gold card is 300 yuan."
+QUESTION_2 = "How many business days does an international wire transfer take?"
+ANSWER_2 = "International wire transfers take three business days."
+DOCS = {
+    "gold-card.md": (
+        "# Gold card\n\nThe annual fee of the gold card is 300 yuan. The first year is free of charge.\n"
+    ),
+    "wire.txt": "International wire transfers take three business days. The wire transfer fee is 15 dollars.",
+    "金卡.md": "# 金卡年费\n\n金卡信用卡的年费为每年三百元人民币。首年免收年费。\n",
+}
+
+
+@dataclass
+class Env:
+    """One module's world: data folder, scripted upstream and the knowledge base in it."""
+
+    home: Path
+    upstream: ScriptedLLMServer
+    kb: str = KB
+
+    @property
+    def llm(self) -> ScriptedLLM:
+        return self.upstream.llm
+
+
+def reset(llm: ScriptedLLM) -> None:
+    """Forget queued scripts, recorded requests and cancellations; answer ``ANSWER`` by default."""
+    with llm._lock:
+        llm._queue.clear()
+        llm.requests.clear()
+        llm.cancelled = 0
+        llm.default = Script(ANSWER)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    base = tmp_path_factory.mktemp("server")
+    home, docs = base / "home", base / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    with (
+        ScriptedLLMServer(ScriptedLLM(default=Script(ANSWER))) as upstream,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("ZHIWEN_HOME", str(home))
+        mp.setenv("ZHIWEN_LLM_BASE_URL", upstream.base_url)
+        mp.setenv("ZHIWEN_LLM_MODEL", "scripted")
+        for var in ("ZHIWEN_API_KEYS", "ZHIWEN_ALLOW_OPEN", "ZHIWEN_CHECKPOINT_URL", "ZHIWEN_OTEL"):
+            mp.delenv(var, raising=False)
+        get_settings.cache_clear()
+        get_server_settings.cache_clear()
+        try:
+            report = service.ingest(KB, [docs])
+            assert report.added == len(DOCS)
+            yield Env(home, upstream)
+        finally:
+            close_all()
+            get_settings.cache_clear()
+            get_server_settings.cache_clear()
+
+
+@pytest.fixture
+def llm(env: Env) -> ScriptedLLM:
+    """The module's scripted upstream, emptied for this test."""
+    reset(env.llm)
+    return env.llm
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve(app: FastAPI, timeout: float = 30.0) -> Iterator[str]:
+    """Run ``app`` under uvicorn (lifespan on) in a thread; yields its base URL (no trailing slash)."""
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("zhiwen server failed to start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(5)
+        sock.close()
+
+
+def open_settings(**overrides: Any) -> ServerSettings:
+    """Server settings without API keys (``allow_open``), plus ``overrides``."""
+    return ServerSettings(allow_open=True, **overrides)
+
+
+@pytest.fixture(scope="module")
+def base_url(env: Env) -> Iterator[str]:
+    """A zhiwen server without API keys, default limits, for the whole module."""
+    with serve(create_app(open_settings(), start_model=False)) as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=60) as c:
+        yield c
+
+
+def chat_body(question: str = QUESTION, **extra: Any) -> dict[str, Any]:
+    return {"model": KB, "messages": [{"role": "user", "content": question}], **extra}
+
+
+def assert_error(resp: httpx.Response, status: int, *fragments: str) -> dict[str, Any]:
+    """``resp`` is ``status`` with OpenAI's error body whose message holds every fragment."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["type"], str) and error["type"]
+    for fragment in fragments:
+        assert fragment.lower() in error["message"].lower(), error
+    return dict(error)
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[str]:
+    """The ``data:`` payloads of an SSE stream, in order (comments and blank lines skipped)."""
+    for line in lines:
+        if line.startswith("data:"):
+            yield line[5:].strip()
+
+
+class Kit:
+    """Constants and helpers for the server tests (the ``kit`` fixture)."""
+
+    KB = KB
+    QUESTION, ANSWER, QUESTION_2, ANSWER_2 = QUESTION, ANSWER, QUESTION_2, ANSWER_2
+    DOCS = DOCS
+    Script = Script
+    serve = staticmethod(serve)
+    open_settings = staticmethod(open_settings)
+    chat_body = staticmethod(chat_body)
+    assert_error = staticmethod(assert_error)
+    sse_events = staticmethod(sse_events)
+    reset = staticmethod(reset)
+
+
+@pytest.fixture(scope="session")
+def kit() -> type[Kit]:
+    return Kit

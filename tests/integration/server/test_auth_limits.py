@@ -1,0 +1,151 @@
+"""API keys, open probes, placeholder keys refused, per-key rate and concurrency limits."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from zhiwen.server.app import create_app
+from zhiwen.server.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from conftest import Env, Kit
+
+    from zhiwen.testing.scripted_llm import ScriptedLLM
+
+pytestmark = pytest.mark.integration
+
+KEY_A, KEY_B = "key-aaaaaaaaaaaa", "key-bbbbbbbbbbbb"
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def keyed(env: Env, kit: type[Kit]) -> Iterator[str]:
+    settings = ServerSettings(api_keys=f"{KEY_A},{KEY_B}")
+    with kit.serve(create_app(settings, start_model=False)) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, _auth("key-cccccccccccc"), _auth(KEY_A + "x"), _auth(KEY_A[:-1]), {"Authorization": KEY_A},
+     {"Authorization": f"Basic {KEY_A}"}, {"Authorization": "Bearer"}, _auth(f"{KEY_A},{KEY_B}")],
+    ids=["none", "wrong", "longer", "shorter", "no-scheme", "basic", "empty", "both-keys"],
+)  # fmt: skip
+def test_missing_or_wrong_key_is_401(
+    keyed: str, kit: type[Kit], llm: ScriptedLLM, headers: dict[str, str]
+) -> None:
+    for method, path, body in [
+        ("POST", "/v1/chat/completions", kit.chat_body()),
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/kbs", None),
+        ("POST", "/v1/threads", {}),
+    ]:
+        resp = httpx.request(method, keyed + path, json=body, headers=headers, timeout=30)
+        error = kit.assert_error(resp, 401, "API key")
+        assert error["type"] == "authentication_error"
+        assert resp.headers["www-authenticate"] == "Bearer"
+    assert llm.requests == []
+
+
+@pytest.mark.parametrize("key", [KEY_A, KEY_B])
+def test_right_key_is_accepted(keyed: str, kit: type[Kit], llm: ScriptedLLM, key: str) -> None:
+    models = httpx.get(f"{keyed}/v1/models", headers=_auth(key), timeout=30)
+    assert models.status_code == 200
+    assert [m["id"] for m in models.json()["data"]] == [kit.KB]
+    chat = httpx.post(f"{keyed}/v1/chat/completions", json=kit.chat_body(), headers=_auth(key), timeout=60)
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["choices"][0]["message"]["content"].startswith(kit.ANSWER.rstrip("."))
+
+
+@pytest.mark.parametrize("path", ["/health", "/live", "/metrics", "/openapi.json"])
+def test_probes_are_open(keyed: str, path: str) -> None:
+    resp = httpx.get(keyed + path, timeout=30)
+    assert resp.status_code == 200, resp.text
+    if path == "/metrics":
+        assert "zhiwen_requests" in resp.text
+    elif path != "/openapi.json":
+        assert resp.json()["status"] in ("ok", "alive")
+
+
+def test_openapi_documents_bearer_auth(keyed: str) -> None:
+    schema = httpx.get(f"{keyed}/openapi.json", timeout=30).json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert schema["paths"]["/v1/chat/completions"]["post"]["security"] == [{"HTTPBearer": []}]
+
+
+@pytest.mark.parametrize(
+    "keys", ["changeme", "secret", "sk-xxx", "short-key", f"{KEY_A},password", "test", f"{KEY_A}, xxx"]
+)
+def test_placeholder_keys_are_refused(keys: str) -> None:
+    with pytest.raises(ValidationError, match="placeholder"):
+        ServerSettings(api_keys=keys)
+
+
+def test_placeholder_keys_from_environment_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHIWEN_API_KEYS", "changeme")
+    with pytest.raises(ValidationError, match="placeholder"):
+        ServerSettings()
+
+
+def test_refuses_to_start_without_keys_or_allow_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZHIWEN_API_KEYS", raising=False)
+    monkeypatch.delenv("ZHIWEN_ALLOW_OPEN", raising=False)
+    with pytest.raises(SystemExit, match="ZHIWEN_API_KEYS"):
+        create_app(ServerSettings(), start_model=False)
+    with pytest.raises(SystemExit):
+        create_app(ServerSettings(allow_open=False, api_keys=""), start_model=False)
+
+
+def test_rate_limit_per_key(env: Env, kit: type[Kit], llm: ScriptedLLM) -> None:
+    settings = ServerSettings(api_keys=f"{KEY_A},{KEY_B}", rate_per_minute=3)
+    with kit.serve(create_app(settings, start_model=False)) as url:
+        statuses = [
+            httpx.get(f"{url}/v1/models", headers=_auth(KEY_A), timeout=30).status_code for _ in range(3)
+        ]
+        assert statuses == [200, 200, 200]
+        fourth = httpx.get(f"{url}/v1/models", headers=_auth(KEY_A), timeout=30)
+        error = kit.assert_error(fourth, 429, "rate")
+        assert error["type"] == "rate_limit_error"
+        assert 1 <= int(fourth.headers["retry-after"]) <= 20  # one token comes back every 20 s
+        # Probes are not counted; the other key has its own budget.
+        assert httpx.get(f"{url}/health", timeout=30).status_code == 200
+        assert httpx.get(f"{url}/v1/models", headers=_auth(KEY_B), timeout=30).status_code == 200
+
+
+def test_concurrency_limit_while_a_stream_is_open(env: Env, kit: type[Kit], llm: ScriptedLLM) -> None:
+    settings = kit.open_settings(max_concurrent=1)
+    words = [f"w{i} " for i in range(20)]
+    llm.enqueue(kit.Script("".join(words), chunks=words, token_delay=0.1))
+    with (
+        kit.serve(create_app(settings, start_model=False)) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        first_content = threading.Event()
+        with c.stream("POST", "/v1/chat/completions", json=kit.chat_body(stream=True)) as stream:
+            assert stream.status_code == 200
+            for line in stream.iter_lines():
+                if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                    first_content.set()
+                    second = c.get("/v1/models")
+                    error = kit.assert_error(second, 429, "concurrency")
+                    assert second.headers["retry-after"] == "1"
+                    break
+        assert first_content.is_set()
+        # The slot is given back once the stream has ended (here: the client left).
+        for _ in range(50):
+            if c.get("/v1/models").status_code == 200:
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("the concurrency slot was not released after the stream ended")
+        assert error["type"] == "rate_limit_error"

@@ -1,0 +1,198 @@
+"""The knowledge-base API: create, list, upload (sanitised names, type and size limits), search, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from zhiwen import service
+from zhiwen.memory.kb import kb_dir
+from zhiwen.server.app import create_app
+from zhiwen.settings import get_settings
+
+if TYPE_CHECKING:
+    from conftest import Env, Kit
+
+pytestmark = pytest.mark.integration
+
+MAX_UPLOAD = 4096
+KB = "uploads-kb"
+LOAN = "Personal loans have a yearly interest rate of 4.5 percent. Repayment terms run up to five years."
+SAFE = "Safe deposit boxes are rented per year. A small box costs 200 yuan a year."
+
+
+@pytest.fixture(scope="module")
+def api(env: Env, kit: type[Kit]) -> Iterator[httpx.Client]:
+    settings = kit.open_settings(max_upload_bytes=MAX_UPLOAD)
+    with (
+        kit.serve(create_app(settings, start_model=False)) as url,
+        httpx.Client(base_url=url, timeout=120) as c,
+    ):
+        yield c
+
+
+def _upload(api: httpx.Client, kb: str, *files: tuple[str, bytes, str]) -> httpx.Response:
+    return api.post(f"/v1/kbs/{kb}/documents", files=[("files", f) for f in files])
+
+
+def _raw_upload(api: httpx.Client, kb: str, filename: str, content: bytes) -> httpx.Response:
+    """A multipart upload with the file name exactly as given (httpx would percent-encode control bytes)."""
+    boundary = "zhiwen-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+            f"Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    return api.post(f"/v1/kbs/{kb}/documents", content=body, headers=headers)
+
+
+def _search(api: httpx.Client, kb: str, query: str, **options: Any) -> list[dict[str, Any]]:
+    resp = api.post(f"/v1/kbs/{kb}/search", json={"query": query, **options})
+    assert resp.status_code == 200, resp.text
+    data: list[dict[str, Any]] = resp.json()["data"]
+    return data
+
+
+def _documents(api: httpx.Client, kb: str) -> list[dict[str, Any]]:
+    resp = api.get(f"/v1/kbs/{kb}/documents")
+    assert resp.status_code == 200, resp.text
+    docs: list[dict[str, Any]] = resp.json()["data"]
+    return docs
+
+
+def test_list_shows_the_module_kb(api: httpx.Client, kit: type[Kit]) -> None:
+    data = api.get("/v1/kbs").json()["data"]
+    bank = next(k for k in data if k["name"] == kit.KB)
+    assert bank["documents"] == len(kit.DOCS) and bank["chunks"] >= len(kit.DOCS)
+
+
+def test_search_matches_service_search(api: httpx.Client, kit: type[Kit]) -> None:
+    for query, options in [
+        ("gold card annual fee", {}),
+        ("金卡年费是多少", {"top_k": 2}),
+        ("wire transfer", {"mode": "bm25"}),
+        ("how long does a transfer take", {"mode": "dense", "top_k": 3}),
+        ("fee", {"bm25_weight": 2.0, "dense_weight": 0.5, "rrf_k": 10}),
+    ]:
+        http = _search(api, kit.KB, query, **options)
+        direct = service.search(
+            kit.KB, query, options.get("top_k", 10), options.get("mode", "hybrid"),
+            **{k: v for k, v in options.items() if k in ("bm25_weight", "dense_weight", "rrf_k")},
+        )  # fmt: skip
+        assert [h["id"] for h in http] == [h.id for h in direct], query
+        assert [h["score"] for h in http] == pytest.approx([h.score for h in direct])
+        assert [h["text"] for h in http] == [h.text for h in direct]
+        assert http, query
+    top = _search(api, kit.KB, "gold card annual fee")[0]
+    assert "300 yuan" in top["text"]
+
+
+def test_kb_lifecycle(api: httpx.Client, kit: type[Kit]) -> None:
+    created = api.post("/v1/kbs", json={"name": KB})
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == KB and created.json()["documents"] == 0
+    kit.assert_error(api.post("/v1/kbs", json={"name": KB}), 409, "already exists")
+    assert KB in [k["name"] for k in api.get("/v1/kbs").json()["data"]]
+    assert KB in [m["id"] for m in api.get("/v1/models").json()["data"]]
+
+    up = _upload(api, KB, ("loans.md", f"# Loans\n\n{LOAN}\n".encode(), "text/markdown"),
+                 ("boxes.txt", SAFE.encode(), "text/plain"))  # fmt: skip
+    assert up.status_code == 201, up.text
+    assert up.json()["added"] == 2 and up.json()["chunks"] >= 2 and up.json()["skipped"] == []
+    again = _upload(api, KB, ("boxes.txt", SAFE.encode(), "text/plain"))
+    assert again.status_code == 201 and again.json()["unchanged"] == 1 and again.json()["added"] == 0
+
+    docs = {d["source"].rsplit("/", 1)[-1]: d for d in _documents(api, KB)}
+    assert set(docs) == {"loans.md", "boxes.txt"}
+    assert docs["loans.md"]["chunks"] >= 1 and docs["loans.md"]["characters"] >= len(LOAN)
+
+    hits = _search(api, KB, "interest rate of personal loans")
+    assert hits[0]["doc_id"] == docs["loans.md"]["id"]
+    assert api.delete(f"/v1/kbs/{KB}/documents/{docs['loans.md']['id']}").status_code == 204
+    kit.assert_error(api.delete(f"/v1/kbs/{KB}/documents/{docs['loans.md']['id']}"), 404, "no document")
+    assert all(
+        h["doc_id"] != docs["loans.md"]["id"] for h in _search(api, KB, "interest rate of personal loans")
+    )
+    assert [d["id"] for d in _documents(api, KB)] == [docs["boxes.txt"]["id"]]
+
+    assert api.delete(f"/v1/kbs/{KB}").status_code == 204
+    assert KB not in [k["name"] for k in api.get("/v1/kbs").json()["data"]]
+    assert not kb_dir(get_settings().kb_root, KB).exists()
+    kit.assert_error(api.delete(f"/v1/kbs/{KB}"), 404, KB)
+
+
+@pytest.mark.parametrize(
+    ("filename", "stored"),
+    [("../../etc/passwd.txt", "passwd.txt"), ("..\\..\\evil.md", "evil.md"), (".hidden.md", "hidden.md"),
+     ("/abs/path/notes.TXT", "notes.txt"), ("bad\x01name.md", "bad_name.md")],
+)  # fmt: skip
+def test_upload_names_are_sanitised(api: httpx.Client, filename: str, stored: str) -> None:
+    kb = "sanitise-kb"
+    api.post("/v1/kbs", json={"name": kb})
+    resp = _raw_upload(api, kb, filename, LOAN.encode())
+    assert resp.status_code == 201, resp.text
+    home = get_settings().home
+    uploads = kb_dir(get_settings().kb_root, kb) / "uploads"
+    assert (uploads / stored).read_text(encoding="utf-8") == LOAN
+    assert [p.name for p in uploads.iterdir()] == [stored]  # nothing else, no temp files left
+    outside = [p for p in home.parent.rglob("*") if p.is_file() and p.read_bytes() == LOAN.encode()]
+    assert outside == [uploads / stored]
+    sources = [d["source"] for d in _documents(api, kb)]
+    assert sources == [str(uploads / stored)]
+    assert api.delete(f"/v1/kbs/{kb}").status_code == 204
+
+
+def test_upload_rejects_unsupported_types(api: httpx.Client, kit: type[Kit]) -> None:
+    api.post("/v1/kbs", json={"name": "types-kb"})
+    error = kit.assert_error(
+        _upload(api, "types-kb", ("tool.exe", b"MZ\x90\x00", "application/octet-stream")), 400, "unsupported"
+    )
+    assert error["param"] == "files"
+    mixed = _upload(
+        api, "types-kb", ("ok.txt", SAFE.encode(), "text/plain"), ("x.docx", b"PK", "application/zip")
+    )
+    assert mixed.status_code == 201
+    assert mixed.json()["added"] == 1 and "x.docx: unsupported file type" in mixed.json()["skipped"][0]
+    kit.assert_error(api.post("/v1/kbs/types-kb/documents", data={"x": "y"}), 400, "files")
+    assert api.delete("/v1/kbs/types-kb").status_code == 204
+
+
+def test_upload_over_limit_is_413(api: httpx.Client, kit: type[Kit]) -> None:
+    api.post("/v1/kbs", json={"name": "big-kb"})
+    resp = _upload(api, "big-kb", ("big.txt", b"word " * (MAX_UPLOAD // 4), "text/plain"))
+    kit.assert_error(resp, 413, f"larger than {MAX_UPLOAD} bytes")
+    assert _documents(api, "big-kb") == []
+    assert api.delete("/v1/kbs/big-kb").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [("GET", "/v1/kbs/nope/documents", None), ("POST", "/v1/kbs/nope/search", {"query": "x"}),
+     ("DELETE", "/v1/kbs/nope", None), ("DELETE", "/v1/kbs/nope/documents/abc", None)],
+)  # fmt: skip
+def test_unknown_kb_is_404(api: httpx.Client, kit: type[Kit], method: str, path: str, body: Any) -> None:
+    error = kit.assert_error(api.request(method, path, json=body), 404, "nope")
+    assert error["type"] == "not_found_error"
+
+
+def test_upload_to_unknown_kb_is_404(api: httpx.Client, kit: type[Kit]) -> None:
+    kit.assert_error(_upload(api, "nope", ("a.txt", b"hello there", "text/plain")), 404, "nope")
+    assert not kb_dir(get_settings().kb_root, "nope").exists()
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "x" * 129])
+def test_bad_kb_names_are_400(api: httpx.Client, kit: type[Kit], name: str) -> None:
+    kit.assert_error(api.post("/v1/kbs", json={"name": name}), 400, "name")
+
+
+def test_bad_search_is_400(api: httpx.Client, kit: type[Kit]) -> None:
+    kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": ""}), 400, "query")
+    kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": "x", "mode": "magic"}), 400, "mode")
+    kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": "x", "top_k": 0}), 400, "top_k")

@@ -1,0 +1,123 @@
+"""Unmodified OpenAI clients (the ``openai`` SDK, LangChain's ChatOpenAI) work against the server."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_openai import ChatOpenAI
+from openai import NotFoundError, OpenAI
+
+if TYPE_CHECKING:
+    from conftest import Kit
+
+    from zhiwen.testing.scripted_llm import ScriptedLLM
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def openai_client(base_url: str) -> OpenAI:
+    return OpenAI(base_url=f"{base_url}/v1", api_key="unused-when-open", max_retries=0, timeout=60)
+
+
+def _answer_of(text: str) -> str:
+    """The answer with the attribution markers (`` [1]``) the quality gate adds taken out."""
+    return text.replace(" [1]", "").replace("[1]", "").strip()
+
+
+def test_models_lists_one_model_per_kb(openai_client: OpenAI, kit: type[Kit]) -> None:
+    models = openai_client.models.list()
+    assert [m.id for m in models.data] == [kit.KB]
+    assert models.data[0].object == "model"
+    assert models.data[0].model_extra == {"documents": len(kit.DOCS)}
+
+
+def test_non_streaming_completion(openai_client: OpenAI, llm: ScriptedLLM, kit: type[Kit]) -> None:
+    resp = openai_client.chat.completions.create(
+        model=kit.KB, messages=[{"role": "user", "content": kit.QUESTION}]
+    )
+    assert resp.object == "chat.completion"
+    message = resp.choices[0].message
+    assert message.role == "assistant"
+    assert _answer_of(message.content or "") == kit.ANSWER
+    assert resp.choices[0].finish_reason == "stop"
+    assert resp.usage is not None
+    assert resp.usage.prompt_tokens > 0 and resp.usage.completion_tokens > 0
+    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+    extra: dict[str, Any] = resp.model_extra or {}
+    assert extra["quality"]["verdict"] == "pass"
+    assert extra["sources"] and "gold card" in extra["sources"][0]["text"]
+    # The question reached the upstream model inside the numbered-context prompt.
+    assert len(llm.requests) == 1
+    assert kit.QUESTION in llm.requests[0]["messages"][-1]["content"]
+
+
+def test_streaming_with_usage(openai_client: OpenAI, llm: ScriptedLLM, kit: type[Kit]) -> None:
+    llm.enqueue(kit.Script(kit.ANSWER, chunk_size=4))
+    chunks = list(
+        openai_client.chat.completions.create(
+            model=kit.KB,
+            messages=[{"role": "user", "content": kit.QUESTION}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == kit.ANSWER
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 3  # really streamed
+    assert len({c.id for c in chunks}) == 1
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens > 0
+    finish = chunks[-2]
+    assert finish.choices[0].finish_reason == "stop"
+    extra: dict[str, Any] = finish.model_extra or {}
+    assert extra["quality"]["verdict"] == "pass"
+    assert extra["sources"][0]["source"].rsplit("/", 1)[-1] == "gold-card.md"
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_streaming_without_usage_option_has_no_usage_chunk(openai_client: OpenAI, kit: type[Kit]) -> None:
+    chunks = list(
+        openai_client.chat.completions.create(
+            model=kit.KB, messages=[{"role": "user", "content": kit.QUESTION}], stream=True
+        )
+    )
+    assert all(c.usage is None for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    extra: dict[str, Any] = chunks[-1].model_extra or {}
+    assert {"sources", "quality", "answer", "thread_id"} <= set(extra)
+    assert all(not (c.model_extra or {}).get("sources") for c in chunks[:-1])
+
+
+def test_unknown_model_is_openai_not_found(openai_client: OpenAI) -> None:
+    with pytest.raises(NotFoundError) as err:
+        openai_client.chat.completions.create(
+            model="no-such-kb", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert err.value.status_code == 404
+    assert err.value.code == "model_not_found"
+    assert "no-such-kb" in err.value.message
+
+
+def test_langchain_chat_openai_invoke_and_stream(base_url: str, llm: ScriptedLLM, kit: type[Kit]) -> None:
+    model = ChatOpenAI(base_url=f"{base_url}/v1", api_key="unused-when-open", model=kit.KB, max_retries=0)
+    reply = model.invoke(kit.QUESTION)
+    assert isinstance(reply, AIMessage)
+    assert _answer_of(str(reply.content)) == kit.ANSWER
+
+    llm.enqueue(kit.Script(kit.ANSWER_2, chunk_size=5))
+    parts = list(model.stream(kit.QUESTION_2))
+    assert all(isinstance(p, AIMessageChunk) for p in parts)
+    assert "".join(str(p.content) for p in parts) == kit.ANSWER_2
+    assert sum(1 for p in parts if p.content) > 3
+
+
+def test_models_route_matches_kb_list(client: httpx.Client, kit: type[Kit]) -> None:
+    models = client.get("/v1/models").json()
+    kbs = client.get("/v1/kbs").json()
+    assert models["object"] == "list"
+    assert [m["id"] for m in models["data"]] == [k["name"] for k in kbs["data"]] == [kit.KB]
