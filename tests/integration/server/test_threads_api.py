@@ -106,17 +106,19 @@ def test_header_and_user_select_threads(client: httpx.Client, llm: ScriptedLLM, 
     assert len(_messages(client, "from-header.1")) == 4
 
     reply = _chat(client, kit.chat_body(user="alice"))
-    assert reply["thread_id"] == "user:alice"
-    assert _messages(client, "user:alice")[0]["content"] == kit.QUESTION
-    _chat(client, kit.chat_body(user="bob"))
-    assert len(_messages(client, "user:alice")) == 2 and len(_messages(client, "user:bob")) == 2
+    alice = reply["thread_id"]
+    assert alice.startswith("user-") and alice != "user-alice"  # hashed: any `user` string is addressable
+    assert _messages(client, alice)[0]["content"] == kit.QUESTION
+    bob = _chat(client, kit.chat_body(user="bob / 张三 with spaces"))["thread_id"]
+    assert bob != alice
+    assert len(_messages(client, alice)) == 2 and len(_messages(client, bob)) == 2
 
     # The body's thread_id wins over the header, which wins over user.
     _chat(
         client, kit.chat_body(thread_id="body-wins", user="alice"), headers={"X-Thread-Id": "from-header.1"}
     )
     assert len(_messages(client, "body-wins")) == 2
-    assert len(_messages(client, "from-header.1")) == 4 and len(_messages(client, "user:alice")) == 2
+    assert len(_messages(client, "from-header.1")) == 4 and len(_messages(client, alice)) == 2
 
     # Without any of them the request is stateless: nothing is stored under its completion id.
     stateless = _chat(client, kit.chat_body())

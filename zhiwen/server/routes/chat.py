@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import time
@@ -85,7 +86,8 @@ def _thread(body: ChatRequest, header: str | None) -> str | None:
                 400, "X-Thread-Id must be 1-128 ASCII letters, digits, '.', '_', ':' or '-'", "thread_id"
             )
         return header
-    return f"user:{body.user}" if body.user else None
+    # Any string may be an OpenAI `user`; hash it into a thread id the threads API can address.
+    return "user-" + hashlib.sha256(body.user.encode()).hexdigest()[:32] if body.user else None
 
 
 def _extras(state: dict[str, Any], thread: str | None) -> dict[str, Any]:

@@ -59,7 +59,7 @@ async def create_knowledge_base(body: KnowledgeBaseIn) -> dict[str, Any]:
     if _exists(body.name):
         raise APIError(409, f"knowledge base {body.name!r} already exists", "name", "kb_exists")
     kb = await asyncio.to_thread(service.open_kb, body.name, True)
-    return kb.stats()
+    return {k: v for k, v in kb.stats().items() if k != "path"}  # no server paths in responses
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a knowledge base and all its documents")
