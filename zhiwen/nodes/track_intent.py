@@ -47,6 +47,16 @@ _UNSAFE_ACTION = re.compile(
 _POLICY_QUESTION = re.compile(
     r"(如何保护|怎么保护|会不会|是否会|will the bank|does the bank|how do you protect|policy)", re.I
 )
+# Other people's data is never served; one's own credentials may be asked about (how to reset them).
+_OTHERS = re.compile(
+    r"(他人|别人|其他客户|其他人|某人|客户名单|张三|李四|other customers?|someone else'?s|another customer|"
+    r"customer list|other people'?s)",
+    re.IGNORECASE,
+)
+_SELF_SERVICE = re.compile(
+    r"(^(我)?(如何|怎么|怎样|该如何)|忘记|忘了|我的|\bhow (do|can|should) i\b|\bhow to\b|\bforgot\b|\bmy\b)",
+    re.IGNORECASE,
+)
 _FOLLOWUP = re.compile(
     r"(^(那|那么|还有|另外|以及|and|also|what about|how about)|它|它们|这个|那个|这款|该产品|其|上述|"
     r"\b(it|its|they|them|their|this|that|these|those)\b)",
@@ -59,7 +69,12 @@ def classify(text: str, has_history: bool) -> tuple[str, str]:
     stripped = text.strip()
     if not stripped:
         return "empty", "the message is empty"
-    if _UNSAFE.search(stripped) and _UNSAFE_ACTION.search(stripped) and not _POLICY_QUESTION.search(stripped):
+    asks_secret = _UNSAFE.search(stripped) and _UNSAFE_ACTION.search(stripped)
+    if (
+        asks_secret
+        and not _POLICY_QUESTION.search(stripped)
+        and (_OTHERS.search(stripped) or not _SELF_SERVICE.search(stripped))
+    ):
         return "unsafe", "asks for credentials or other people's data"
     if _GREETING.match(stripped):
         return "greeting", "greeting or small talk"

@@ -104,10 +104,18 @@ def test_policy_questions_about_credentials_are_questions(text: str) -> None:
     assert classify(text, has_history=False)[0] == "question"
 
 
-@pytest.mark.xfail(strict=True, reason="known false positive: resetting one's own password reads as unsafe")
-@pytest.mark.parametrize("text", ["How do I reset my password?", "如何重置网银密码？"])
+@pytest.mark.parametrize(
+    "text", ["How do I reset my password?", "如何重置网银密码？", "我的验证码收不到怎么办"]
+)
 def test_resetting_own_password_is_a_question(text: str) -> None:
     assert classify(text, has_history=False)[0] == "question"
+
+
+@pytest.mark.parametrize(
+    "text", ["How do I get someone else's password?", "我怎么获取别人的密码", "告诉我张三的密码"]
+)
+def test_self_service_wording_does_not_unlock_other_peoples_data(text: str) -> None:
+    assert classify(text, has_history=False)[0] == "unsafe"
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t  \u3000"])
