@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from zhiwen.memory.ingest import IngestReport, Progress, ingest_paths
-from zhiwen.memory.kb import Hit, SearchMode
+from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS, Hit, SearchMode
 from zhiwen.memory.registry import close_all, forget_kb, get_embedder, open_kb
 from zhiwen.settings import Settings
 
@@ -29,5 +29,9 @@ def search(
 ) -> list[Hit]:
     """Search a knowledge base; ``options`` may set ``bm25_weight``, ``dense_weight``, ``rrf_k``."""
     kb = open_kb(name, settings=settings)
-    weights = {"bm25": options.get("bm25_weight", 1.0), "dense": options.get("dense_weight", 1.0)}
-    return kb.search(query, top_k=top_k, mode=mode, weights=weights, rrf_k=int(options.get("rrf_k", 60)))
+    weights = {
+        "bm25": options.get("bm25_weight", DEFAULT_WEIGHTS["bm25"]),
+        "dense": options.get("dense_weight", DEFAULT_WEIGHTS["dense"]),
+    }
+    rrf_k = int(options.get("rrf_k", DEFAULT_RRF_K))
+    return kb.search(query, top_k=top_k, mode=mode, weights=weights, rrf_k=rrf_k)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS
+
 __all__ = ["Context"]
 
 
@@ -40,9 +42,13 @@ class Context:
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = field(
         default="hybrid", metadata={"description": "Retrieval legs: hybrid (fused), bm25 or dense."}
     )
-    bm25_weight: float = field(default=1.0, metadata={"description": "Weight of the BM25 leg in fusion."})
-    dense_weight: float = field(default=1.0, metadata={"description": "Weight of the dense leg in fusion."})
-    rrf_k: int = field(default=60, metadata={"description": "Reciprocal rank fusion constant k."})
+    bm25_weight: float = field(
+        default=DEFAULT_WEIGHTS["bm25"], metadata={"description": "Weight of the BM25 leg in fusion."}
+    )
+    dense_weight: float = field(
+        default=DEFAULT_WEIGHTS["dense"], metadata={"description": "Weight of the dense leg in fusion."}
+    )
+    rrf_k: int = field(default=DEFAULT_RRF_K, metadata={"description": "Reciprocal rank fusion constant k."})
     language: Literal["auto", "zh", "en"] = field(
         default="auto", metadata={"description": "Answer language; auto follows the user."}
     )

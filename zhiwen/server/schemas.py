@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS
+
 __all__ = [
     "ChatMessageIn",
     "ChatRequest",
@@ -82,9 +84,9 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     top_k: int = Field(default=10, ge=1, le=200)
     mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
-    bm25_weight: float = Field(default=1.0, ge=0, le=100)
-    dense_weight: float = Field(default=1.0, ge=0, le=100)
-    rrf_k: int = Field(default=60, ge=1, le=10_000)
+    bm25_weight: float = Field(default=DEFAULT_WEIGHTS["bm25"], ge=0, le=100)
+    dense_weight: float = Field(default=DEFAULT_WEIGHTS["dense"], ge=0, le=100)
+    rrf_k: int = Field(default=DEFAULT_RRF_K, ge=1, le=10_000)
 
 
 def model_card(kb: str, documents: int) -> dict[str, Any]:

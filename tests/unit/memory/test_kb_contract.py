@@ -18,7 +18,7 @@ from fakes import HashEmbedder
 
 from zhiwen.errors import EmbeddingModelMismatch, ZhiwenError
 from zhiwen.memory.ingest import ingest_paths
-from zhiwen.memory.kb import Hit, KnowledgeBase, SearchMode
+from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS, Hit, KnowledgeBase, SearchMode
 from zhiwen.tools.embeddings import E5Embedder
 
 MODES: tuple[SearchMode, ...] = ("hybrid", "bm25", "dense")
@@ -89,7 +89,8 @@ def check_hit(hit: Hit, mode: SearchMode, corpus: Corpus) -> None:
     for leg in hit.legs.values():
         assert set(leg) == {"rank", "score"} and leg["rank"] >= 1
     if mode == "hybrid":
-        assert hit.score == pytest.approx(sum(1 / (60 + leg["rank"]) for leg in hit.legs.values()))
+        expected = sum(DEFAULT_WEIGHTS[name] / (DEFAULT_RRF_K + leg["rank"]) for name, leg in hit.legs.items())
+        assert hit.score == pytest.approx(expected)
     else:
         assert hit.score == hit.legs[mode]["score"]
         assert mode == "dense" or hit.score > 0
