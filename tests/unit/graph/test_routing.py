@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, get_args, get_type_hints
 
 import pytest
@@ -28,7 +29,7 @@ def _state(label: str = "question", **extra: Any) -> State:
     ],
 )
 def test_route_intent(label: str, expected: str) -> None:
-    assert route_intent(_state(label)) == expected
+    assert asyncio.run(route_intent(_state(label))) == expected
 
 
 @pytest.mark.parametrize(
@@ -42,11 +43,11 @@ def test_route_intent(label: str, expected: str) -> None:
     ],
 )
 def test_route_after_evaluate(quality: dict[str, Any], expected: str) -> None:
-    assert route_after_evaluate(_state(quality=quality)) == expected
+    assert asyncio.run(route_after_evaluate(_state(quality=quality))) == expected
 
 
 def test_route_after_evaluate_without_quality_ends() -> None:
-    assert route_after_evaluate(_state()) == "__end__"
+    assert asyncio.run(route_after_evaluate(_state())) == "__end__"
 
 
 def test_routes_are_declared_in_the_signatures() -> None:
