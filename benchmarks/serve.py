@@ -47,6 +47,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from _common import ms_stats
 from rich.console import Console
 from rich.table import Table
 
@@ -83,21 +84,6 @@ def load() -> list[float]:
 
 def pct(xs: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs, dtype=float), q)) if len(xs) else float("nan")
-
-
-def ms_stats(xs: Sequence[float]) -> dict[str, float]:
-    """Seconds in, milliseconds out."""
-    if not xs:
-        return {"n": 0}
-    a = np.asarray(xs, dtype=float) * 1000
-    return {
-        "n": len(a),
-        "p50": round(float(np.percentile(a, 50)), 3),
-        "p95": round(float(np.percentile(a, 95)), 3),
-        "mean": round(float(a.mean()), 3),
-        "min": round(float(a.min()), 3),
-        "max": round(float(a.max()), 3),
-    }
 
 
 def free_port() -> int:

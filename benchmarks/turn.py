@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from _common import fmt, ms_stats
 from rich.console import Console
 from rich.table import Table
 
@@ -75,26 +75,6 @@ E2E_QUESTIONS: list[tuple[str, str]] = [
 
 def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def ms_stats(xs: Sequence[float]) -> dict[str, float]:
-    """Seconds in, milliseconds out."""
-    if not xs:
-        return {"n": 0}
-    a = np.asarray(xs, dtype=float) * 1000
-    return {
-        "n": len(a),
-        "p50": round(float(np.percentile(a, 50)), 3),
-        "p95": round(float(np.percentile(a, 95)), 3),
-        "mean": round(float(a.mean()), 3),
-        "min": round(float(a.min()), 3),
-        "max": round(float(a.max()), 3),
-    }
-
-
-def fmt(d: dict[str, Any] | None, key: str = "p50", scale: float = 1.0) -> str:
-    v = (d or {}).get(key)
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * scale:.2f}"
 
 
 def git_state() -> dict[str, Any]:
