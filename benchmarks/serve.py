@@ -418,7 +418,7 @@ async def layers(upstream: str, levels: list[int], n: int) -> list[dict[str, Any
     cases: list[tuple[str, Any]] = [
         ("raw httpx SSE (client only)", raw_httpx),
         ("ChatOpenAI.astream", lambda: model_stream(raw_model)),
-        ("ThinkFilteringChatModel.astream", lambda: model_stream(think_model)),
+        ("ChatOpenAI.astream, think-filtered", lambda: model_stream(think_model)),
         ("graph.ainvoke (greeting)", graph_ainvoke),
         ("stream_turn (greeting)", graph_stream_turn),
     ]

@@ -71,11 +71,13 @@ def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = Tru
         _forget_models_of_other_loops()
         model = _models.get(key)
         if model is None:
-            raw = make_chat_model(endpoint, tokens, ctx.temperature, ctx.request_timeout)
-            model = (
-                ThinkFilteringChatModel(inner=raw, expect_open_in_prompt=ctx.expect_think_open_in_prompt)
-                if filtered
-                else raw
+            model = make_chat_model(
+                endpoint,
+                tokens,
+                ctx.temperature,
+                ctx.request_timeout,
+                filter_think=filtered,
+                expect_open_in_prompt=ctx.expect_think_open_in_prompt,
             )
             _models[key] = model
         return model

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
@@ -16,6 +17,7 @@ from zhiwen.graph.state import State
 from zhiwen.nodes._common import chat_model, context_of, history
 from zhiwen.nodes.prompts import CHITCHAT_SYSTEM, SYSTEM, context_block
 from zhiwen.tools.llm import message_text
+from zhiwen.tools.openai_stream import ChunkStallError
 
 __all__ = ["build_messages", "generate"]
 
@@ -40,7 +42,8 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     model = chat_model(ctx)
     try:
         result = await model.ainvoke(build_messages(state, ctx))
-    except (openai.APIError, httpx.HTTPError) as exc:
+    # The openai SDK talks through httpx2; a stream cut mid-way raises its transport errors as they are.
+    except (openai.APIError, httpx.HTTPError, httpx2.HTTPError, ChunkStallError) as exc:
         raise LLMUnavailable(f"the chat model endpoint failed: {type(exc).__name__}: {exc}") from exc
     reasoning = str(result.additional_kwargs.get("reasoning_content", ""))
     return {

@@ -1,9 +1,10 @@
-"""Chat models: ChatOpenAI against the configured endpoint, and a wrapper that keeps think text out.
+"""Chat models that keep think text out of answers.
 
-``ThinkFilteringChatModel`` is the model the answer node calls. It reads the real model (tagged
-``nostream`` so LangGraph does not surface its raw tokens) and yields only filtered answer chunks, with
-reasoning in ``additional_kwargs["reasoning_content"]``; so Studio, a parent graph with
-``subgraphs=True`` and the SSE server all see clean tokens.
+``ReasoningChatOpenAI(filter_think=True)`` is what the answer node calls for an endpoint: it yields only
+answer chunks, with reasoning in ``additional_kwargs["reasoning_content"]``, so Studio, a parent graph
+with ``subgraphs=True`` and the SSE server all see clean tokens. ``ThinkFilteringChatModel`` does the
+same for any other chat model (the unit tests' fakes): it reads the inner model tagged ``nostream`` so
+LangGraph does not surface the raw tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 
 from zhiwen.tools.llm_server import LLMEndpoint
+from zhiwen.tools.openai_stream import completion_chunks
 from zhiwen.tools.think_tags import ThinkStreamFilter, split_reasoning_content, strip_think
 
 __all__ = ["ReasoningChatOpenAI", "ThinkFilteringChatModel", "make_chat_model", "message_text"]
@@ -33,8 +35,53 @@ def message_text(message: BaseMessage) -> str:
     return "".join(b if isinstance(b, str) else str(b.get("text", "")) for b in content)
 
 
+def _filtered_chunk(
+    f: ThinkStreamFilter, raw: BaseMessage | None, generation_info: dict[str, Any] | None = None
+) -> ChatGenerationChunk | None:
+    """Feed one raw chunk (None: the end of the stream) through ``f``; None when nothing is left."""
+    if raw is None:
+        part = f.finish()
+        extra, usage = "", None
+    else:
+        part = f.feed(message_text(raw))
+        extra, usage = split_reasoning_content(raw.additional_kwargs), getattr(raw, "usage_metadata", None)
+    reasoning = extra + part.reasoning
+    if not part.answer and not reasoning and usage is None and not generation_info:
+        return None
+    return ChatGenerationChunk(
+        message=AIMessageChunk(
+            content=part.answer,
+            additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
+            usage_metadata=usage,
+        ),
+        generation_info=generation_info or None,
+    )
+
+
+def _filtered_result(raw: BaseMessage, expect_open_in_prompt: bool) -> AIMessage:
+    """A whole reply with its think text moved to ``reasoning_content``."""
+    split = strip_think(message_text(raw), expect_open_in_prompt)
+    reasoning = "\n".join(r for r in (split_reasoning_content(raw.additional_kwargs), split.reasoning) if r)
+    return AIMessage(
+        content=split.answer,
+        additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
+        usage_metadata=getattr(raw, "usage_metadata", None),
+        response_metadata=raw.response_metadata,
+    )
+
+
 class ReasoningChatOpenAI(ChatOpenAI):
-    """ChatOpenAI that keeps ``reasoning_content`` (vLLM reasoning parsers), which the base class drops."""
+    """ChatOpenAI that keeps ``reasoning_content`` and, with ``filter_think``, strips ``<think>`` text.
+
+    The base class drops ``reasoning_content`` (vLLM reasoning parsers); here it is kept in
+    ``additional_kwargs``. With ``filter_think`` the model itself yields only answer text (reasoning
+    moves to ``reasoning_content``), so its callbacks, LangGraph's message stream and Studio never see
+    think text, and no wrapper model adds a second run per call. Async streams are read from the raw
+    SSE lines (``openai_stream``), which is what a streamed answer spends most of its CPU on otherwise.
+    """
+
+    filter_think: bool = False
+    expect_open_in_prompt: bool = False
 
     def _convert_chunk_to_generation_chunk(
         self, chunk: dict[str, Any], default_chunk_class: type, base_generation_info: dict[str, Any] | None
@@ -55,7 +102,63 @@ class ReasoningChatOpenAI(ChatOpenAI):
             reasoning = split_reasoning_content(choices[0].get("message") or {})
             if reasoning:
                 result.generations[0].message.additional_kwargs["reasoning_content"] = reasoning
+        if self.filter_think:
+            for gen in result.generations:
+                gen.message = _filtered_result(gen.message, self.expect_open_in_prompt)
         return result
+
+    def _filter(self, chunks: Iterator[ChatGenerationChunk]) -> Iterator[ChatGenerationChunk]:
+        if not self.filter_think:
+            yield from chunks
+            return
+        f = ThinkStreamFilter(expect_open_in_prompt=self.expect_open_in_prompt)
+        for gen in chunks:
+            if (out := _filtered_chunk(f, gen.message, gen.generation_info)) is not None:
+                yield out
+        if (out := _filtered_chunk(f, None)) is not None:
+            yield out
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        yield from self._filter(super()._stream(*args, **kwargs))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        f = ThinkStreamFilter(expect_open_in_prompt=self.expect_open_in_prompt) if self.filter_think else None
+        async for gen in self._astream_raw(messages, stop, run_manager, **kwargs):
+            if f is None:
+                yield gen
+            elif (out := _filtered_chunk(f, gen.message, gen.generation_info)) is not None:
+                yield out
+        if f is not None and (out := _filtered_chunk(f, None)) is not None:
+            yield out
+
+    async def _astream_raw(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        kwargs["stream"] = True
+        if self._should_stream_usage(kwargs.pop("stream_usage", None), **kwargs):
+            kwargs["stream_options"] = {"include_usage": True}
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)
+        if "response_format" in payload or self._use_responses_api(payload) or self.include_response_headers:
+            async for gen in super()._astream(messages, stop, run_manager, **kwargs):
+                yield gen
+            return
+        chunk_class: type = AIMessageChunk
+        async with self.async_client.with_streaming_response.create(**payload) as response:
+            async for chunk in completion_chunks(response.http_response, self.stream_chunk_timeout):
+                converted = self._convert_chunk_to_generation_chunk(chunk, chunk_class, None)
+                if converted is not None:
+                    chunk_class = converted.message.__class__
+                    yield converted
 
 
 def make_chat_model(
@@ -64,8 +167,12 @@ def make_chat_model(
     temperature: float = 0.0,
     timeout: float = 120.0,
     max_retries: int = 2,
+    filter_think: bool = False,
+    expect_open_in_prompt: bool = False,
 ) -> ReasoningChatOpenAI:
     """A streaming ChatOpenAI for ``endpoint``; ``max_tokens`` is sent in both spellings.
+
+    ``filter_think`` makes the model return and stream answers only (see ``ReasoningChatOpenAI``).
 
     langchain-openai sends ``max_completion_tokens``, which llama.cpp's server ignores; vLLM honours both.
     Each model gets its own async HTTP client: langchain-openai otherwise shares one per (URL, timeout)
@@ -84,6 +191,8 @@ def make_chat_model(
         max_retries=max_retries,
         streaming=True,
         stream_usage=True,
+        filter_think=filter_think,
+        expect_open_in_prompt=expect_open_in_prompt,
     )
 
 
@@ -102,19 +211,6 @@ class ThinkFilteringChatModel(BaseChatModel):
         # LangGraph's message stream shows only this wrapper's filtered tokens.
         return {"tags": ["nostream"]}
 
-    def _result(self, raw: BaseMessage) -> ChatResult:
-        split = strip_think(message_text(raw), self.expect_open_in_prompt)
-        reasoning = "\n".join(
-            r for r in (split_reasoning_content(raw.additional_kwargs), split.reasoning) if r
-        )
-        msg = AIMessage(
-            content=split.answer,
-            additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
-            usage_metadata=getattr(raw, "usage_metadata", None),
-            response_metadata=raw.response_metadata,
-        )
-        return ChatResult(generations=[ChatGeneration(message=msg)])
-
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -123,37 +219,8 @@ class ThinkFilteringChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         raw = self.inner.invoke(messages, self._inner_config(run_manager), stop=stop, **kwargs)
-        split = strip_think(message_text(raw), self.expect_open_in_prompt)
-        reasoning = "\n".join(
-            r for r in (split_reasoning_content(raw.additional_kwargs), split.reasoning) if r
-        )
-        msg = AIMessage(
-            content=split.answer,
-            additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
-            usage_metadata=getattr(raw, "usage_metadata", None),
-            response_metadata=raw.response_metadata,
-        )
-        return ChatResult(generations=[ChatGeneration(message=msg)])
-
-    def _filtered(self, f: ThinkStreamFilter, raw: BaseMessage | None) -> ChatGenerationChunk | None:
-        if raw is None:
-            part = f.finish()
-            extra, usage = "", None
-        else:
-            part = f.feed(message_text(raw))
-            extra, usage = (
-                split_reasoning_content(raw.additional_kwargs),
-                getattr(raw, "usage_metadata", None),
-            )
-        reasoning = extra + part.reasoning
-        if not part.answer and not reasoning and usage is None:
-            return None
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content=part.answer,
-                additional_kwargs={"reasoning_content": reasoning} if reasoning else {},
-                usage_metadata=usage,
-            )
+        return ChatResult(
+            generations=[ChatGeneration(message=_filtered_result(raw, self.expect_open_in_prompt))]
         )
 
     def _stream(
@@ -165,9 +232,9 @@ class ThinkFilteringChatModel(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         f = ThinkStreamFilter(expect_open_in_prompt=self.expect_open_in_prompt)
         for raw in self.inner.stream(messages, self._inner_config(run_manager), stop=stop, **kwargs):
-            if (gen := self._filtered(f, raw)) is not None:
+            if (gen := _filtered_chunk(f, raw)) is not None:
                 yield gen
-        if (gen := self._filtered(f, None)) is not None:
+        if (gen := _filtered_chunk(f, None)) is not None:
             yield gen
 
     async def _astream(
@@ -179,7 +246,7 @@ class ThinkFilteringChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         f = ThinkStreamFilter(expect_open_in_prompt=self.expect_open_in_prompt)
         async for raw in self.inner.astream(messages, self._inner_config(run_manager), stop=stop, **kwargs):
-            if (gen := self._filtered(f, raw)) is not None:
+            if (gen := _filtered_chunk(f, raw)) is not None:
                 yield gen
-        if (gen := self._filtered(f, None)) is not None:
+        if (gen := _filtered_chunk(f, None)) is not None:
             yield gen
