@@ -25,6 +25,8 @@ class TurnPump:
         self._events = events
         self._queue: asyncio.Queue[TurnEvent | Exception | None] = asyncio.Queue()
         self._cleanup_seconds = cleanup_seconds
+        self._held: TurnEvent | Exception | None = None
+        self._holding = False
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -40,12 +42,26 @@ class TurnPump:
 
     async def next(self) -> TurnEvent:
         """The next event; raises the turn's exception, or ``StopAsyncIteration`` after the last event."""
-        item = await self._queue.get()
+        if self._holding:
+            item, self._held, self._holding = self._held, None, False
+        else:
+            item = await self._queue.get()
         if item is None:
             raise StopAsyncIteration
         if isinstance(item, Exception):
             raise item
         return item
+
+    def ready(self) -> list[TurnEvent]:
+        """The events already queued, without waiting; the end or an error is left for ``next()``."""
+        out: list[TurnEvent] = []
+        while not self._holding and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, TurnEvent):
+                out.append(item)
+            else:
+                self._held, self._holding = item, True
+        return out
 
     async def close(self) -> None:
         """Cancel the turn if it still runs and wait (shielded from the caller's cancellation) for it."""

@@ -68,6 +68,9 @@ async def completion_chunks(
                 # No deadline while the consumer holds the chunk: it would cancel the consumer's await.
                 deadline.reschedule(None)
                 if data.startswith("[DONE]"):
+                    # Read to the end of the body, or the connection is dropped instead of reused.
+                    async for _ in payloads:
+                        pass
                     return
                 chunk = json.loads(data)
                 if isinstance(chunk, dict) and chunk.get("error"):

@@ -56,7 +56,9 @@ def test_non_streaming_completion(openai_client: OpenAI, llm: ScriptedLLM, kit: 
 
 
 def test_streaming_with_usage(openai_client: OpenAI, llm: ScriptedLLM, kit: type[Kit]) -> None:
-    llm.enqueue(kit.Script(kit.ANSWER, chunk_size=4))
+    # Tokens spaced like a real model's: the server writes what is queued together, so an upstream
+    # that sends everything at once would legitimately arrive as one frame.
+    llm.enqueue(kit.Script(kit.ANSWER, chunk_size=4, token_delay=0.03))
     chunks = list(
         openai_client.chat.completions.create(
             model=kit.KB,
@@ -109,7 +111,7 @@ def test_langchain_chat_openai_invoke_and_stream(base_url: str, llm: ScriptedLLM
     assert isinstance(reply, AIMessage)
     assert _answer_of(str(reply.content)) == kit.ANSWER
 
-    llm.enqueue(kit.Script(kit.ANSWER_2, chunk_size=5))
+    llm.enqueue(kit.Script(kit.ANSWER_2, chunk_size=5, token_delay=0.03))  # spaced like a real model
     parts = list(model.stream(kit.QUESTION_2))
     assert all(isinstance(p, AIMessageChunk) for p in parts)
     assert "".join(str(p.content) for p in parts) == kit.ANSWER_2

@@ -23,12 +23,14 @@ class _Body(httpx.AsyncByteStream):
 
     def __init__(self, pieces: list[bytes], pause_before: int = -1, pause: float = 0.0) -> None:
         self.pieces, self.pause_before, self.pause = pieces, pause_before, pause
+        self.read_to_end = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for i, piece in enumerate(self.pieces):
             if i == self.pause_before:
                 await asyncio.sleep(self.pause)
             yield piece
+        self.read_to_end = True
 
 
 def _response(body: bytes | list[bytes], **kw: float) -> httpx.Response:
@@ -53,8 +55,11 @@ def test_reads_data_lines_and_stops_at_done() -> None:
         b"data: [DONE]\n\n"
         b'data: {"choices":[{"delta":{"content":"after done"}}]}\n\n'
     )
-    chunks = _collect(_response(body))
+    response = _response(body)
+    chunks = _collect(response)
     assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["a", "b"]  # type: ignore[index]
+    # the body is read to its end, so the HTTP connection goes back to the pool
+    assert response.stream.read_to_end  # type: ignore[attr-defined]
 
 
 def test_an_event_split_across_reads_and_multi_line_data() -> None:
