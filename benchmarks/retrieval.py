@@ -382,14 +382,16 @@ def run_quality(ds: BeirSet, args: argparse.Namespace, tmp: Path, defaults: dict
                         **evaluate(run, qrels),
                     }
                 )
-    # The grid is fused offline from the two legs; check that KnowledgeBase.search fuses the same way.
+    # The grid is fused offline from the two legs; check that KnowledgeBase.search with the product's
+    # default fusion ranks exactly as the offline fusion with the same weights and k.
     mode0: CjkMode = defaults["cjk_mode"]
     if mode0 in bm25_legs:
         agree = 0
         checked = qids[:20]
+        wb, wd, k0 = defaults["bm25_weight"], defaults["dense_weight"], defaults["rrf_k"]
         for q in checked:
-            hits = kb.search(ds.queries[q], top_k=CANDIDATES, mode="hybrid", rrf_k=60, candidates=CANDIDATES)
-            agree += [h.id for h in hits] == fuse(bm25_legs[mode0][q], dense_legs[q], 1, 1, 60)[:CANDIDATES]
+            hits = kb.search(ds.queries[q], top_k=CANDIDATES, mode="hybrid", candidates=CANDIDATES)
+            agree += [h.id for h in hits] == fuse(bm25_legs[mode0][q], dense_legs[q], wb, wd, k0)[:CANDIDATES]
         res["kb_search_agreement"] = f"{agree}/{len(checked)}"
     kb.close()
     best = max(res["hybrid"], key=lambda r: r["nDCG@10"])
