@@ -62,6 +62,13 @@ class Context:
     quality_gate: bool = field(
         default=True, metadata={"description": "Check answers and retry or refuse when unsupported."}
     )
+    anchor_check: bool = field(
+        default=True,
+        metadata={
+            "description": "Refuse answers whose source does not state them next to the question's "
+            "numbers and codes (its year, date, model): catches answers taken from near-miss passages."
+        },
+    )
     max_retries: int = field(
         default=1, metadata={"description": "Extra attempts after a failed quality check."}
     )

@@ -50,6 +50,7 @@ class Quality(TypedDict, total=False):
     relevance: float
     citations_valid: bool
     language_ok: bool
+    anchored: bool | None
     think_leak: bool
     model_refused: bool
     attempts: int

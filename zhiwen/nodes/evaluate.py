@@ -18,6 +18,7 @@ from zhiwen.graph.context import Context
 from zhiwen.graph.state import Quality, Source, State
 from zhiwen.nodes._common import chat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
+from zhiwen.tools.anchors import anchored
 from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance
 from zhiwen.tools.language import detect_language
 from zhiwen.tools.llm import message_text
@@ -107,6 +108,9 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         reasons.append("the model said the sources do not hold the answer")
     elif grounded < ctx.grounding_threshold:
         reasons.append(f"only {len(supported)}/{len(checks)} sentences supported by the sources")
+    anchor_ok = None if refused or not ctx.anchor_check else anchored(intent["query"], draft, texts)
+    if anchor_ok is False:
+        reasons.append("no source states the answer next to the numbers or codes the question asks about")
     if not language_ok:
         reasons.append("answer language differs from the question")
     if leak:
@@ -121,6 +125,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "relevance": round(rel, 3),
         "citations_valid": cited_ok,
         "language_ok": language_ok,
+        "anchored": anchor_ok,
         "think_leak": leak,
         "model_refused": refused,
         "attempts": attempt + 1,

@@ -199,3 +199,24 @@ def test_llm_judge_can_veto_a_passing_answer(model_override: None, reply: str, v
     out = _run(_state("金卡信用卡的年费为每年三百元人民币。", ZH), llm_judge=True)
     assert out["quality"]["verdict"] == verdict
     assert ("the LLM judge found unsupported claims" in out["quality"]["reasons"]) is (reply == "NO")
+
+
+def test_an_answer_about_another_year_is_refused_and_the_check_can_be_turned_off() -> None:
+    # Every figure of the answer is in the source, so lexical grounding alone passes it.
+    sources = [_source(1, "宝马集团2022年全球销量为240万辆。纯电动车型表现亮眼。其中2021年推出的iX销量最好。")]
+    state = _state("2021年宝马全球销量为240万辆。", sources)
+    state["intent"]["query"] = "2021年宝马全球销量？"
+    out = _run(state, max_retries=0)
+    assert out["quality"]["verdict"] == "refuse"
+    assert out["quality"]["anchored"] is False
+    assert any("numbers or codes the question asks about" in r for r in out["quality"]["reasons"])
+    off = _run(state, max_retries=0, anchor_check=False)
+    assert off["quality"]["verdict"] == "pass" and off["quality"]["anchored"] is None
+
+
+def test_an_answer_stated_for_the_asked_year_passes_the_anchor_check() -> None:
+    sources = [_source(1, "宝马集团2021年全球销量为252万辆，同比增长8.4%。")]
+    state = _state("2021年宝马全球销量为252万辆。", sources)
+    state["intent"]["query"] = "2021年宝马全球销量？"
+    out = _run(state)
+    assert out["quality"]["verdict"] == "pass" and out["quality"]["anchored"] is True

@@ -1,0 +1,45 @@
+"""The anchor check: an answer must come from a sentence about the asked year, date or model."""
+
+from __future__ import annotations
+
+from zhiwen.tools.anchors import anchored, question_anchors
+
+BMW_2022 = (
+    "宝马集团2022年全球销量为240万辆，纯电动汽车销量大涨108%。"
+    "主要影响体现在2022年前6个月，当时宝马集团在全球的交付量较2021年同期有所下降。"
+)
+BMW_2021 = "2021年，宝马集团业绩强劲。全年全球共交付2,521,525辆汽车，同比增长8.4%。"
+
+
+def test_question_anchors_split_numbers_and_codes() -> None:
+    assert question_anchors("2021年宝马全球销量？") == ({"2021"}, set())
+    assert question_anchors("10·29索马里首都汽车炸弹爆炸死亡人数") == ({"10", "29"}, set())
+    assert question_anchors("苹果M1芯片首席设计师去了哪家公司") == (set(), {"m1"})
+    assert question_anchors("Who won the 2022 CVPR best paper?") == ({"2022"}, set())
+    assert question_anchors("中国第三艘航母名字") == (set(), set())
+
+
+def test_an_answer_from_a_near_miss_year_is_not_anchored() -> None:
+    # Every figure of the answer is in the source, but next to 2022, not the 2021 asked about.
+    assert anchored("2021年宝马全球销量？", "2021年宝马全球销量为240万辆[1]。", [BMW_2022]) is False
+
+
+def test_the_right_year_in_the_sentence_before_counts() -> None:
+    answer = "2021年宝马全球销量为2521525辆。"
+    assert anchored("2021年宝马全球销量？", answer, [BMW_2022, BMW_2021]) is True
+
+
+def test_codes_match_across_spacing_and_hyphens() -> None:
+    src = ["OpenAI released GPT-4 on March 14, 2023, after months of testing."]
+    assert anchored("GPT4发布时间", "GPT-4 was released on March 14, 2023.", src) is True
+    assert anchored("GPT5发布时间", "GPT-5 was released on March 14, 2023.", src) is False
+
+
+def test_an_answer_without_figures_needs_some_of_its_new_words_in_the_sentence() -> None:
+    src = ["2022年冬奥会开幕式总导演为张艺谋。", "2008年奥运会开幕式总导演是张艺谋，副总导演为张继钢。"]
+    assert anchored("2022年冬奥会开幕式总导演是谁", "总导演是张艺谋。", src) is True
+    assert anchored("2022年冬奥会开幕式副总导演是谁", "副总导演是张继钢。", src[:1] + src[1:]) is False
+
+
+def test_questions_without_anchors_are_not_checked() -> None:
+    assert anchored("中国第三艘航母名字", "山东舰。", ["中国已经有辽宁舰和山东舰两艘航母。"]) is None
