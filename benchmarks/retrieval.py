@@ -47,6 +47,7 @@ from zhiwen.memory.documents import Chunk, Document, content_hash
 from zhiwen.memory.ingest import ingest_documents
 from zhiwen.memory.kb import KnowledgeBase
 from zhiwen.memory.loaders import load_path
+from zhiwen.settings import get_settings
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embedding_cache import CachedEmbedder
 from zhiwen.tools.embeddings import E5Embedder, Vectors
@@ -87,6 +88,7 @@ def product_defaults() -> dict[str, Any]:
     search = inspect.signature(KnowledgeBase.search).parameters
     out: dict[str, Any] = {"cjk_mode": mode, "bm25_weight": 1.0, "dense_weight": 1.0}
     out["rrf_k"] = search["rrf_k"].default
+    out["embed_threads"] = get_settings().embed_threads
     with contextlib.suppress(Exception):  # the graph's run context carries the turn defaults
         from zhiwen.graph.context import Context
 
@@ -503,7 +505,7 @@ def time_interleaved(
 def run_latency(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     console.rule("latency")
     queries = latency_queries(args.data_root, args.latency_queries, args.seed)
-    e5 = E5Embedder(threads=1, query_cache=0)  # time the model, not the cache
+    e5 = E5Embedder(threads=get_settings().embed_threads, query_cache=0)  # time the model, not the cache
     res: dict[str, Any] = {
         "measured": load_info(),
         "queries": len(queries),
@@ -561,7 +563,7 @@ def run_ingest(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     docs = load_path(args.data_root / "rgb-zh" / "corpus.jsonl")
     sample = random.Random(args.seed).sample(docs, args.ingest_passages)
     texts = [c.text for d in sample for c in chunk_document(d)]
-    e5 = E5Embedder(threads=1, query_cache=0)  # time the model, not the cache
+    e5 = E5Embedder(threads=get_settings().embed_threads, query_cache=0)  # time the model, not the cache
     timed = TimedEmbedder(e5)
     e5.embed_passages(texts[:2])  # load the model
     tokenize("预热 jieba warm-up")

@@ -41,7 +41,13 @@ class Settings(BaseSettings):
         default="auto", pattern="^(auto|e5|input_type|none)$",
         description="How the endpoint tells queries from passages: auto, e5, input_type, none.",
     )  # fmt: skip
-    embed_threads: int = Field(default=1, ge=1, description="Threads for the in-process embedding engine.")
+    # Two threads cut a query's embedding from 37/79 to 22/54 ms p50/p95 on this 2-core machine
+    # (benchmarks/results/retrieval-latest.md): the query embedding is most of a hybrid search.
+    embed_threads: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        ge=1,
+        description="Threads for the in-process embedding engine (default: 2, or 1 on a one-core machine).",
+    )
 
     @property
     def kb_root(self) -> Path:

@@ -24,6 +24,7 @@ _models: dict[tuple[object, ...], BaseChatModel] = {}
 _models_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 _lock = threading.Lock()
 _override: BaseChatModel | None = None
+_override_filters_think = False
 
 
 def context_of(runtime: Runtime[Context] | None) -> Context:
@@ -32,10 +33,14 @@ def context_of(runtime: Runtime[Context] | None) -> Context:
     return ctx if isinstance(ctx, Context) else Context()
 
 
-def set_model_override(model: BaseChatModel | None) -> None:
-    """Use ``model`` instead of an endpoint (unit tests with fake chat models)."""
-    global _override
-    _override = model
+def set_model_override(model: BaseChatModel | None, filters_think: bool = False) -> None:
+    """Use ``model`` instead of an endpoint (unit tests with fake chat models).
+
+    Answers from ``model`` go through ``ThinkFilteringChatModel`` unless ``filters_think`` says the model
+    does that itself, as the endpoint model does (benchmarks time the production call shape that way).
+    """
+    global _override, _override_filters_think
+    _override, _override_filters_think = model, filters_think
 
 
 def _endpoint(ctx: Context) -> LLMEndpoint:
@@ -63,7 +68,9 @@ def _forget_models_of_other_loops() -> None:
 def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = True) -> BaseChatModel:
     """The chat model for this run: think-filtered for answers; raw (callers tag it nostream) otherwise."""
     if _override is not None:
-        return ThinkFilteringChatModel(inner=_override) if filtered else _override
+        if filtered and not _override_filters_think:
+            return ThinkFilteringChatModel(inner=_override)
+        return _override
     endpoint = _endpoint(ctx)
     tokens = max_tokens or ctx.max_tokens
     key = (endpoint, tokens, ctx.temperature, ctx.request_timeout, filtered, ctx.expect_think_open_in_prompt)

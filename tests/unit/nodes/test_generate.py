@@ -142,3 +142,21 @@ def test_unreachable_endpoint_raises_llm_unavailable_quickly() -> None:
     with pytest.raises(LLMUnavailable, match=r"the chat model endpoint failed: .*Connection"):
         asyncio.run(generate(state, Runtime(context=ctx)))
     assert time.monotonic() - start < 15  # two client retries with short backoff, no hang
+
+
+def test_model_override_is_wrapped_unless_it_filters_think_itself() -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from zhiwen.graph.context import Context
+    from zhiwen.nodes._common import chat_model, set_model_override
+    from zhiwen.tools.llm import ThinkFilteringChatModel
+
+    fake = GenericFakeChatModel(messages=iter([]))
+    try:
+        set_model_override(fake)
+        assert isinstance(chat_model(Context()), ThinkFilteringChatModel)
+        assert chat_model(Context(), filtered=False) is fake
+        set_model_override(fake, filters_think=True)
+        assert chat_model(Context()) is fake
+    finally:
+        set_model_override(None)
