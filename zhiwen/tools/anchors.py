@@ -21,6 +21,7 @@ _CODE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]+\d+[A-Za-z0-9]*|\d+[A-Za-z]+[A-Za-
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
 _CITE = re.compile(r"\[\d{1,3}\]")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 # Share of the answer's new words (not in the question) the anchoring sentence must hold when the
 # answer has no figures of its own: low, since answers are phrased freely, but not zero.
 MIN_NEW_TERMS = 0.3
@@ -41,6 +42,21 @@ def question_anchors(question: str) -> tuple[set[str], set[str]]:
     return numbers, codes
 
 
+def _stated_for(window: str, start: int, figures: set[str], years: set[str]) -> bool:
+    """A figure occurs in ``window[start:]`` and the last year written before it is an asked one.
+
+    "2022年出生率为6.77‰，比2021年下降" states 6.77 for 2022 although 2021 is in the sentence. Without asked
+    years, or with no year before the figure, any occurrence counts.
+    """
+    for m in _NUM.finditer(window, start):
+        if m.group().replace(",", "") not in figures:
+            continue
+        before = _YEAR.findall(window, 0, m.start())
+        if not years or not before or before[-1] in years:
+            return True
+    return False
+
+
 def anchored(question: str, answer: str, sources: Sequence[str]) -> bool | None:
     """True when some source sentence states the answer with every anchor of the question nearby.
 
@@ -50,6 +66,7 @@ def anchored(question: str, answer: str, sources: Sequence[str]) -> bool | None:
     if not numbers and not codes:
         return None
     answer = _CITE.sub("", answer)
+    years = {n for n in numbers if _YEAR.fullmatch(n)}
     own_numbers = _numbers(answer) - numbers
     new_terms = _terms(answer) - _terms(question)
     for source in sources:
@@ -60,7 +77,7 @@ def anchored(question: str, answer: str, sources: Sequence[str]) -> bool | None:
             if not numbers <= _numbers(window) or not all(c in flat for c in codes):
                 continue
             if own_numbers:
-                if own_numbers & _numbers(sentence):
+                if _stated_for(window, len(window) - len(sentence), own_numbers, years):
                     return True
             elif not new_terms or len(new_terms & _terms(sentence)) >= MIN_NEW_TERMS * len(new_terms):
                 return True

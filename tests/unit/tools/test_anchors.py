@@ -43,3 +43,11 @@ def test_an_answer_without_figures_needs_some_of_its_new_words_in_the_sentence()
 
 def test_questions_without_anchors_are_not_checked() -> None:
     assert anchored("中国第三艘航母名字", "山东舰。", ["中国已经有辽宁舰和山东舰两艘航母。"]) is None
+
+
+def test_a_figure_stated_for_another_year_in_a_comparison_is_not_anchored() -> None:
+    src = ["2022年全国人口出生率为6.77‰，比2021年下降0.75个千分点。"]
+    assert anchored("我国2021年人口出生率", "我国2021年人口出生率为6.77‰。", src) is False
+    assert anchored("我国2022年人口出生率", "我国2022年人口出生率为6.77‰。", src) is True
+    # no year before the figure: the asked year anywhere near it is enough
+    assert anchored("2021年出生率", "出生率为7.52‰。", ["出生率为7.52‰，这是2021年的数据。"]) is True
