@@ -143,12 +143,44 @@ async def run_suite(
         lock.close()
 
 
+# What decides a record: a change in any of these makes old records incomparable with new ones.
+_RECORD_FIELDS = ("dataset", "language", "questions", "corpus", "distractors", "negatives", "answer_style",
+                  "answers", "retrieval_k", "model")  # fmt: skip
+
+
+def _check_resumable(suite: Suite, out: Path) -> None:
+    """Refuse to add records to ``out`` when its existing ones were made with other suite settings.
+
+    Floors, ceilings, the description and new configurations may change; a configuration that already has
+    records must keep its context.
+    """
+    saved = out / "suite.json"
+    if not saved.exists():
+        return
+    try:
+        old = Suite.model_validate_json(saved.read_text(encoding="utf-8"))
+    except ValueError:
+        return  # not readable as a suite: nothing to compare with (the records stay as they are)
+    changed = [f for f in _RECORD_FIELDS if getattr(old, f) != getattr(suite, f)]
+    old_contexts = {c.name: c.context for c in old.configurations}
+    for config in suite.configurations:
+        recorded = (out / "records" / f"{config.name}.jsonl").exists()
+        if recorded and config.name in old_contexts and old_contexts[config.name] != config.context:
+            changed.append(f"configurations[{config.name}].context")
+    if changed:
+        raise ZhiwenError(
+            f"{out} holds records made with other suite settings ({', '.join(changed)} changed); "
+            "choose another --out, or delete its records/ folder to start over"
+        )
+
+
 async def _run(suite: Suite, out: Path, progress: Progress | None, limit: int | None) -> dict[str, Path]:
     data = load_eval_set(suite)
     questions = data.questions[:limit] if limit else data.questions
     kb = build_kb(suite, data, progress)
     graph = build().compile()
     (out / "records").mkdir(parents=True, exist_ok=True)
+    _check_resumable(suite, out)
     (out / "suite.json").write_text(suite.model_dump_json(indent=2), encoding="utf-8")
     files: dict[str, Path] = {}
     for config in suite.configurations:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -257,6 +258,27 @@ def test_resume_skips_recorded_questions(env: Path) -> None:
     asyncio.run(run_suite(suite(), env))
     assert model.calls == []
     assert all(len(lines_of(path)) == 4 for path in files.values())
+
+
+def test_resume_with_other_suite_settings_is_refused_and_keeps_the_records(env: Path) -> None:
+    use_model()
+    files = asyncio.run(run_suite(suite(), env, limit=2))
+    before = {name: lines_of(path) for name, path in files.items()}
+    changed_context = [
+        {"name": "hybrid", "context": {"retrieval_mode": "dense", "quality_gate": False}},
+        SUITE["configurations"][1],
+    ]
+    for changes, field in (
+        ({"negatives": 2}, "negatives"),
+        ({"model": {"condense_with_llm": True}}, "model"),
+        ({"configurations": changed_context}, "configurations[hybrid].context"),
+    ):
+        with pytest.raises(ZhiwenError, match=re.escape(field) + r".*choose another --out"):
+            asyncio.run(run_suite(suite(**changes), env))
+    assert {name: lines_of(path) for name, path in files.items()} == before  # nothing lost or added
+    # floors and new configurations do not change what the old records mean
+    extra = [*SUITE["configurations"], {"name": "dense", "context": {"retrieval_mode": "dense"}}]
+    asyncio.run(run_suite(suite(floors={"hybrid": {"recall@10": 0.5}}, configurations=extra), env, limit=2))
 
 
 def test_a_line_cut_by_an_interruption_is_run_again(env: Path) -> None:
