@@ -189,6 +189,13 @@ def eval_suite(
         Path | None, typer.Option("--out", help="Output folder (default: evals/runs/<suite>).")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--config",
+            help="Run and report only this configuration of the suite (repeatable; default: all of them).",
+        ),
+    ] = None,
 ) -> None:
     """Run an evaluation suite (resumable) and write records, summary.json, summary.md and report.html."""
     from zhiwen.evals.report import write_reports
@@ -197,6 +204,7 @@ def eval_suite(
     from zhiwen.evals.summary import check_limits, read_records, summarize
 
     spec = load_suite(suite)
+    chosen = spec.only(config) if config else spec
     folder = out or Path("evals") / "runs" / spec.name
     with Progress(
         TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -209,10 +217,10 @@ def eval_suite(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        files = asyncio.run(run_suite(spec, folder, progress, limit))
+        files = asyncio.run(run_suite(spec, folder, progress, limit, config))
     records = {name: read_records(path) for name, path in files.items()}
     summary = {name: summarize(rs, spec) for name, rs in records.items()}
-    failures = check_limits(summary, spec)
+    failures = check_limits(summary, chosen)
     paths = write_reports(folder, spec.name, summary, records, failures)
     sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
     err.print(f"reports: {paths['html']} · {paths['json']}", highlight=False)

@@ -122,9 +122,17 @@ def _done_ids(path: Path) -> set[str]:
 
 
 async def run_suite(
-    suite: Suite, out: Path, progress: Progress | None = None, limit: int | None = None
+    suite: Suite,
+    out: Path,
+    progress: Progress | None = None,
+    limit: int | None = None,
+    configs: list[str] | None = None,
 ) -> dict[str, Path]:
-    """Run every configuration; returns the records file of each. Already-recorded questions are skipped."""
+    """Run every configuration (or only ``configs``); returns the records file of each run.
+
+    Already-recorded questions are skipped. The saved ``suite.json`` always holds the whole suite, so a later
+    run of the other configurations is checked against the same settings.
+    """
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = (out / ".lock").open("w")
@@ -138,7 +146,7 @@ async def run_suite(
             f"another `zhiwen eval` is writing to {out}; wait for it or choose another --out"
         ) from exc
     try:
-        return await _run(suite, out, progress, limit)
+        return await _run(suite, out, progress, limit, configs)
     finally:
         lock.close()
 
@@ -174,7 +182,10 @@ def _check_resumable(suite: Suite, out: Path) -> None:
         )
 
 
-async def _run(suite: Suite, out: Path, progress: Progress | None, limit: int | None) -> dict[str, Path]:
+async def _run(
+    suite: Suite, out: Path, progress: Progress | None, limit: int | None, configs: list[str] | None
+) -> dict[str, Path]:
+    chosen = suite.only(configs) if configs else suite
     data = load_eval_set(suite)
     questions = data.questions[:limit] if limit else data.questions
     kb = build_kb(suite, data, progress)
@@ -183,7 +194,7 @@ async def _run(suite: Suite, out: Path, progress: Progress | None, limit: int | 
     _check_resumable(suite, out)
     (out / "suite.json").write_text(suite.model_dump_json(indent=2), encoding="utf-8")
     files: dict[str, Path] = {}
-    for config in suite.configurations:
+    for config in chosen.configurations:
         files[config.name] = path = out / "records" / f"{config.name}.jsonl"
         ctx = _context(suite, config, kb.name)
         done = _done_ids(path)

@@ -55,6 +55,23 @@ class Suite(BaseModel):
         default_factory=dict, description="Per configuration: metric -> highest acceptable value."
     )
 
+    def only(self, names: list[str]) -> Suite:
+        """This suite restricted to the named configurations (their floors and ceilings with them)."""
+        known = [c.name for c in self.configurations]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ZhiwenError(
+                f"suite {self.name} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})"
+            )
+        keep = set(names)
+        return self.model_copy(
+            update={
+                "configurations": [c for c in self.configurations if c.name in keep],
+                "floors": {k: v for k, v in self.floors.items() if k in keep},
+                "ceilings": {k: v for k, v in self.ceilings.items() if k in keep},
+            }
+        )
+
 
 def datasets_root() -> Path:
     return Path(os.environ.get("ZHIWEN_DATASETS", "/work/shared/datasets"))

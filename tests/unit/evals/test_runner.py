@@ -281,6 +281,29 @@ def test_resume_with_other_suite_settings_is_refused_and_keeps_the_records(env: 
     asyncio.run(run_suite(suite(floors={"hybrid": {"recall@10": 0.5}}, configurations=extra), env, limit=2))
 
 
+def test_chosen_configurations_run_alone_and_the_rest_later(env: Path) -> None:
+    model = use_model()
+    files = asyncio.run(run_suite(suite(), env, limit=2, configs=["bm25"]))
+    assert set(files) == {"bm25"}
+    assert sorted(model.calls) == ["q1", "q2"]
+    assert not (env / "records" / "hybrid.jsonl").exists()
+    saved = json.loads((env / "suite.json").read_text(encoding="utf-8"))
+    assert [c["name"] for c in saved["configurations"]] == ["hybrid", "bm25"]  # the whole suite is kept
+
+    model.calls.clear()
+    files = asyncio.run(run_suite(suite(), env, limit=2))
+    assert sorted(model.calls) == ["q1", "q2"]  # only hybrid was missing
+    assert all(len(lines_of(path)) == 2 for path in files.values())
+
+
+def test_an_unknown_configuration_is_named_in_the_error(env: Path) -> None:
+    use_model()
+    with pytest.raises(ZhiwenError, match=r"no configuration dense \(it has: hybrid, bm25\)"):
+        asyncio.run(run_suite(suite(), env, configs=["dense"]))
+    only = suite(floors={"hybrid": {"recall@10": 0.5}, "bm25": {"recall@10": 0.5}}).only(["bm25"])
+    assert [c.name for c in only.configurations] == ["bm25"] and list(only.floors) == ["bm25"]
+
+
 def test_a_line_cut_by_an_interruption_is_run_again(env: Path) -> None:
     model = use_model()
     files = asyncio.run(run_suite(suite(), env, limit=2))
