@@ -1,8 +1,8 @@
 """Run one chat turn through the graph and turn LangGraph's streams into simple events.
 
 The CLI, the server and the eval runner all go through ``stream_turn``: answer tokens come only from
-the ``generate`` node (already think-filtered), a retry by the quality gate is announced, and token
-usage reported by the endpoint is summed over the turn's model calls.
+the ``generate`` node's writes to the ``custom`` stream (already think-filtered), a retry by the quality
+gate is announced, and token usage reported by the endpoint for the answers is summed.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from zhiwen.graph.context import Context
+from zhiwen.nodes.generate import AnswerDelta
 
 __all__ = ["TurnEvent", "stream_turn"]
 
@@ -46,35 +47,30 @@ async def stream_turn(
     messages = [HumanMessage(question)] if isinstance(question, str) else list(question)
     config: RunnableConfig = {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
     start = time.perf_counter()
-    generate_runs: set[str] = set()
+    attempt: int | None = None
     final: dict[str, Any] = {}
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     stream: AsyncIterator[Any] = graph.astream(
-        {"messages": messages}, config, context=context, stream_mode=["messages", "values"]
+        {"messages": messages}, config, context=context, stream_mode=["custom", "values"]
     )
     try:
         async for mode, data in stream:
             if mode == "values":
                 final = dict(data)
                 continue
-            chunk, meta = data
-            if not isinstance(chunk, AIMessageChunk):
+            if not isinstance(data, AnswerDelta):
                 continue
-            if chunk.usage_metadata:
-                usage["prompt_tokens"] += int(chunk.usage_metadata.get("input_tokens", 0))
-                usage["completion_tokens"] += int(chunk.usage_metadata.get("output_tokens", 0))
-            if meta.get("langgraph_node") != "generate":
-                continue
-            run = str(meta.get("langgraph_checkpoint_ns", "")) + str(meta.get("langgraph_step", ""))
-            if run not in generate_runs:
-                if generate_runs:
+            if data.usage:
+                usage["prompt_tokens"] += int(data.usage.get("input_tokens", 0))
+                usage["completion_tokens"] += int(data.usage.get("output_tokens", 0))
+            if attempt != data.attempt:
+                if attempt is not None:
                     yield TurnEvent("retry", elapsed=time.perf_counter() - start)
-                generate_runs.add(run)
-            reasoning = chunk.additional_kwargs.get("reasoning_content")
-            if reasoning:
-                yield TurnEvent("reasoning", str(reasoning), elapsed=time.perf_counter() - start)
-            if isinstance(chunk.content, str) and chunk.content:
-                yield TurnEvent("token", chunk.content, elapsed=time.perf_counter() - start)
+                attempt = data.attempt
+            if data.reasoning:
+                yield TurnEvent("reasoning", data.reasoning, elapsed=time.perf_counter() - start)
+            if data.text:
+                yield TurnEvent("token", data.text, elapsed=time.perf_counter() - start)
     finally:
         # Closing the graph stream cancels a running node and with it the upstream LLM request.
         await stream.aclose()  # type: ignore[attr-defined]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import httpx2
 import openai
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages.ai import UsageMetadata
 from langgraph.runtime import Runtime
 
 from zhiwen.errors import LLMUnavailable
@@ -19,7 +20,21 @@ from zhiwen.nodes.prompts import CHITCHAT_SYSTEM, SYSTEM, context_block
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.openai_stream import ChunkStallError
 
-__all__ = ["build_messages", "generate"]
+__all__ = ["AnswerDelta", "build_messages", "generate"]
+
+
+class AnswerDelta(NamedTuple):
+    """What ``generate`` writes to the graph's ``custom`` stream for each answer chunk.
+
+    ``stream_turn`` reads these instead of the ``messages`` stream: the same tokens (already think-filtered)
+    without the per-token callback dispatch of that mode. ``messages`` still carries them for LangGraph
+    Studio and parent graphs. ``attempt`` rises when the quality gate retries.
+    """
+
+    attempt: int
+    text: str
+    reasoning: str
+    usage: UsageMetadata | None
 
 
 def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
@@ -40,14 +55,25 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     start = time.perf_counter()
     ctx = context_of(runtime)
     model = chat_model(ctx)
+    write = runtime.stream_writer if runtime is not None else None
+    attempt = state.get("attempt", 0)
+    texts: list[str] = []
+    reasoning: list[str] = []
     try:
-        result = await model.ainvoke(build_messages(state, ctx))
+        async for chunk in model.astream(build_messages(state, ctx)):
+            text = chunk.content if isinstance(chunk.content, str) else message_text(chunk)
+            thought = chunk.additional_kwargs.get("reasoning_content")
+            if text:
+                texts.append(text)
+            if thought:
+                reasoning.append(str(thought))
+            if write is not None and (text or thought or chunk.usage_metadata):
+                write(AnswerDelta(attempt, text, str(thought or ""), chunk.usage_metadata))
     # The openai SDK talks through httpx2; a stream cut mid-way raises its transport errors as they are.
     except (openai.APIError, httpx.HTTPError, httpx2.HTTPError, ChunkStallError) as exc:
         raise LLMUnavailable(f"the chat model endpoint failed: {type(exc).__name__}: {exc}") from exc
-    reasoning = str(result.additional_kwargs.get("reasoning_content", ""))
     return {
-        "draft": message_text(result).strip(),
-        "model_reasoning": reasoning,
+        "draft": "".join(texts).strip(),
+        "model_reasoning": "".join(reasoning),
         "timings": {"generation": time.perf_counter() - start},
     }

@@ -272,6 +272,43 @@ def test_stream_turn_yields_clean_tokens_and_reasoning(tiny_kb: str, fake_model:
     assert not any(e.kind == "retry" for e in events)
 
 
+def test_stream_turn_announces_the_quality_gate_retry(tiny_kb: str, fake_model: FakeModel) -> None:
+    fake_model("Banks on Mars open at eight every morning.", "Astronauts can open accounts in orbit.")
+
+    async def consume() -> list[TurnEvent]:
+        return [e async for e in stream_turn(graph, WIRE_Q, Context(kb=tiny_kb, max_retries=1))]
+
+    events = asyncio.run(consume())
+    kinds = [e.kind for e in events]
+    assert kinds.count("retry") == 1 and kinds[-1] == "final"
+    cut = kinds.index("retry")
+    before = "".join(e.text for e in events[:cut] if e.kind == "token")
+    after = "".join(e.text for e in events[cut:] if e.kind == "token")
+    assert (before, after) == (
+        "Banks on Mars open at eight every morning.",
+        "Astronauts can open accounts in orbit.",
+    )
+    assert events[-1].state["quality"]["verdict"] == "refuse"
+
+
+def test_answer_tokens_reach_the_messages_stream_too(tiny_kb: str, fake_model: FakeModel) -> None:
+    """LangGraph Studio reads ``messages``: stream_turn's custom stream must not take the tokens away."""
+    fake_model("你好 ！ 我是 知问 。")
+
+    async def consume() -> list[Any]:
+        stream = graph.astream(_ask("你好"), context=Context(kb=tiny_kb), stream_mode=["messages", "custom"])
+        return [item async for item in stream]
+
+    items = asyncio.run(consume())
+    messages = "".join(
+        str(chunk.content)
+        for mode, (chunk, meta) in ((m, d) for m, d in items if m == "messages")
+        if meta["langgraph_node"] == "generate"
+    )
+    custom = "".join(d.text for m, d in items if m == "custom")
+    assert messages == custom == "你好 ！ 我是 知问 。"
+
+
 def test_parent_graph_with_subgraphs_sees_no_think_text(tiny_kb: str, fake_model: FakeModel) -> None:
     """zhiwen as a sub-agent: the parent's message stream (subgraphs=True) carries only clean tokens."""
     fake_model("<think>秘密 推理 secret</think> 你好 ！ 我是 知问 。")
