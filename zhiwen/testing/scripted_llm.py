@@ -40,6 +40,7 @@ class Script:
     status: int = 200
     cut_after: int | None = None
     fail_times: int = 0
+    retry_after: float | None = None  # sent as Retry-After with the fail_times 503s and with `status`
     _failed: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +68,7 @@ class ScriptedLLM:
     def __init__(self, default: Script | None = None) -> None:
         self.default: Script = default if default is not None else Script(text="OK")
         self.requests: list[dict[str, Any]] = []
+        self.peers: list[int] = []  # the client's TCP port per request: shows connection reuse
         self.cancelled: int = 0
         self._queue: deque[Script] = deque()
         self._lock = threading.Lock()
@@ -97,10 +99,11 @@ class ScriptedLLM:
             self.cancelled += 1
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def _error(status: int, message: str, retry_after: float | None = None) -> JSONResponse:
     kind = "server_error" if status >= 500 else "invalid_request_error"
     body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
-    return JSONResponse(body, status_code=status)
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
@@ -177,11 +180,13 @@ def create_app(llm: ScriptedLLM) -> FastAPI:
             return _error(400, "request body is not valid JSON")
         if not isinstance(body, dict):
             return _error(400, "request body must be a JSON object")
+        if request.client is not None:
+            llm.peers.append(request.client.port)
         script, fail = llm._take(body)
         if fail:
-            return _error(503, "scripted transient failure")
+            return _error(503, "scripted transient failure", script.retry_after)
         if script.status != 200:
-            return _error(script.status, f"scripted error {script.status}")
+            return _error(script.status, f"scripted error {script.status}", script.retry_after)
         if body.get("stream"):
             return StreamingResponse(
                 _stream(request, llm, script, body),

@@ -19,7 +19,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
+from pydantic import PrivateAttr, SecretStr
 
+from zhiwen.tools.completion_http import CompletionStream
 from zhiwen.tools.llm_server import LLMEndpoint
 from zhiwen.tools.openai_stream import completion_chunks
 from zhiwen.tools.think_tags import ThinkStreamFilter, split_reasoning_content, strip_think
@@ -77,11 +79,26 @@ class ReasoningChatOpenAI(ChatOpenAI):
     ``additional_kwargs``. With ``filter_think`` the model itself yields only answer text (reasoning
     moves to ``reasoning_content``), so its callbacks, LangGraph's message stream and Studio never see
     think text, and no wrapper model adds a second run per call. Async streams are read from the raw
-    SSE lines (``openai_stream``), which is what a streamed answer spends most of its CPU on otherwise.
+    SSE lines (``openai_stream``) of a request sent with aiohttp (``completion_http``): the SDK's
+    client and pydantic chunk objects were most of a streamed answer's CPU otherwise.
     """
 
     filter_think: bool = False
     expect_open_in_prompt: bool = False
+    _http: CompletionStream | None = PrivateAttr(default=None)
+
+    def _completion_stream(self) -> CompletionStream | None:
+        """None when the API key is a callable (resolved per request by the SDK): the SDK streams then."""
+        if self._http is None:
+            headers = dict(self.default_headers or {})
+            if isinstance(self.openai_api_key, SecretStr):
+                headers["Authorization"] = f"Bearer {self.openai_api_key.get_secret_value()}"
+            elif self.openai_api_key is not None:
+                return None
+            timeout = self.request_timeout if isinstance(self.request_timeout, (int, float)) else None
+            base_url = self.openai_api_base or "https://api.openai.com/v1"
+            self._http = CompletionStream(base_url, headers, timeout, self.max_retries or 0)
+        return self._http
 
     def _convert_chunk_to_generation_chunk(
         self, chunk: dict[str, Any], default_chunk_class: type, base_generation_info: dict[str, Any] | None
@@ -148,17 +165,32 @@ class ReasoningChatOpenAI(ChatOpenAI):
         if self._should_stream_usage(kwargs.pop("stream_usage", None), **kwargs):
             kwargs["stream_options"] = {"include_usage": True}
         payload = self._get_request_payload(messages, stop=stop, **kwargs)
-        if "response_format" in payload or self._use_responses_api(payload) or self.include_response_headers:
+        http = self._completion_stream()
+        if (
+            http is None
+            or "response_format" in payload
+            or self._use_responses_api(payload)
+            or self.include_response_headers
+        ):
             async for gen in super()._astream(messages, stop, run_manager, **kwargs):
                 yield gen
             return
         chunk_class: type = AIMessageChunk
-        async with self.async_client.with_streaming_response.create(**payload) as response:
-            async for chunk in completion_chunks(response.http_response, self.stream_chunk_timeout):
+        async with http.stream(_http_body(payload)) as response:
+            async for chunk in completion_chunks(response, self.stream_chunk_timeout):
                 converted = self._convert_chunk_to_generation_chunk(chunk, chunk_class, None)
                 if converted is not None:
                     chunk_class = converted.message.__class__
                     yield converted
+
+
+def _http_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body the SDK would send for ``payload``: ``extra_body`` merged in, SDK-only keys dropped."""
+    body = {
+        k: v for k, v in payload.items() if k not in ("extra_body", "extra_headers", "extra_query", "timeout")
+    }
+    body.update(payload.get("extra_body") or {})
+    return body
 
 
 def make_chat_model(
