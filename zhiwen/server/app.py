@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +12,10 @@ from fastapi import Depends, FastAPI
 from fastapi.security import HTTPBearer
 
 from zhiwen import __version__
+from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
 from zhiwen.memory.checkpointer import open_checkpointer
+from zhiwen.memory.registry import open_kb
 from zhiwen.server.errors import install_error_handlers
 from zhiwen.server.guard import Guard
 from zhiwen.server.metrics import Metrics
@@ -26,6 +29,25 @@ from zhiwen.tools.llm_server import resolve_endpoint
 __all__ = ["create_app"]
 
 log = logging.getLogger("zhiwen.server")
+
+
+def _settle_heap(default_kb: str) -> None:
+    """Open the default knowledge base, then freeze the heap for the garbage collector.
+
+    After start-up about 220,000 objects are tracked (LangChain, pydantic, Chroma, the embedder); a full
+    collection walks them all, ~120 ms on a 2-core machine, during which no stream on the event loop
+    moves; under 200 streams that made the p95 added latency hundreds of ms. Frozen objects are never
+    scanned again (they are still freed by reference counting), so later collections see only what
+    requests create.
+    """
+    try:
+        open_kb(default_kb)
+    except ZhiwenError as exc:  # a missing default knowledge base is reported per request
+        log.info("default knowledge base not opened at start-up: %s", exc)
+    except Exception as exc:  # a warm-up must not stop the server; requests report the real error
+        log.warning("default knowledge base %r failed to open at start-up: %r", default_kb, exc)
+    gc.collect()
+    gc.freeze()
 
 
 async def _start_model(rt: AppRuntime) -> None:
@@ -57,6 +79,8 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
                 checkpointer=saver,
             )
             app.state.zhiwen = rt
+            if settings.gc_freeze:
+                await asyncio.to_thread(_settle_heap, settings.default_kb)
             task = asyncio.create_task(_start_model(rt)) if start_model else None
             yield
             if task is not None:

@@ -37,6 +37,11 @@ class ServerSettings(BaseSettings):
         default="off", description="Tracing: off, console, or otlp (uses OTEL_EXPORTER_OTLP_*)."
     )
     otel_record_content: bool = Field(default=False, description="Record prompt and document text in spans.")
+    gc_freeze: bool = Field(
+        default=True,
+        description="After start-up (and the default knowledge base's opening), exclude the objects alive "
+        "then from garbage collection: a full collection otherwise stalls every stream for ~100 ms.",
+    )
 
     @field_validator("api_keys")
     @classmethod
