@@ -51,9 +51,11 @@ async def ask_once(
     async with open_checkpointer() as saver:
         graph = build().compile(checkpointer=saver)
         final: dict[str, Any] = {}
+        streamed = False
         async for event in stream_turn(graph, question, ctx, thread):
             if event.kind == "token" and not as_json:
                 console.print(event.text, end="", highlight=False, markup=False)
+                streamed = True
             elif event.kind == "retry" and not as_json:
                 console.print("\n[dim](checking the sources again…)[/]")
             elif event.kind == "final":
@@ -61,8 +63,10 @@ async def ask_once(
     if as_json:
         sys.stdout.write(json.dumps(result_json(final, thread), ensure_ascii=False, indent=2) + "\n")
     else:
-        console.print()
-        if final.get("quality", {}).get("verdict") in ("refuse", "retry") or not final.get("sources"):
+        if streamed:
+            console.print()
+        verdict = final.get("quality", {}).get("verdict")
+        if not streamed or verdict in ("refuse", "retry"):
             console.print(final.get("answer", ""), highlight=False, markup=False)
         _print_sources(console, final)
     return 0

@@ -143,8 +143,17 @@ ModelOption = Annotated[
 ]
 
 
-def _context(kb: str, local_model: str | None) -> Context:
-    return Context(kb=kb, local_model=local_model)
+CheckedOnlyOption = Annotated[
+    bool,
+    typer.Option(
+        "--checked-only",
+        help="Show an answer only after the quality gate has checked it (no draft that is then refused).",
+    ),
+]
+
+
+def _context(kb: str, local_model: str | None, checked_only: bool = False) -> Context:
+    return Context(kb=kb, local_model=local_model, stream_drafts=not checked_only)
 
 
 @app.command()
@@ -156,19 +165,25 @@ def ask(
         bool, typer.Option("--json", help="Print answer, sources, quality, reasoning, intent.")
     ] = False,
     local_model: ModelOption = None,
+    checked_only: CheckedOnlyOption = False,
 ) -> None:
     """Answer one question from a knowledge base (streams the answer unless --json)."""
     from zhiwen.chat_cli import ask_once
 
-    asyncio.run(ask_once(question, _context(kb, local_model), thread, as_json, out))
+    asyncio.run(ask_once(question, _context(kb, local_model, checked_only), thread, as_json, out))
 
 
 @app.command()
-def chat(kb: KbOption = "sample", thread: ThreadOption = None, local_model: ModelOption = None) -> None:
+def chat(
+    kb: KbOption = "sample",
+    thread: ThreadOption = None,
+    local_model: ModelOption = None,
+    checked_only: CheckedOnlyOption = False,
+) -> None:
     """Interactive streaming chat with sources; uses the embedded model unless ZHIWEN_LLM_BASE_URL is set."""
     from zhiwen.chat_cli import chat_loop
 
-    asyncio.run(chat_loop(_context(kb, local_model), thread, out))
+    asyncio.run(chat_loop(_context(kb, local_model, checked_only), thread, out))
 
 
 @app.command()

@@ -43,6 +43,8 @@ async def stream_turn(
     """Stream one turn; with a checkpointer on ``graph``, ``thread_id`` selects the conversation.
 
     ``question`` is the new user message, or a list of messages (a stateless caller's whole history).
+    With ``context.stream_drafts`` off, no token, reasoning or retry event is sent: the caller gets the
+    checked answer from the final state only.
     """
     messages = [HumanMessage(question)] if isinstance(question, str) else list(question)
     config: RunnableConfig = {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
@@ -63,6 +65,8 @@ async def stream_turn(
             if data.usage:
                 usage["prompt_tokens"] += int(data.usage.get("input_tokens", 0))
                 usage["completion_tokens"] += int(data.usage.get("output_tokens", 0))
+            if not context.stream_drafts:
+                continue
             if attempt != data.attempt:
                 if attempt is not None:
                     yield TurnEvent("retry", elapsed=time.perf_counter() - start)

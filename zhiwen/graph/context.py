@@ -32,6 +32,13 @@ class Context:
     temperature: float = field(default=0.0, metadata={"description": "Sampling temperature of the answer."})
     max_tokens: int = field(default=320, metadata={"description": "Most tokens an answer may have."})
     request_timeout: float = field(default=120.0, metadata={"description": "Seconds to wait for the model."})
+    stream_drafts: bool = field(
+        default=True,
+        metadata={
+            "description": "Stream answer tokens as the model writes them (a draft the quality gate then "
+            "refuses has been shown, followed by the refusal). False: send the answer only once it is checked."
+        },
+    )
     top_k: int = field(default=3, metadata={"description": "Chunks handed to the model as numbered context."})
     source_chars: int = field(
         default=400,

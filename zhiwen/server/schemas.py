@@ -63,6 +63,11 @@ class ChatRequest(BaseModel):
         default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
         description="zhiwen extension: continue a stored conversation (only the last user message is new).",
     )  # fmt: skip
+    stream_drafts: bool | None = Field(
+        default=None,
+        description="zhiwen extension: false sends the answer only after the quality gate has checked it "
+        "(no draft that is then refused is ever shown); default ZHIWEN_STREAM_DRAFTS (true).",
+    )
     include_reasoning: bool = Field(
         default=False, description="zhiwen extension: stream reasoning_content deltas."
     )

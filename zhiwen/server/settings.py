@@ -37,6 +37,10 @@ class ServerSettings(BaseSettings):
         default="off", description="Tracing: off, console, or otlp (uses OTEL_EXPORTER_OTLP_*)."
     )
     otel_record_content: bool = Field(default=False, description="Record prompt and document text in spans.")
+    stream_drafts: bool = Field(
+        default=True,
+        description="Stream answer tokens as generated; false: only answers the quality gate has passed.",
+    )
     gc_freeze: bool = Field(
         default=True,
         description="After start-up (and the default knowledge base's opening), exclude the objects alive "

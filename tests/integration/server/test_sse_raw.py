@@ -148,3 +148,27 @@ def test_keep_alive_pings_before_first_token(env: Env, llm: ScriptedLLM, kit: ty
     pings = [i for i, line in enumerate(lines[:first_content]) if line.startswith(": ping")]
     assert len(pings) >= 2, lines[:first_content]
     assert _deltas(_frames(lines), "content") == kit.ANSWER
+
+
+def test_stream_drafts_false_sends_only_the_checked_answer(
+    client: httpx.Client, llm: ScriptedLLM, kit: type[Kit]
+) -> None:
+    ungrounded = "Banks on Mars open at eight every morning."
+    llm.enqueue(*(kit.Script(ungrounded) for _ in range(2)))
+    shown = _deltas(_frames(_stream(client, kit.chat_body(stream=True))), "content")
+    assert "Mars" in shown  # by default the draft streams, then the refusal follows it
+    llm.enqueue(*(kit.Script(ungrounded) for _ in range(2)))
+    frames = _frames(_stream(client, kit.chat_body(stream=True, stream_drafts=False)))
+    assert "Mars" not in _deltas(frames, "content")
+    assert frames[-1]["quality"]["verdict"] == "refuse"
+    assert _deltas(frames, "content") == frames[-1]["answer"]  # the refusal, once
+
+    assert llm.pending == 0  # two drafts per refused turn (the first and one retry)
+    llm.enqueue(kit.Script(THINK + kit.ANSWER, chunk_size=2))
+    frames = _frames(_stream(client, kit.chat_body(stream=True, stream_drafts=False, include_reasoning=True)))
+    content = [
+        f["choices"][0]["delta"]["content"] for f in frames[1:] if f["choices"][0]["delta"].get("content")
+    ]
+    assert content == [frames[-1]["answer"]]  # one delta: the checked answer with its citations
+    assert frames[-1]["quality"]["verdict"] == "pass"
+    assert _deltas(frames, "reasoning_content") == "secret plan: the user wants the fee"

@@ -291,6 +291,21 @@ def test_stream_turn_announces_the_quality_gate_retry(tiny_kb: str, fake_model: 
     assert events[-1].state["quality"]["verdict"] == "refuse"
 
 
+def test_stream_turn_with_drafts_held_sends_no_token_before_the_verdict(
+    tiny_kb: str, fake_model: FakeModel
+) -> None:
+    fake_model("Banks on Mars open at eight every morning.", "Astronauts can open accounts in orbit.")
+    ctx = Context(kb=tiny_kb, max_retries=1, stream_drafts=False)
+
+    async def consume() -> list[TurnEvent]:
+        return [e async for e in stream_turn(graph, WIRE_Q, ctx)]
+
+    events = asyncio.run(consume())
+    assert [e.kind for e in events] == ["final"]  # no draft, no retry notice
+    assert events[0].state["quality"]["verdict"] == "refuse"
+    assert events[0].state["answer"] == no_answer("en")
+
+
 def test_answer_tokens_reach_the_messages_stream_too(tiny_kb: str, fake_model: FakeModel) -> None:
     """LangGraph Studio reads ``messages``: stream_turn's custom stream must not take the tokens away."""
     fake_model("你好 ！ 我是 知问 。")

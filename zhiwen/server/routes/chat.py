@@ -111,6 +111,7 @@ async def chat_completions(
     thread = _thread(body, x_thread_id)
     messages = _to_messages(body, thread is not None, rt.settings.max_message_chars)
     ctx = Context(kb=kb)
+    ctx.stream_drafts = rt.settings.stream_drafts if body.stream_drafts is None else body.stream_drafts
     if body.temperature is not None:
         ctx.temperature = body.temperature
     if body.max_completion_tokens or body.max_tokens:
@@ -163,7 +164,7 @@ async def _complete(
 
 def _closing(
     rt: AppRuntime, body: ChatRequest, frames: ChatFrames, event: TurnEvent, streamed: list[str],
-    thread: str | None, prompt_text: str,
+    thread: str | None, prompt_text: str, reasoning_sent: bool,
 ) -> list[str]:  # fmt: skip
     """The last events: a reply not streamed token by token, the stop frame with extras, usage, [DONE]."""
     state = event.state
@@ -171,7 +172,10 @@ def _closing(
     verdict = str(state.get("quality", {}).get("verdict", "none"))
     out = []
     if not streamed or (verdict == "refuse" and answer not in "".join(streamed)):
-        # Refusals and non-generated replies were not streamed token by token: send them now.
+        # Refusals, non-generated replies and held answers (stream_drafts off) were not streamed: send them now.
+        reasoning = str(state.get("reasoning", ""))
+        if not streamed and not reasoning_sent and body.include_reasoning and reasoning:
+            out.append(_data(frames.chunk({"reasoning_content": reasoning})))
         text = ("\n\n" if streamed else "") + answer
         streamed.append(text)
         out.append(_data(frames.chunk({"content": text})))
@@ -214,7 +218,7 @@ async def _stream(
     """
     frames = ChatFrames(body.model)
     streamed: list[str] = []
-    finished = False
+    finished = reasoning_sent = False
     out = [_data(frames.chunk({"role": "assistant", "content": ""}))]
     try:
         events = [await first]
@@ -227,12 +231,13 @@ async def _stream(
                     rt.metrics.tokens.inc(count)
                     out.append(_data(frames.chunk({"content": event.text})))
                 elif event.kind == "reasoning" and body.include_reasoning:
+                    reasoning_sent = True
                     out.append(_data(frames.chunk({"reasoning_content": event.text})))
                 elif event.kind == "retry" and streamed:
                     streamed.append("\n\n")
                     out.append(_data(frames.chunk({"content": "\n\n"})))
                 elif event.kind == "final":
-                    out += _closing(rt, body, frames, event, streamed, thread, prompt_text)
+                    out += _closing(rt, body, frames, event, streamed, thread, prompt_text, reasoning_sent)
                     finished = True
                     break
             yield "".join(out).encode()

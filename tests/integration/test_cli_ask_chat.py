@@ -1,0 +1,118 @@
+"""``zhiwen ask`` and ``zhiwen chat`` as a user runs them, against the scripted OpenAI-compatible upstream."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from zhiwen.testing.scripted_llm import Script, ScriptedLLM, ScriptedLLMServer
+
+pytestmark = pytest.mark.integration
+
+KB = "bank"
+DOC = "International wire transfers take three business days. The fee for a wire transfer is 15 dollars.\n"
+QUESTION = "How long does an international wire transfer take?"
+ANSWER = "International wire transfers take three business days."
+UNGROUNDED = "Banks on Mars open at eight every morning."
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ScriptedLLMServer]:
+    with ScriptedLLMServer(ScriptedLLM(default=Script(ANSWER, chunk_size=4))) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, upstream: ScriptedLLMServer) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("ask")
+    (base / "wire.txt").write_text(DOC, encoding="utf-8")
+    env = {**os.environ, "ZHIWEN_HOME": str(base / "home"), "COLUMNS": "200",
+           "ZHIWEN_LLM_BASE_URL": upstream.base_url, "ZHIWEN_LLM_MODEL": "scripted"}  # fmt: skip
+    proc = _run(env, "ingest", str(base / "wire.txt"), "--kb", KB)
+    assert proc.returncode == 0, proc.stderr
+    return env
+
+
+@pytest.fixture
+def llm(upstream: ScriptedLLMServer) -> ScriptedLLM:
+    upstream.llm._queue.clear()
+    upstream.llm.requests.clear()
+    return upstream.llm
+
+
+def _run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zhiwen.cli", *args], env=env, input=stdin,
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_ask_streams_the_answer_once_with_its_source(env: dict[str, str], llm: ScriptedLLM) -> None:
+    proc = _run(env, "ask", QUESTION, "--kb", KB)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("three business days") == 1, proc.stdout
+    assert "[1]" in proc.stdout and "wire.txt" in proc.stdout
+
+
+def test_ask_a_greeting_prints_the_reply_once(env: dict[str, str], llm: ScriptedLLM) -> None:
+    llm.enqueue(Script("Hello! Ask me about your documents.", chunk_size=5))
+    proc = _run(env, "ask", "hello", "--kb", KB)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("Ask me about your documents.") == 1, proc.stdout
+
+
+def test_ask_json_has_the_turn_fields(env: dict[str, str], llm: ScriptedLLM) -> None:
+    proc = _run(env, "ask", QUESTION, "--kb", KB, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert {"answer", "sources", "quality", "reasoning", "intent"} <= set(out)
+    assert out["answer"].startswith(ANSWER.rstrip(".")) and out["quality"]["verdict"] == "pass"
+    assert out["sources"][0]["source"].endswith("wire.txt")
+
+
+def test_checked_only_never_shows_a_refused_draft(env: dict[str, str], llm: ScriptedLLM) -> None:
+    llm.enqueue(Script(UNGROUNDED), Script(UNGROUNDED))
+    streamed = _run(env, "ask", QUESTION, "--kb", KB)
+    assert "Mars" in streamed.stdout  # the default streams the draft before the gate refuses it
+    llm.enqueue(Script(UNGROUNDED), Script(UNGROUNDED))
+    held = _run(env, "ask", QUESTION, "--kb", KB, "--checked-only")
+    assert held.returncode == 0, held.stderr
+    assert "Mars" not in held.stdout and held.stdout.strip()  # only the refusal
+    assert "checking the sources again" not in held.stdout
+
+
+def test_checked_only_prints_a_passed_answer_once(env: dict[str, str], llm: ScriptedLLM) -> None:
+    proc = _run(env, "ask", QUESTION, "--kb", KB, "--checked-only")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("three business days") == 1, proc.stdout
+    assert "[1]" in proc.stdout
+
+
+def test_chat_reads_questions_until_eof(env: dict[str, str], llm: ScriptedLLM) -> None:
+    llm.enqueue(Script("Hello!"), Script(ANSWER))
+    proc = _run(env, "chat", "--kb", KB, stdin=f"hello\n{QUESTION}\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "Hello!" in proc.stdout and "three business days" in proc.stdout
+    assert "wire.txt" in proc.stdout
+
+
+def test_ask_unknown_kb_is_a_one_line_error(env: dict[str, str], llm: ScriptedLLM) -> None:
+    proc = _run(env, "ask", QUESTION, "--kb", "no-such-kb")
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zhiwen: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert llm.requests == []
+
+
+def test_ask_with_the_endpoint_down_is_a_one_line_error(env: dict[str, str], tmp_path: Path) -> None:
+    down = {**env, "ZHIWEN_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    proc = _run(down, "ask", QUESTION, "--kb", KB)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("zhiwen: error: ") and "Traceback" not in proc.stderr, proc.stderr
