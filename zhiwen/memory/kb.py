@@ -223,21 +223,27 @@ class KnowledgeBase:
             if mode == "hybrid"
             else [(h.id, h.score) for h in legs[mode]]
         )
-        rows = self.catalog.chunks([cid for cid, _ in fused[: n * 2]])
         by_leg = {name: {h.id: h for h in hits} for name, hits in legs.items()}
         hits: list[Hit] = []
-        for cid, score in fused:
-            row = rows.get(cid)
-            if row is None:
-                continue  # not committed (interrupted ingest) or deleted meanwhile
-            leg_info = {
-                name: {"rank": float(found[cid].rank), "score": found[cid].score}
-                for name, found in by_leg.items()
-                if cid in found
-            }
-            hits.append(Hit(cid, row.doc_id, row.text, score, leg_info, row.metadata))
-            if len(hits) == top_k:
-                break
+        # Read texts for the best ids only (top_k plus a margin, more if some are not committed): the
+        # fused list holds up to 2n ids; reading 100 rgb-zh chunks took 1.5 ms, 15 took 0.25 ms.
+        start, batch = 0, top_k + 5
+        while len(hits) < top_k and start < len(fused):
+            part = fused[start : start + batch]
+            rows = self.catalog.chunks([cid for cid, _ in part])
+            for cid, score in part:
+                row = rows.get(cid)
+                if row is None:
+                    continue  # not committed (interrupted ingest) or deleted meanwhile
+                leg_info = {
+                    name: {"rank": float(found[cid].rank), "score": found[cid].score}
+                    for name, found in by_leg.items()
+                    if cid in found
+                }
+                hits.append(Hit(cid, row.doc_id, row.text, score, leg_info, row.metadata))
+                if len(hits) == top_k:
+                    break
+            start, batch = start + batch, batch * 2
         return hits
 
     def stats(self) -> dict[str, Any]:
