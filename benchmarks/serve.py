@@ -673,11 +673,12 @@ def verdicts(res: dict[str, Any]) -> list[str]:
     if top:
         row = top[0]
         p95 = row["added_ttft_ms"].get("p95", math.inf)
-        met = row["errors"] == 0 and p95 < TARGET_P95_ADDED_MS
+        # Not the target's shape: every request arrives in the same instant, so the last one waits for the
+        # start-up work of all the others. The target (streams held open together) is the steady run below.
         out.append(
-            f"[{'MET' if met else 'MISSED'}] {TARGET_CONCURRENCY} concurrent streams, "
+            f"[INFO] burst: {TARGET_CONCURRENCY} requests sent at the same instant, "
             f"{res['config'].get('workers', 1)} worker process(es): "
-            f"{row['errors']} errors, p95 added TTFT {p95:.1f} ms (target < {TARGET_P95_ADDED_MS:.0f} ms; "
+            f"{row['errors']} errors, p95 added TTFT {p95:.1f} ms ("
             f"added total p95 {row['added_total_ms'].get('p95', math.nan):.1f} ms)"
         )
         direct = [
@@ -697,9 +698,11 @@ def verdicts(res: dict[str, Any]) -> list[str]:
         p95 = g["added_ttft_ms"].get("p95", math.inf)
         met = g["errors"] == 0 and p95 < TARGET_P95_ADDED_MS
         out.append(
-            f"[{'MET' if met else 'MISSED'}] steady {g['streams']} streams ({g['peak_in_flight']} open at peak, "
+            f"[{'MET' if met else 'MISSED'}] {g['streams']} concurrent streams held open (steady arrivals, "
+            f"{g['peak_in_flight']} open at peak, "
             f"{st['chunks']} chunks every {st['token_delay_s']} s): {g['errors']} errors, p95 added TTFT "
-            f"{p95:.1f} ms, inter-chunk p95 {g['interval_ms'].get('p95', math.nan):.1f} ms (upstream alone: "
+            f"{p95:.1f} ms (target < {TARGET_P95_ADDED_MS:.0f} ms), inter-chunk p95 "
+            f"{g['interval_ms'].get('p95', math.nan):.1f} ms (upstream alone: "
             f"{st['direct']['added_ttft_ms'].get('p95', math.nan):.1f} ms)"
         )
     return out
