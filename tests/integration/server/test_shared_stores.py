@@ -1,0 +1,168 @@
+"""Replicas that share only the stores: a real PostgreSQL checkpointer and a real Chroma server.
+
+PostgreSQL is started from the machine's ``initdb``/``pg_ctl`` (skipped, with the reason, where they are
+missing); Chroma with the ``chroma run`` command that ships in the chromadb package.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from zhiwen import service
+from zhiwen.memory.registry import close_all
+from zhiwen.server.app import create_app
+from zhiwen.settings import get_settings
+
+if TYPE_CHECKING:
+    from conftest import Env, Kit
+
+    from zhiwen.testing.scripted_llm import ScriptedLLM
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (trust auth, fsync off)."""
+    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="zhiwen-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres", "postgres")
+    base.chmod(0o755)
+    data, port = base / "data", _free_port()
+    run = {"check": True, "capture_output": True, "timeout": 120}
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "zhiwen", "-E", "UTF8",
+                    "--no-sync"], **run)  # type: ignore[call-overload]  # fmt: skip
+    opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(base / "log"), "-o", opts, "-w",
+                    "start"], **run)  # type: ignore[call-overload]  # fmt: skip
+    try:
+        yield f"postgresql://zhiwen@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
+                       timeout=60, check=False)  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_two_replicas_share_threads_through_postgres(
+    env: Env, llm: ScriptedLLM, kit: type[Kit], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZHIWEN_CHECKPOINT_URL", postgres_url)
+    settings = kit.open_settings(gc_freeze=False)
+    with (
+        kit.serve(create_app(settings, start_model=False)) as one,
+        kit.serve(create_app(settings, start_model=False)) as two,
+        httpx.Client(base_url=one, timeout=60) as a,
+        httpx.Client(base_url=two, timeout=60) as b,
+    ):
+        thread = a.post("/v1/threads", json={}).json()["id"]
+        first = a.post("/v1/chat/completions", json=kit.chat_body(thread_id=thread))
+        assert first.status_code == 200, first.text
+        seen = b.get(f"/v1/threads/{thread}")  # the other replica reads the same thread
+        assert seen.status_code == 200, seen.text
+        assert [m["role"] for m in seen.json()["messages"]] == ["user", "assistant"]
+
+        llm.enqueue(kit.Script(kit.ANSWER_2))
+        second = b.post("/v1/chat/completions", json=kit.chat_body(kit.QUESTION_2, thread_id=thread))
+        assert second.status_code == 200, second.text
+        messages = a.get(f"/v1/threads/{thread}").json()["messages"]
+        assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+        # the second turn was answered with the first one as history, read from PostgreSQL
+        sent = llm.requests[-1]["messages"]
+        assert any(kit.QUESTION in str(m.get("content")) for m in sent[:-1]), sent
+        assert b.delete(f"/v1/threads/{thread}").status_code in (200, 204)
+        assert a.get(f"/v1/threads/{thread}").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def chroma_url() -> Iterator[str]:
+    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    if not Path(chroma).exists():
+        pytest.skip("the chroma command (chromadb) is not installed")
+    base = Path(tempfile.mkdtemp(prefix="zhiwen-chroma-"))
+    port = _free_port()
+    log = (base / "log").open("wb")
+    proc = subprocess.Popen([chroma, "run", "--path", str(base / "db"), "--host", "127.0.0.1", "--port",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"chroma run did not start: {(base / 'log').read_text(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_chroma_server_gives_the_same_hits_as_the_embedded_store(
+    env: Env, kit: type[Kit], chroma_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import chromadb
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in kit.DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    queries = [kit.QUESTION, kit.QUESTION_2, "年费"]
+    local = service.ingest("local-copy", [docs])
+    assert local.added == len(kit.DOCS)
+    expected = {q: [h.id for h in service.open_kb("local-copy").search(q, top_k=3)] for q in queries}
+    close_all()
+
+    monkeypatch.setenv("ZHIWEN_CHROMA_URL", chroma_url)
+    get_settings.cache_clear()
+    try:
+        remote = service.ingest("remote", [docs])
+        assert remote.added == len(kit.DOCS)
+        got = {q: [h.id for h in service.open_kb("remote").search(q, top_k=3)] for q in queries}
+        assert got == expected
+        names = [c.name for c in chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+                 .list_collections()]  # fmt: skip
+        assert "zhiwen-remote" in names  # the vectors live in the server, not on local disk
+        assert not (get_settings().kb_root / "remote" / "chroma").exists()
+    finally:
+        close_all()
+        get_settings.cache_clear()
