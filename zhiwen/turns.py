@@ -1,15 +1,18 @@
 """Run one chat turn through the graph and turn LangGraph's streams into simple events.
 
 The CLI, the server and the eval runner all go through ``stream_turn``: answer tokens come only from
-the ``generate`` node's writes to the ``custom`` stream (already think-filtered), a retry by the quality
-gate is announced, and token usage reported by the endpoint for the answers is summed.
+the ``generate`` node, handed over through ``ANSWER_SINK`` (already think-filtered), a retry by the
+quality gate is announced, and token usage reported by the endpoint for the answers is summed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from zhiwen.graph.context import Context
-from zhiwen.nodes.generate import AnswerDelta
+from zhiwen.nodes.generate import ANSWER_SINK, AnswerDelta
 
 __all__ = ["TurnEvent", "stream_turn"]
 
@@ -44,38 +47,55 @@ async def stream_turn(
 
     ``question`` is the new user message, or a list of messages (a stateless caller's whole history).
     With ``context.stream_drafts`` off, no token, reasoning or retry event is sent: the caller gets the
-    checked answer from the final state only.
+    checked answer from the final state only. Closing the generator early cancels the graph run, and with
+    it the upstream model request.
     """
     messages = [HumanMessage(question)] if isinstance(question, str) else list(question)
-    config: RunnableConfig = {"configurable": {"thread_id": thread_id or uuid.uuid4().hex}}
+    loop = asyncio.get_running_loop()
+    owner = threading.get_ident()
+    deltas: asyncio.Queue[AnswerDelta | None] = asyncio.Queue()
+
+    def sink(delta: AnswerDelta) -> None:
+        if threading.get_ident() == owner:
+            deltas.put_nowait(delta)
+        else:  # a node run in a worker thread
+            loop.call_soon_threadsafe(deltas.put_nowait, delta)
+
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id or uuid.uuid4().hex, ANSWER_SINK: sink}}
     start = time.perf_counter()
+
+    async def last_values() -> dict[str, Any]:
+        # The whole state (stage timings and all), not just the output schema that ainvoke returns.
+        last: dict[str, Any] = {}
+        async for values in graph.astream(
+            {"messages": messages}, config, context=context, stream_mode="values"
+        ):
+            last = values
+        return last
+
+    run = asyncio.ensure_future(last_values())
+    run.add_done_callback(lambda _: deltas.put_nowait(None))
     attempt: int | None = None
-    final: dict[str, Any] = {}
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
-    stream: AsyncIterator[Any] = graph.astream(
-        {"messages": messages}, config, context=context, stream_mode=["custom", "values"]
-    )
     try:
-        async for mode, data in stream:
-            if mode == "values":
-                final = dict(data)
-                continue
-            if not isinstance(data, AnswerDelta):
-                continue
-            if data.usage:
-                usage["prompt_tokens"] += int(data.usage.get("input_tokens", 0))
-                usage["completion_tokens"] += int(data.usage.get("output_tokens", 0))
+        while (delta := await deltas.get()) is not None:
+            if delta.usage:
+                usage["prompt_tokens"] += int(delta.usage.get("input_tokens", 0))
+                usage["completion_tokens"] += int(delta.usage.get("output_tokens", 0))
             if not context.stream_drafts:
                 continue
-            if attempt != data.attempt:
+            if attempt != delta.attempt:
                 if attempt is not None:
                     yield TurnEvent("retry", elapsed=time.perf_counter() - start)
-                attempt = data.attempt
-            if data.reasoning:
-                yield TurnEvent("reasoning", data.reasoning, elapsed=time.perf_counter() - start)
-            if data.text:
-                yield TurnEvent("token", data.text, elapsed=time.perf_counter() - start)
+                attempt = delta.attempt
+            if delta.reasoning:
+                yield TurnEvent("reasoning", delta.reasoning, elapsed=time.perf_counter() - start)
+            if delta.text:
+                yield TurnEvent("token", delta.text, elapsed=time.perf_counter() - start)
+        final = dict(await run)  # raises the graph's error, if it failed
     finally:
-        # Closing the graph stream cancels a running node and with it the upstream LLM request.
-        await stream.aclose()  # type: ignore[attr-defined]
+        if not run.done():
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
     yield TurnEvent("final", state=final, elapsed=time.perf_counter() - start, usage=usage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import httpx
@@ -10,6 +11,7 @@ import httpx2
 import openai
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from zhiwen.errors import LLMUnavailable
@@ -20,15 +22,21 @@ from zhiwen.nodes.prompts import CHITCHAT_SYSTEM, SYSTEM, context_block
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.openai_stream import ChunkStallError
 
-__all__ = ["AnswerDelta", "build_messages", "generate"]
+__all__ = ["ANSWER_SINK", "AnswerDelta", "build_messages", "generate"]
+
+# A ``configurable`` key: a callable that receives every AnswerDelta of the run.
+# ``stream_turn`` sets it. LangGraph's own ``custom`` stream wakes the loop through its self-pipe
+# (call_soon_threadsafe) for every write, which cost about as much per token as the ``messages`` mode;
+# a direct call costs a queue put. The "__" prefix keeps it out of checkpoint and trace metadata.
+ANSWER_SINK = "__zhiwen_answer_sink"
 
 
 class AnswerDelta(NamedTuple):
-    """What ``generate`` writes to the graph's ``custom`` stream for each answer chunk.
+    """One answer chunk from ``generate``, for ``stream_turn`` (through ``ANSWER_SINK``) or, without a sink,
+    on the graph's ``custom`` stream.
 
-    ``stream_turn`` reads these instead of the ``messages`` stream: the same tokens (already think-filtered)
-    without the per-token callback dispatch of that mode. ``messages`` still carries them for LangGraph
-    Studio and parent graphs. ``attempt`` rises when the quality gate retries.
+    The same tokens (already think-filtered) are on the ``messages`` stream for LangGraph Studio and
+    parent graphs. ``attempt`` rises when the quality gate retries.
     """
 
     attempt: int
@@ -51,11 +59,21 @@ def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
     ]
 
 
+def _answer_sink() -> Callable[[AnswerDelta], None] | None:
+    try:
+        config = get_config()
+    except RuntimeError:  # called outside a graph run (unit tests)
+        return None
+    sink: Callable[[AnswerDelta], None] | None = (config.get("configurable") or {}).get(ANSWER_SINK)
+    return sink
+
+
 async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     start = time.perf_counter()
     ctx = context_of(runtime)
     model = chat_model(ctx)
-    write = runtime.stream_writer if runtime is not None else None
+    sink = _answer_sink()
+    write = sink if sink is not None else (runtime.stream_writer if runtime is not None else None)
     attempt = state.get("attempt", 0)
     texts: list[str] = []
     reasoning: list[str] = []

@@ -306,6 +306,20 @@ def test_stream_turn_with_drafts_held_sends_no_token_before_the_verdict(
     assert events[0].state["answer"] == no_answer("en")
 
 
+def test_stream_turn_leaves_no_trace_of_its_sink_in_the_checkpoint(tiny_kb: str, fake_model: FakeModel) -> None:
+    fake_model("你好 ！ 我是 知问 。")
+    g = build().compile(checkpointer=InMemorySaver())
+
+    async def consume() -> tuple[list[TurnEvent], Any]:
+        events = [e async for e in stream_turn(g, "你好", Context(kb=tiny_kb), "sink")]
+        return events, await g.aget_state({"configurable": {"thread_id": "sink"}})
+
+    events, snapshot = asyncio.run(consume())
+    assert "".join(e.text for e in events if e.kind == "token") == "你好 ！ 我是 知问 。"
+    assert not any("sink" in key for key in snapshot.metadata), snapshot.metadata
+    assert "sink" not in str(snapshot.config["configurable"].keys() - {"thread_id"})
+
+
 def test_answer_tokens_reach_the_messages_stream_too(tiny_kb: str, fake_model: FakeModel) -> None:
     """LangGraph Studio reads ``messages``: stream_turn's custom stream must not take the tokens away."""
     fake_model("你好 ！ 我是 知问 。")
