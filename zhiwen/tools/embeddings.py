@@ -44,6 +44,9 @@ class E5Embedder:
         self._query_cache = query_cache
         self._model: object | None = None
         self._lock = threading.Lock()
+        # One call into the C engine at a time: each call runs its own OpenMP threads across the cores, so
+        # two at once slow each other down (and stall at their barriers). Searches from several threads queue.
+        self._engine_lock = threading.Lock()
         self._queries: dict[str, Vectors] = {}
 
     def _get(self) -> object:
@@ -57,7 +60,9 @@ class E5Embedder:
     def embed_passages(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        out = self._get().passage(texts)  # type: ignore[attr-defined]
+        model = self._get()
+        with self._engine_lock:
+            out = model.passage(texts)  # type: ignore[attr-defined]
         return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
 
     def embed_query(self, text: str) -> Vectors:
@@ -66,7 +71,9 @@ class E5Embedder:
             cached = self._queries.get(text)
         if cached is not None:
             return cached
-        vec = np.asarray(self._get().query(text), dtype=np.float32)  # type: ignore[attr-defined]
+        model = self._get()
+        with self._engine_lock:
+            vec = np.asarray(model.query(text), dtype=np.float32)  # type: ignore[attr-defined]
         vec.setflags(write=False)
         with self._lock:
             if self._query_cache > 0:
