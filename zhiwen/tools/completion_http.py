@@ -6,16 +6,17 @@ transform and reads every SSE line through several layers of cancel scopes. For 
 spends that per answer. Everything else still goes through the SDK (non-streamed calls, structured output).
 
 Behaviour kept from the SDK, so callers see the same errors: up to ``max_retries`` retries before the first
-byte of the body on a connection error, a timeout or HTTP 408/409/429/5xx, with exponential backoff and
-jitter (``Retry-After`` honoured up to 8 s); then ``openai.APIConnectionError``, ``openai.APITimeoutError`` or
-``openai.APIStatusError`` ("Error code: 503 - ..."). Errors in the middle of a body raise
-``openai.APIConnectionError`` too.
+byte of the body on a connection error, a timeout or HTTP 408/409/429/5xx, waiting as the SDK does (0.5 s
+doubling to 8 s, less up to a quarter at random; ``Retry-After`` honoured up to 8 s); then
+``openai.APIConnectionError``, ``openai.APITimeoutError`` or ``openai.APIStatusError`` ("Error code: 503 -
+..."). Errors in the middle of a body raise ``openai.APIConnectionError`` too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +29,6 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_random_exponential,
 )
 
 __all__ = ["CompletionStream", "StreamedResponse"]
@@ -56,14 +56,13 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, (_RetryableStatus, aiohttp.ClientConnectionError, TimeoutError))
 
 
-_backoff = wait_random_exponential(multiplier=0.5, max=_MAX_BACKOFF)
-
-
 def _wait(state: RetryCallState) -> float:
+    """The SDK's schedule: 0.5 s doubling to 8 s, less up to a quarter at random; Retry-After if sent."""
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, _RetryableStatus) and exc.retry_after is not None:
-        return min(exc.retry_after, _MAX_BACKOFF)
-    return float(_backoff(state))
+        return min(float(exc.retry_after), _MAX_BACKOFF)
+    backoff: float = min(0.5 * 2 ** (int(state.attempt_number) - 1), _MAX_BACKOFF)
+    return backoff * (1 - 0.25 * random.random())
 
 
 class StreamedResponse:

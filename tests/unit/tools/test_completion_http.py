@@ -94,3 +94,16 @@ def test_the_session_is_closed_when_its_loop_ends(scripted: ScriptedLLMServer) -
     assert first is not None and first.closed  # closed by the loop's shutdown, not left to the GC
     assert asyncio.run(run()) > 0  # a new loop gets a new session
     assert stream._session is not first and stream._session is not None and stream._session.closed
+
+
+def test_backoff_follows_the_sdk_schedule() -> None:
+    """0.5 s doubling to 8 s, less at most a quarter: never an instant retry (the SDK's own schedule)."""
+    from tenacity import RetryCallState
+
+    from zhiwen.tools.completion_http import _wait
+
+    for attempt, base in ((1, 0.5), (2, 1.0), (3, 2.0), (6, 8.0), (9, 8.0)):
+        state = RetryCallState(None, None, (), {})
+        state.attempt_number = attempt
+        waits = [_wait(state) for _ in range(200)]
+        assert all(0.75 * base <= w <= base for w in waits), (attempt, min(waits), max(waits))
