@@ -170,6 +170,9 @@ def ask(
     """Answer one question from a knowledge base (streams the answer unless --json)."""
     from zhiwen.chat_cli import ask_once
 
+    if not question.strip():
+        raise ZhiwenError("the question is empty")
+
     asyncio.run(ask_once(question, _context(kb, local_model, checked_only), thread, as_json, out))
 
 

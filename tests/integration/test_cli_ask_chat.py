@@ -111,6 +111,16 @@ def test_ask_unknown_kb_is_a_one_line_error(env: dict[str, str], llm: ScriptedLL
     assert llm.requests == []
 
 
+@pytest.mark.parametrize("question", ["", "   "])
+def test_ask_an_empty_question_is_a_one_line_error(
+    env: dict[str, str], llm: ScriptedLLM, question: str
+) -> None:
+    proc = _run(env, "ask", question, "--kb", KB)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == "zhiwen: error: the question is empty", proc.stderr
+    assert llm.requests == []
+
+
 def test_ask_with_the_endpoint_down_is_a_one_line_error(env: dict[str, str], tmp_path: Path) -> None:
     down = {**env, "ZHIWEN_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
     proc = _run(down, "ask", QUESTION, "--kb", KB)
