@@ -92,7 +92,9 @@ def _failures_html(records: dict[str, list[dict[str, Any]]], limit: int = 8) -> 
                 f"<details><summary>[{html.escape(config)}] {html.escape(r['question'])}</summary>"
                 f"<p><b>gold</b>: {html.escape(json.dumps(r.get('gold'), ensure_ascii=False))}"
                 f" · <b>negative</b>: {r.get('negative')} · <b>verdict</b>: {html.escape(str(r.get('verdict')))}</p>"
-                f"<p><b>answer</b>: {html.escape(r.get('answer', ''))}</p><ol>{passages}</ol></details>"
+                f"<p><b>answer</b>: {html.escape(r.get('answer', ''))}</p>"
+                + (f"<p><b>gate</b>: {html.escape('; '.join(r['reasons']))}</p>" if r.get("reasons") else "")
+                + f"<ol>{passages}</ol></details>"
             )
     return "\n".join(parts) or "<p>No failures.</p>"
 

@@ -78,6 +78,9 @@ async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
         "verdict": quality.get("verdict"),
         "grounded": quality.get("grounded"),
         "citations_valid": quality.get("citations_valid"),
+        "anchored": quality.get("anchored"),
+        "attempts": quality.get("attempts"),
+        "reasons": list(quality.get("reasons") or []),  # why the gate retried or refused
         "refused": quality.get("verdict") == "refuse" or is_refusal(answer),
         "think_leak": int("<think>" in answer or "</think>" in answer or "<think>" in "".join(streamed)),
         "sources": [

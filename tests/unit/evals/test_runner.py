@@ -204,6 +204,8 @@ def test_records_per_configuration(env: Path) -> None:
         assert q4["negative"] is True
         assert q4["ndcg@10"] == q4["recall@10"] == q4["mrr@10"] == 0.0
         assert q4["refused"] is True
+        assert q4["reasons"] and all(isinstance(x, str) for x in q4["reasons"])  # why the gate refused
+        assert q1["reasons"] == [] and q1["attempts"] == 1
         assert "em" not in q4 and "f1" not in q4 and "containment" not in q4
 
 
