@@ -14,7 +14,9 @@ from zhiwen.graph.builder import graph
 from zhiwen.graph.context import Context
 from zhiwen.tools import llm_server
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
+# The timeout is a hang guard, not a speed target: building the fixture's knowledge base and starting the
+# model take ~30 s on a quiet 2-core machine, but several times that when another model server shares the cores.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(360)]
 
 MODEL = "smollm2-135m"
 
@@ -35,7 +37,7 @@ def _gone(pid: int) -> bool:
 
 def test_local_model_answers_from_the_knowledge_base(graph_kb: tuple[str, Path], local_servers: None) -> None:
     ctx = Context(
-        kb=graph_kb[0], local_model=MODEL, max_tokens=40, top_k=1, quality_gate=False, request_timeout=90
+        kb=graph_kb[0], local_model=MODEL, max_tokens=40, top_k=1, quality_gate=False, request_timeout=240
     )
     question = "How long do international wire transfers take?"
     out = asyncio.run(graph.ainvoke({"messages": [HumanMessage(question)]}, context=ctx))
