@@ -77,6 +77,9 @@ class LocalLLMServer:
             "--model", str(path), "--model_alias", self.model.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.settings.llm_ctx), "--n_threads", str(self.settings.llm_threads),
+            # llama_cpp.server's default cuts the stream in progress whenever another request arrives, so
+            # two users of one `zhiwen serve` broke each other's answers; queued, each answer completes.
+            "--interrupt_requests", "false",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
