@@ -21,6 +21,7 @@ from zhiwen.evals.answer_metrics import containment, exact_match, f1
 from zhiwen.evals.dataset import EvalSet, Question, load_eval_set
 from zhiwen.evals.retrieval_metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from zhiwen.evals.suite import Configuration, Suite
+from zhiwen.evals.summary import read_records
 from zhiwen.graph.builder import build
 from zhiwen.graph.context import Context
 from zhiwen.memory.ingest import ingest_documents
@@ -115,13 +116,9 @@ def _done_ids(path: Path) -> set[str]:
         data = f.read()
         if data and not data.endswith(b"\n"):
             f.truncate(data.rfind(b"\n") + 1)
-    ids = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            ids.add(json.loads(line)["id"])
-        except (json.JSONDecodeError, KeyError):
-            continue  # a line cut by an interruption is run again
-    return ids
+    # A turn that failed (endpoint down, stream cut) says nothing about answer quality: it runs again, and its
+    # new record supersedes the failed one (read_records keeps the last record of each question).
+    return {r["id"] for r in read_records(path) if "id" in r and "error" not in r}
 
 
 async def run_suite(

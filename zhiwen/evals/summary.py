@@ -15,13 +15,18 @@ STAGES = ("intent", "retrieval", "generation", "evaluation")
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    """The records of a run in file order, the last one of each question only (a rerun of a failed turn
+    supersedes it); a line cut by an interruption is skipped."""
+    by_id: dict[Any, dict[str, Any]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         try:
-            out.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
-    return out
+        key = record.get("id", n) if isinstance(record, dict) else n
+        by_id.pop(key, None)  # re-inserted: a superseding record takes the place of the question's last run
+        by_id[key] = record
+    return list(by_id.values())
 
 
 def _mean(values: list[float]) -> float | None:

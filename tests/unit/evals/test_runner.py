@@ -235,6 +235,32 @@ def test_a_failed_turn_is_recorded_not_raised(env: Path) -> None:
     assert summarize([record], suite())["errors"] == 1
 
 
+def test_a_failed_turn_runs_again_on_resume_and_its_new_record_counts(env: Path) -> None:
+    failing = True
+
+    def flaky() -> None:
+        if failing:
+            raise RuntimeError("stream cut")
+
+    model = use_model(on_call=flaky)
+    files = asyncio.run(run_suite(suite(), env, limit=2, configs=["hybrid"]))
+    assert [r["error"] for r in read_records(files["hybrid"])] == ["RuntimeError: stream cut"] * 2
+
+    failing = False
+    model.calls.clear()
+    files = asyncio.run(run_suite(suite(), env, limit=3, configs=["hybrid"]))
+    assert sorted(model.calls) == ["q1", "q2", "q3"]  # the failed two again, and the new one
+    assert len(lines_of(files["hybrid"])) == 5  # the failed records stay in the file, superseded
+    records = read_records(files["hybrid"])
+    assert [r["id"] for r in records] == ["q1", "q2", "q3"]
+    assert all("error" not in r and r["answer"] for r in records)
+    assert summarize(records, suite())["errors"] == 0
+
+    model.calls.clear()
+    asyncio.run(run_suite(suite(), env, limit=3, configs=["hybrid"]))
+    assert model.calls == []  # nothing failed this time: nothing to run again
+
+
 # --- resuming and locking -------------------------------------------------------------------------
 
 
