@@ -94,6 +94,7 @@ def _failures_html(records: dict[str, list[dict[str, Any]]], limit: int = 8) -> 
                 f" · <b>negative</b>: {r.get('negative')} · <b>verdict</b>: {html.escape(str(r.get('verdict')))}</p>"
                 f"<p><b>answer</b>: {html.escape(r.get('answer', ''))}</p>"
                 + (f"<p><b>gate</b>: {html.escape('; '.join(r['reasons']))}</p>" if r.get("reasons") else "")
+                + (f"<p><b>refused draft</b>: {html.escape(r['draft'])}</p>" if r.get("draft") else "")
                 + f"<ol>{passages}</ol></details>"
             )
     return "\n".join(parts) or "<p>No failures.</p>"

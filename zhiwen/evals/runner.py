@@ -61,6 +61,7 @@ def _ranking(kb: KnowledgeBase, q: Question, ctx: Context, k: int) -> list[str]:
 async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
     ttft = None
     streamed: list[str] = []
+    attempt_text: list[str] = []  # the current attempt's draft (the output state does not carry drafts)
     final: dict[str, Any] = {}
     start = time.perf_counter()
     try:
@@ -68,14 +69,20 @@ async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
             if event.kind == "token":
                 ttft = event.elapsed if ttft is None else ttft
                 streamed.append(event.text)
+                attempt_text.append(event.text)
+            elif event.kind == "retry":
+                attempt_text.clear()
             elif event.kind == "final":
                 final = event.state
     except Exception as exc:  # a failed turn is a recorded result, not a crashed run
         return {"error": f"{type(exc).__name__}: {exc}", "total_s": time.perf_counter() - start}
     answer = str(final.get("answer", ""))
     quality = final.get("quality", {})
+    draft = "".join(attempt_text).strip()
     return {
         "answer": answer,
+        # what the model wrote before the gate replaced it with a refusal: the evidence for a false refusal
+        **({"draft": draft} if quality.get("verdict") == "refuse" and draft else {}),
         "verdict": quality.get("verdict"),
         "grounded": quality.get("grounded"),
         "citations_valid": quality.get("citations_valid"),

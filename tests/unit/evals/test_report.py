@@ -44,7 +44,8 @@ RECORDS: dict[str, list[dict[str, Any]]] = {
     ],
     "bm25": [
         record("q1", total_s=0.5),
-        record("q2", total_s=0.8, f1=0.0, answer="nothing", reasons=["only 0% of sentences <supported>"]),
+        record("q2", total_s=0.8, f1=0.0, answer="nothing", reasons=["only 0% of sentences <supported>"],
+               draft="a <draft> the gate refused"),
         record("q3", negative=True, refused=False, answer="A made-up answer.", question="Trap question?"),
     ],
 }  # fmt: skip
@@ -125,6 +126,7 @@ def test_html_report_lists_failures_escaped(written: dict[str, Path]) -> None:
     assert "question q1" not in page  # correct answers are not failures
     assert "<b>gate</b>: only 0% of sentences &lt;supported&gt;" in page  # why the quality gate acted
     assert page.count("<b>gate</b>") == 1  # records without reasons show none
+    assert "<b>refused draft</b>: a &lt;draft&gt; the gate refused" in page
 
 
 def test_html_report_without_answers(tmp_path: Path) -> None:

@@ -123,7 +123,8 @@ def env(
 
 
 def use_model(**kwargs: Any) -> AnsweringChatModel:
-    model = AnsweringChatModel(messages=iter([]), replies=REPLIES, **kwargs)
+    kwargs.setdefault("replies", REPLIES)
+    model = AnsweringChatModel(messages=iter([]), **kwargs)
     set_model_override(model)
     return model
 
@@ -206,6 +207,7 @@ def test_records_per_configuration(env: Path) -> None:
         assert q4["refused"] is True
         assert q4["reasons"] and all(isinstance(x, str) for x in q4["reasons"])  # why the gate refused
         assert q1["reasons"] == [] and q1["attempts"] == 1
+        assert all("draft" not in r for r in records.values())  # no gate here: the answer is the draft
         assert "em" not in q4 and "f1" not in q4 and "containment" not in q4
 
 
@@ -221,6 +223,19 @@ def test_retrieval_only_suite_needs_no_model(env: Path) -> None:
         row = summarize(records, suite(answers=False))
         assert row["ndcg@10"] == 1.0
         assert "correct_refusal" not in row and "latency_p50_s" not in row
+
+
+def test_a_refusal_by_the_gate_keeps_the_refused_draft(env: Path) -> None:
+    # q3's passage is retrieved with confidence, so the gate retries the unsupported draft once, then refuses
+    use_model(replies={**REPLIES, "q3": "Bananas are blue [1]."})
+    gated = [{"name": "gated", "context": {"retrieval_mode": "hybrid"}}]
+    files = asyncio.run(run_suite(suite(configurations=gated), env))
+    records = {r["id"]: r for r in read_records(files["gated"])}
+    q3 = records["q3"]
+    assert q3["verdict"] == "refuse" and q3["refused"] is True and q3["attempts"] == 2
+    assert q3["draft"] == "Bananas are blue [1]."  # the last attempt's draft, not both attempts joined
+    assert records["q4"]["draft"] == REPLIES["q4"]  # a refusal by the model itself
+    assert all("draft" not in r for r in records.values() if r["verdict"] != "refuse")
 
 
 def test_a_failed_turn_is_recorded_not_raised(env: Path) -> None:
