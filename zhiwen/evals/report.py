@@ -9,10 +9,11 @@ import base64
 import html
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_reports"]
+__all__ = ["false_refusal_reasons", "markdown", "write_reports"]
 
 _HEADLINE = ("ndcg@10", "recall@10", "mrr@10", "em", "f1", "containment", "correct_refusal", "false_refusal",
              "grounded", "citations_valid", "think_leaks", "latency_p50_s", "ttft_p50_s")  # fmt: skip
@@ -24,13 +25,39 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def markdown(suite_name: str, summary: dict[str, dict[str, Any]], failures: list[str]) -> str:
+def false_refusal_reasons(records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    """Per configuration, why answerable questions were refused: each gate reason with its count, most
+    frequent first (a refusal can have several reasons; one without recorded reasons counts as such)."""
+    out: dict[str, dict[str, int]] = {}
+    for config, rs in records.items():
+        counts = Counter(
+            reason
+            for r in rs
+            if r.get("refused") and not r.get("negative")
+            for reason in (r.get("reasons") or ["(no reason recorded)"])
+        )
+        if counts:
+            out[config] = dict(counts.most_common())
+    return out
+
+
+def markdown(
+    suite_name: str,
+    summary: dict[str, dict[str, Any]],
+    failures: list[str],
+    reasons: dict[str, dict[str, int]] | None = None,
+) -> str:
     metrics = [m for m in _HEADLINE if any(row.get(m) is not None for row in summary.values())]
     lines = [f"### zhiwen eval: {suite_name}", "", "| configuration | " + " | ".join(metrics) + " |",
              "|---|" + "---|" * len(metrics)]  # fmt: skip
     for config, row in summary.items():
         lines.append(f"| {config} | " + " | ".join(_fmt(row.get(m)) for m in metrics) + " |")
     lines.append("")
+    if reasons:
+        lines.append("Why answerable questions were refused:")
+        for config, counts in reasons.items():
+            lines.append(f"- {config}: " + "; ".join(f"{reason} ({n})" for reason, n in counts.items()))
+        lines.append("")
     lines.extend([f"- ❌ {f}" for f in failures] or ["- ✅ every metric is within its recorded floor"])
     return "\n".join(lines) + "\n"
 
@@ -100,12 +127,26 @@ def _failures_html(records: dict[str, list[dict[str, Any]]], limit: int = 8) -> 
     return "\n".join(parts) or "<p>No failures.</p>"
 
 
+def _reasons_html(reasons: dict[str, dict[str, int]]) -> str:
+    if not reasons:
+        return ""
+    items = "".join(
+        f"<li>{html.escape(config)}: "
+        + "; ".join(f"{html.escape(reason)} ({n})" for reason, n in counts.items())
+        + "</li>"
+        for config, counts in reasons.items()
+    )
+    return f"<h2>Why answerable questions were refused</h2><ul>{items}</ul>"
+
+
 def write_reports(out: Path, suite_name: str, summary: dict[str, dict[str, Any]],
                   records: dict[str, list[dict[str, Any]]], failures: list[str]) -> dict[str, Path]:  # fmt: skip
     paths = {"json": out / "summary.json", "markdown": out / "summary.md", "html": out / "report.html"}
-    paths["json"].write_text(json.dumps({"suite": suite_name, "configurations": summary, "failures": failures},
+    reasons = false_refusal_reasons(records)
+    paths["json"].write_text(json.dumps({"suite": suite_name, "configurations": summary, "failures": failures,
+                                         "false_refusal_reasons": reasons},
                                         ensure_ascii=False, indent=2), encoding="utf-8")  # fmt: skip
-    md = markdown(suite_name, summary, failures)
+    md = markdown(suite_name, summary, failures, reasons)
     paths["markdown"].write_text(md, encoding="utf-8")
     cols = sorted({k for row in summary.values() for k in row})
     table = "<tr><th>configuration</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
@@ -126,6 +167,6 @@ def write_reports(out: Path, suite_name: str, summary: dict[str, dict[str, Any]]
 td,th{{border:1px solid #ccc;padding:3px 6px}}img{{max-width:100%;margin:1em 0}}</style></head><body>
 <h1>zhiwen eval: {html.escape(suite_name)}</h1><table>{table}</table>
 <ul>{"".join(f"<li>{html.escape(f)}</li>" for f in failures) or "<li>all metrics within floors</li>"}</ul>
-{images}<h2>Failures, with retrieved passages</h2>{_failures_html(records)}</body></html>"""
+{_reasons_html(reasons)}{images}<h2>Failures, with retrieved passages</h2>{_failures_html(records)}</body></html>"""
     paths["html"].write_text(page, encoding="utf-8")
     return paths

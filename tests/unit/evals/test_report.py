@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from zhiwen.evals.report import markdown, write_reports
+from zhiwen.evals.report import false_refusal_reasons, markdown, write_reports
 
 SUMMARY: dict[str, dict[str, Any]] = {
     "hybrid": {
@@ -45,7 +45,7 @@ RECORDS: dict[str, list[dict[str, Any]]] = {
     "bm25": [
         record("q1", total_s=0.5),
         record("q2", total_s=0.8, f1=0.0, answer="nothing", reasons=["only 0% of sentences <supported>"],
-               draft="a <draft> the gate refused"),
+               draft="a <draft> the gate refused", refused=True),
         record("q3", negative=True, refused=False, answer="A made-up answer.", question="Trap question?"),
     ],
 }  # fmt: skip
@@ -146,3 +146,27 @@ def test_html_report_without_matplotlib(tmp_path: Path, monkeypatch: pytest.Monk
     assert "<img" not in page
     assert "Plots need matplotlib" in page
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["suite"] == "tiny"
+
+
+def test_false_refusal_reasons_are_counted_per_configuration(written: dict[str, Path]) -> None:
+    records = {
+        "gate": [
+            record("a", refused=True, reasons=["r1", "r2"]),
+            record("b", refused=True, reasons=["r1"]),
+            record("c", refused=True),  # made before records kept reasons
+            record("d", refused=True, negative=True, reasons=["r3"]),  # a correct refusal: not counted
+            record("e", reasons=[]),
+        ],
+        "none": [record("a")],
+    }
+    reasons = false_refusal_reasons(records)
+    assert reasons == {"gate": {"r1": 2, "r2": 1, "(no reason recorded)": 1}}
+    assert list(reasons["gate"]) == ["r1", "r2", "(no reason recorded)"]  # most frequent first
+
+    md = written["markdown"].read_text(encoding="utf-8")
+    assert "Why answerable questions were refused:\n- bm25: only 0% of sentences <supported> (1)\n" in md
+    page = written["html"].read_text(encoding="utf-8")
+    assert "<li>bm25: only 0% of sentences &lt;supported&gt; (1)</li>" in page
+    saved = json.loads(written["json"].read_text(encoding="utf-8"))
+    assert saved["false_refusal_reasons"] == {"bm25": {"only 0% of sentences <supported>": 1}}
+    assert "Why answerable" not in markdown("x", SUMMARY, [], {})  # nothing refused: no section
