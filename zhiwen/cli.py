@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -153,7 +154,9 @@ CheckedOnlyOption = Annotated[
 
 
 def _context(kb: str, local_model: str | None, checked_only: bool = False) -> Context:
-    return Context(kb=kb, local_model=local_model, stream_drafts=not checked_only)
+    return Context(
+        kb=kb, local_model=local_model, stream_drafts=not checked_only, persona=get_settings().persona
+    )
 
 
 @app.command()
@@ -275,9 +278,23 @@ def main() -> None:
     except ZhiwenError as exc:
         err.print(f"zhiwen: error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
+    except ValidationError as exc:  # a ZHIWEN_* variable with a value its setting does not accept
+        err.print(f"zhiwen: error: {_invalid_settings(exc)}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("zhiwen: interrupted")
         sys.exit(130)
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    """One line naming each bad variable: ZHIWEN_LLM_THREADS: Input should be ... (got '0')."""
+    if exc.title not in ("Settings", "ServerSettings"):
+        return str(exc).splitlines()[0]
+    parts = []
+    for e in exc.errors():
+        name = "ZHIWEN_" + "_".join(str(p) for p in e["loc"]).upper()
+        parts.append(f"{name}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

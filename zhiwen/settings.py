@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
     local_model: str = Field(default="qwen2.5-0.5b", description="Embedded model used when no URL is set.")
     llm_threads: int = Field(default=2, ge=1, description="CPU threads for the embedded model server.")
     llm_ctx: int = Field(default=4096, ge=512, description="Context window of the embedded model server.")
+    persona: Literal["bank", "general"] = Field(
+        default="bank",
+        description="Who the assistant says it is in `zhiwen ask/chat/serve`: bank, or general (no bank named).",
+    )
     embeddings_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1 for embeddings.")
     embeddings_model: str | None = Field(default=None, description="Embedding model name at that URL.")
     embeddings_api_key: str = Field(default="EMPTY", description="API key for embeddings_base_url.")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from zhiwen.nodes.prompts import system_prompt
 from zhiwen.testing.scripted_llm import Script, ScriptedLLM, ScriptedLLMServer
 
 pytestmark = pytest.mark.integration
@@ -65,6 +66,26 @@ def test_ask_a_greeting_prints_the_reply_once(env: dict[str, str], llm: Scripted
     proc = _run(env, "ask", "hello", "--kb", KB)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("Ask me about your documents.") == 1, proc.stdout
+
+
+def test_persona_setting_reaches_the_model_prompt(env: dict[str, str], llm: ScriptedLLM) -> None:
+    proc = _run({**env, "ZHIWEN_PERSONA": "general"}, "ask", QUESTION, "--kb", KB)
+    assert proc.returncode == 0, proc.stderr
+    assert llm.requests[-1]["messages"][0]["content"] == system_prompt("en", "general")
+
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "args"),
+    [("ZHIWEN_PERSONA", "insurer", ("ask", QUESTION, "--kb", KB)), ("ZHIWEN_LLM_THREADS", "0", ("kb", "list"))],
+)
+def test_a_bad_setting_is_a_one_line_error_naming_the_variable(
+    env: dict[str, str], variable: str, value: str, args: tuple[str, ...]
+) -> None:
+    proc = _run({**env, variable: value}, *args)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"zhiwen: error: {variable}: ") and line.endswith(f"(got '{value}')"), line
 
 
 def test_ask_json_has_the_turn_fields(env: dict[str, str], llm: ScriptedLLM) -> None:

@@ -39,6 +39,13 @@ class Context:
             "refuses has been shown, followed by the refusal). False: send the answer only once it is checked."
         },
     )
+    persona: Literal["bank", "general"] = field(
+        default="bank",
+        metadata={
+            "description": "Who the assistant says it is: bank (a bank's knowledge-base assistant) or general "
+            "(any knowledge base; no bank in its prompts or refusals)."
+        },
+    )
     top_k: int = field(default=3, metadata={"description": "Chunks handed to the model as numbered context."})
     source_chars: int = field(
         default=400,

@@ -18,7 +18,7 @@ from zhiwen.errors import LLMUnavailable
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import State
 from zhiwen.nodes._common import chat_model, context_of, history
-from zhiwen.nodes.prompts import CHITCHAT_SYSTEM, SYSTEM, context_block
+from zhiwen.nodes.prompts import SYSTEM, chitchat_prompt, context_block, system_prompt
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.openai_stream import ChunkStallError
 
@@ -51,9 +51,9 @@ def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
     lang = intent["language"] if intent["language"] in SYSTEM else "en"
     past = history(state.get("messages", []), ctx.max_history_tokens)
     if intent["label"] == "greeting":
-        return [SystemMessage(CHITCHAT_SYSTEM[lang]), *past, HumanMessage(intent["query"])]
+        return [SystemMessage(chitchat_prompt(lang, ctx.persona)), *past, HumanMessage(intent["query"])]
     return [
-        SystemMessage(SYSTEM[lang]),
+        SystemMessage(system_prompt(lang, ctx.persona)),
         *past,
         HumanMessage(context_block(intent["query"], state.get("sources", []), lang, ctx.source_chars)),
     ]

@@ -15,35 +15,62 @@ from zhiwen.tools.tokenize import tokenize
 __all__ = [
     "CHITCHAT_SYSTEM",
     "CONDENSE_SYSTEM",
+    "PERSONAS",
     "SCAFFOLD_MARKERS",
     "SYSTEM",
+    "chitchat_prompt",
     "compress",
     "context_block",
     "no_answer",
     "refusal",
+    "system_prompt",
 ]
 
-SYSTEM = {
+# Who the assistant says it is. "bank" (the default) suits the product's first users; "general" suits any
+# other knowledge base: on xquad-en (Wikipedia), the small embedded model declined several answerable
+# questions as outside a bank assistant's remit.
+PERSONAS = ("bank", "general")
+_ROLE = {
+    "bank": {"zh": "银行知识库助手", "en": "bank knowledge-base assistant"},
+    "general": {"zh": "知识库助手", "en": "knowledge-base assistant"},
+}
+_SYSTEM_TEMPLATE = {
     "zh": (
-        "你是知问，一个严谨的银行知识库助手。只根据用户消息中编号的【资料】回答，不要使用资料以外的知识，不要编造数字。"
+        "你是知问，一个严谨的{role}。只根据用户消息中编号的【资料】回答，不要使用资料以外的知识，不要编造数字。"
         "在引用的句子后用[n]标注来源编号。如果资料中没有答案，只回答：“知识库中没有找到相关信息。”"
         "用中文简洁回答。"
     ),
     "en": (
-        "You are Zhiwen, a strict bank knowledge-base assistant. Answer only from the numbered [Context] in the "
+        "You are Zhiwen, a strict {role}. Answer only from the numbered [Context] in the "
         "user message; never use outside knowledge and never invent figures. Cite the source number as [n] after "
         "each sentence that uses it. If the context does not contain the answer, reply only: "
         '"The knowledge base does not contain this information." Answer in English, briefly.'
     ),
 }
-
-CHITCHAT_SYSTEM = {
-    "zh": "你是知问，一个友好的银行知识库助手。用一两句中文简短回应用户的寒暄，并说明你可以回答知识库中的业务问题。",
+_CHITCHAT_TEMPLATE = {
+    "zh": "你是知问，一个友好的{role}。用一两句中文简短回应用户的寒暄，并说明你可以回答知识库中的业务问题。",
     "en": (
-        "You are Zhiwen, a friendly bank knowledge-base assistant. Reply to the user's small talk in one or two "
+        "You are Zhiwen, a friendly {role}. Reply to the user's small talk in one or two "
         "short English sentences and say you can answer questions about the knowledge base."
     ),
 }
+
+
+def system_prompt(language: str, persona: str = "bank") -> str:
+    """The answering system prompt (fixed per persona and language, so it stays first and cacheable)."""
+    lang = language if language in _SYSTEM_TEMPLATE else "en"
+    return _SYSTEM_TEMPLATE[lang].format(role=_ROLE.get(persona, _ROLE["bank"])[lang])
+
+
+def chitchat_prompt(language: str, persona: str = "bank") -> str:
+    """The system prompt for greetings and small talk."""
+    lang = language if language in _CHITCHAT_TEMPLATE else "en"
+    return _CHITCHAT_TEMPLATE[lang].format(role=_ROLE.get(persona, _ROLE["bank"])[lang])
+
+
+# The default (bank) persona's prompts, by language.
+SYSTEM = {lang: system_prompt(lang) for lang in ("zh", "en")}
+CHITCHAT_SYSTEM = {lang: chitchat_prompt(lang) for lang in ("zh", "en")}
 
 CONDENSE_SYSTEM = (
     "Rewrite the user's last message as one standalone question that can be understood without the "
@@ -114,15 +141,32 @@ _REFUSALS = {
     },
 }
 
+# The bank persona's refusals name the bank and its branches; these say the same for any organisation.
+_GENERAL_REFUSALS = {
+    "unsafe": {
+        "zh": "抱歉，我不能提供或索取密码、验证码、他人的账户信息等敏感数据。如有需要，请本人通过官方渠道办理。",
+        "en": (
+            "Sorry, I can't share or ask for passwords, one-time codes or other people's account information. "
+            "Please use the official channels, in person."
+        ),
+    },
+    "out_of_scope": {
+        "zh": "抱歉，这个问题超出了我的服务范围。我只能根据知识库回答问题。",
+        "en": "Sorry, that is outside what I can help with. I answer questions from the knowledge base.",
+    },
+}
+
 _NO_ANSWER = {
     "zh": "知识库中没有找到能回答这个问题的可靠信息，因此我无法给出答案。{reason}",
     "en": "The knowledge base does not hold reliable information that answers this question, so I can't answer it. {reason}",
 }
 
 
-def refusal(kind: str, language: str) -> str:
+def refusal(kind: str, language: str, persona: str = "bank") -> str:
     """The polite refusal for an unsafe, out-of-scope or empty message."""
     texts = _REFUSALS.get(kind, _REFUSALS["out_of_scope"])
+    if persona != "bank":
+        texts = _GENERAL_REFUSALS.get(kind, texts)
     return texts.get(language, texts["en"])
 
 

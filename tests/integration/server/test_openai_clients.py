@@ -10,6 +10,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_openai import ChatOpenAI
 from openai import NotFoundError, OpenAI
 
+from zhiwen.nodes.prompts import SYSTEM, system_prompt
+from zhiwen.settings import get_settings
+
 if TYPE_CHECKING:
     from conftest import Kit
 
@@ -123,3 +126,21 @@ def test_models_route_matches_kb_list(client: httpx.Client, kit: type[Kit]) -> N
     kbs = client.get("/v1/kbs").json()
     assert models["object"] == "list"
     assert [m["id"] for m in models["data"]] == [k["name"] for k in kbs["data"]] == [kit.KB]
+
+
+def test_persona_setting_reaches_the_model_prompt(
+    client: httpx.Client, llm: ScriptedLLM, kit: type[Kit], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ZHIWEN_PERSONA=general: the system prompt the upstream model gets names no bank (default: a bank's)."""
+    for persona, expected in (("general", system_prompt("en", "general")), (None, SYSTEM["en"])):
+        if persona:
+            monkeypatch.setenv("ZHIWEN_PERSONA", persona)
+        else:
+            monkeypatch.delenv("ZHIWEN_PERSONA", raising=False)
+        get_settings.cache_clear()
+        llm.requests.clear()
+        resp = client.post("/v1/chat/completions", json=kit.chat_body())
+        assert resp.status_code == 200, resp.text
+        assert llm.requests[-1]["messages"][0] == {"role": "system", "content": expected}
+    assert "bank" not in system_prompt("en", "general")
+    get_settings.cache_clear()

@@ -78,6 +78,22 @@ def test_english_prompt_and_unknown_language_falls_back_to_english() -> None:
         assert "Question: How long do wire transfers take?" in str(out[-1].content)
 
 
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_general_persona_prompts_name_no_bank(language: str) -> None:
+    question = "金卡的年费是多少？" if language == "zh" else "How long do wire transfers take?"
+    bank, general = ("银行知识库助手", "知识库助手") if language == "zh" else ("bank knowledge-base", "knowledge-base")
+    state = _state([HumanMessage(question)], language=language, sources=SOURCES[:1])
+    answer = build_messages(state, Context(persona="general"))
+    greeting = build_messages(
+        _state([HumanMessage("你好")], language=language, label="greeting"), Context(persona="general")
+    )
+    # only who the assistant is changes; the rules of answering do not
+    assert answer[0].content == SYSTEM[language].replace(bank, general) != SYSTEM[language]
+    assert greeting[0].content == CHITCHAT_SYSTEM[language].replace(bank, general) != CHITCHAT_SYSTEM[language]
+    assert all("bank" not in str(m[0].content) and "银行" not in str(m[0].content) for m in (answer, greeting))
+    assert answer[-1].content == build_messages(state, Context())[-1].content
+
+
 def test_greeting_gets_the_chitchat_prompt_and_no_context() -> None:
     out = build_messages(_state([HumanMessage("你好")], label="greeting"), Context())
     assert [m.content for m in out] == [CHITCHAT_SYSTEM["zh"], "你好"]

@@ -110,7 +110,7 @@ async def chat_completions(
     kb = _kb_for(body.model, rt)
     thread = _thread(body, x_thread_id)
     messages = _to_messages(body, thread is not None, rt.settings.max_message_chars)
-    ctx = Context(kb=kb)
+    ctx = Context(kb=kb, persona=get_settings().persona)
     ctx.stream_drafts = rt.settings.stream_drafts if body.stream_drafts is None else body.stream_drafts
     if body.temperature is not None:
         ctx.temperature = body.temperature
