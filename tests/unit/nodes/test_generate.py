@@ -19,7 +19,7 @@ from zhiwen.graph.context import Context
 from zhiwen.graph.state import Source, State
 from zhiwen.nodes._common import set_model_override
 from zhiwen.nodes.generate import build_messages, generate
-from zhiwen.nodes.prompts import CHITCHAT_SYSTEM, SYSTEM
+from zhiwen.nodes.prompts import CHITCHAT_SYSTEM, SYSTEM, compress, source_budgets
 from zhiwen.tools.language import approx_tokens
 
 
@@ -67,6 +67,25 @@ def test_system_prompt_first_then_history_then_numbered_context() -> None:
     assert last.startswith("资料：\n[1] 金卡信用卡的年费为每年三百元人民币。\n[2] 首年免收年费。")
     assert "问题：金卡的年费是多少？" in last
     assert all("secret" not in str(m.content) and "<think>" not in str(m.content) for m in out)
+
+
+def test_best_ranked_source_is_shown_at_twice_the_budget_the_others_at_half() -> None:
+    # The XQuAD case that motivated it: the answer sits in the sentence after the one matching the question.
+    first = (
+        "Warsaw's first stock exchange was established in 1817 and continued trading until World War II. "
+        "It was re-established in April 1991, following the end of the post-war communist control. "
+        + "The city has many parks, theatres and museums. " * 6
+    )
+    other = "The stock exchange building once housed a party headquarters. " * 10
+    sources = [_source(1, first), _source(2, other), _source(3, other)]
+    messages = [HumanMessage("When was Warsaw's stock exchange brought back to life?")]
+    last = str(build_messages(_state(messages, language="en", sources=sources), Context(source_chars=100))[-1].content)
+    shown = dict(line.split("] ", 1) for line in last.splitlines() if line.startswith("["))
+    assert "April 1991" in shown["[1"] and len(shown["[1"]) <= 200 + 3  # 2 x 100 (+ the " … " joins)
+    assert all(len(shown[n]) <= 50 + 3 for n in ("[2", "[3"))  # half of 100
+    assert "April 1991" not in compress(first, str(messages[0].content), 100)  # what an equal share showed
+    assert source_budgets(3, 400) == [800, 200, 200] and sum(source_budgets(3, 400)) == 3 * 400
+    assert source_budgets(1, 400) == [800] and source_budgets(0, 400) == []
 
 
 def test_english_prompt_and_unknown_language_falls_back_to_english() -> None:
