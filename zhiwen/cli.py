@@ -209,7 +209,12 @@ def eval_suite(
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: evals/runs/<suite>).")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N questions.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", min=1, help="Only the first N questions (floors are checked on what they measure)."
+        ),
+    ] = None,
     config: Annotated[
         list[str] | None,
         typer.Option(
@@ -219,10 +224,11 @@ def eval_suite(
     ] = None,
 ) -> None:
     """Run an evaluation suite (resumable) and write records, summary.json, summary.md and report.html."""
+    from zhiwen.evals.dataset import load_eval_set
     from zhiwen.evals.report import write_reports
     from zhiwen.evals.runner import run_suite
     from zhiwen.evals.suite import load_suite
-    from zhiwen.evals.summary import check_limits, read_records, summarize
+    from zhiwen.evals.summary import check_limits, read_records, rescore, summarize
 
     spec = load_suite(suite)
     chosen = spec.only(config) if config else spec
@@ -239,9 +245,12 @@ def eval_suite(
             bar.update(tasks[stage], completed=done, total=total)
 
         files = asyncio.run(run_suite(spec, folder, progress, limit, config))
-    records = {name: read_records(path) for name, path in files.items()}
+    records = {name: rescore(read_records(path), spec) for name, path in files.items()}
+    if limit:  # report the questions this run was asked for, not every record an earlier run left
+        asked = {q.id for q in load_eval_set(spec).questions[:limit]}
+        records = {name: [r for r in rs if r.get("id") in asked] for name, rs in records.items()}
     summary = {name: summarize(rs, spec) for name, rs in records.items()}
-    failures = check_limits(summary, chosen)
+    failures = check_limits(summary, chosen, partial=bool(limit))
     paths = write_reports(folder, spec.name, summary, records, failures)
     sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
     err.print(f"reports: {paths['html']} · {paths['json']}", highlight=False)

@@ -74,10 +74,12 @@ def test_persona_setting_reaches_the_model_prompt(env: dict[str, str], llm: Scri
     assert llm.requests[-1]["messages"][0]["content"] == system_prompt("en", "general")
 
 
-
 @pytest.mark.parametrize(
     ("variable", "value", "args"),
-    [("ZHIWEN_PERSONA", "insurer", ("ask", QUESTION, "--kb", KB)), ("ZHIWEN_LLM_THREADS", "0", ("kb", "list"))],
+    [
+        ("ZHIWEN_PERSONA", "insurer", ("ask", QUESTION, "--kb", KB)),
+        ("ZHIWEN_LLM_THREADS", "0", ("kb", "list")),
+    ],
 )
 def test_a_bad_setting_is_a_one_line_error_naming_the_variable(
     env: dict[str, str], variable: str, value: str, args: tuple[str, ...]

@@ -181,3 +181,25 @@ def test_missing_dataset_is_one_error_line(env: Env) -> None:
     path.write_text(SUITE.format(floor=0.5).replace("tiny-beir", "absent"), encoding="utf-8")
     line = one_line_error(env.eval(str(path), "--out", str(env.base / "run-nodata")))
     assert "no corpus.jsonl" in line
+
+
+def test_limit_reports_only_the_first_questions_of_a_longer_run(
+    env: Env, passing: tuple[subprocess.CompletedProcess[str], Path]
+) -> None:
+    out = env.base / "run-limit"
+    shutil.copytree(passing[1], out)  # holds all 4 questions' records
+    proc = env.eval(str(env.suite("ok", 0.5)), "--out", str(out), "--limit", "2")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["configurations"]["hybrid"]["questions"] == 2
+    assert len((out / "records" / "hybrid.jsonl").read_text(encoding="utf-8").splitlines()) == 4  # kept
+
+
+def test_broken_dataset_is_one_error_line(env: Env) -> None:
+    broken = env.base / "datasets" / "broken-beir"
+    shutil.copytree(env.base / "datasets" / "tiny-beir", broken)
+    (broken / "queries.jsonl").write_text("{not json\n", encoding="utf-8")
+    path = env.base / "broken.yaml"
+    path.write_text(SUITE.format(floor=0.5).replace("tiny-beir", "broken-beir"), encoding="utf-8")
+    line = one_line_error(env.eval(str(path), "--out", str(env.base / "run-broken")))
+    assert "not readable as BEIR" in line and "JSONDecodeError" in line

@@ -86,8 +86,12 @@ def test_explicit_chunks_and_only_closing_think_tag(server: ScriptedLLMServer) -
 
 def test_raw_sse_framing_done_and_usage(server: ScriptedLLMServer) -> None:
     server.llm.enqueue(Script(text="abcdefg"))
-    body = {"model": "scripted", "messages": [{"role": "user", "content": "x" * 40}], "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": "scripted",
+        "messages": [{"role": "user", "content": "x" * 40}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     frames = _raw_sse(server, body)
     assert frames[-1] == "[DONE]"
     parsed = [json.loads(f) for f in frames[:-1]]
@@ -171,9 +175,10 @@ def test_client_disconnect_counts_cancelled(server: ScriptedLLMServer) -> None:
     server.llm.enqueue(Script(text="x" * 300, token_delay=0.05))
     body = {"model": "scripted", "messages": [], "stream": True}
     got: list[str] = []
-    with httpx.Client(timeout=10) as client, client.stream(
-        "POST", f"{server.base_url}/chat/completions", json=body
-    ) as resp:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("POST", f"{server.base_url}/chat/completions", json=body) as resp,
+    ):
         for line in resp.iter_lines():
             if line.startswith("data: "):
                 got.append(line)
@@ -252,9 +257,19 @@ def test_cli_serves_default_script() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zhiwen.testing.scripted_llm", "--port", str(port), "--text", "cli text",
-         "--token-delay", "0.001"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "zhiwen.testing.scripted_llm",
+            "--port",
+            str(port),
+            "--text",
+            "cli text",
+            "--token-delay",
+            "0.001",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -38,23 +38,43 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def load_eval_set(suite: Suite) -> EvalSet:
+    """The suite's questions and corpus.
+
+    Negatives are the last ``suite.negatives`` questions, and their gold passages leave the corpus. A kept
+    question that needs one of those passages is left out (it would have lost its answer too): on sets that
+    ask several questions of one passage (XQuAD, CMRC) the run then has fewer questions than asked for.
+    """
     folder = Path(suite.dataset)
     if not folder.is_absolute():
         folder = datasets_root() / folder
     if not (folder / "corpus.jsonl").exists():
         raise ZhiwenError(f"dataset folder {folder} has no corpus.jsonl (set ZHIWEN_DATASETS?)")
+    try:
+        return _cut(suite, folder)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        detail = (
+            f"{exc.filename}: {exc.strerror}"
+            if isinstance(exc, OSError) and exc.filename
+            else f"{type(exc).__name__}: {exc}"
+        )
+        raise ZhiwenError(f"dataset {folder} is not readable as BEIR: {detail}") from exc
+
+
+def _cut(suite: Suite, folder: Path) -> EvalSet:
     qrels = read_qrels_tsv((folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines())
     answers = (
         {r["_id"]: r["answers"] for r in _jsonl(folder / "answers.jsonl")}
         if (folder / "answers.jsonl").exists()
         else {}
     )
-    queries = [q for q in _jsonl(folder / "queries.jsonl") if q["_id"] in qrels]
+    gold = {qid: {d for d, rel in judged.items() if rel > 0} for qid, judged in qrels.items()}
+    # A query with no relevant passage says nothing about ranking (trec_eval leaves it out too).
+    queries = [q for q in _jsonl(folder / "queries.jsonl") if gold.get(q["_id"])]
     chosen = queries[: suite.questions] if suite.questions else queries
     n_neg = min(suite.negatives, len(chosen))
     negative_ids = {q["_id"] for q in chosen[len(chosen) - n_neg :]} if n_neg else set()
-    keep = {d for q in chosen if q["_id"] not in negative_ids for d in qrels[q["_id"]]}
-    removed = {d for qid in negative_ids for d, rel in qrels[qid].items() if rel > 0} - keep
+    removed = {d for qid in negative_ids for d in gold[qid]}
+    chosen = [q for q in chosen if q["_id"] in negative_ids or not gold[q["_id"]] & removed]
     docs = load_path(folder / "corpus.jsonl")
     if suite.corpus == "judged":
         wanted = {d for q in chosen for d in qrels[q["_id"]]}

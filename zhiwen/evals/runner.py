@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiwen.errors import ZhiwenError
-from zhiwen.evals.answer_metrics import containment, exact_match, f1
+from zhiwen.evals.answer_metrics import score_answer
 from zhiwen.evals.dataset import EvalSet, Question, load_eval_set
 from zhiwen.evals.retrieval_metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from zhiwen.evals.suite import Configuration, Suite
@@ -33,7 +32,6 @@ from zhiwen.turns import stream_turn
 __all__ = ["Progress", "build_kb", "run_suite"]
 
 Progress = Callable[[str, int, int], None]
-_CITE = re.compile(r"\s*\[\d{1,3}\]")
 
 
 def build_kb(suite: Suite, data: EvalSet, progress: Progress | None = None) -> KnowledgeBase:
@@ -109,10 +107,7 @@ def _score(suite: Suite, q: Question, ranking: list[str], result: dict[str, Any]
         "mrr@10": mrr_at_k(ranking, q.relevant, 10),
     }
     if "answer" in result and q.answers and not q.negative:
-        plain = _CITE.sub("", result["answer"])
-        rec["em"] = exact_match(plain, q.answers, suite.language)
-        rec["f1"] = f1(plain, q.answers, suite.language)
-        rec["containment"] = containment(plain, q.answers, suite.language, suite.answer_style == "slots")
+        rec |= score_answer(result["answer"], q.answers, suite.language, suite.answer_style == "slots")
     return rec
 
 
@@ -170,8 +165,8 @@ def _check_resumable(suite: Suite, out: Path) -> None:
     records must keep its context.
     """
     saved = out / "suite.json"
-    if not saved.exists():
-        return
+    if not saved.exists() or not any(p.stat().st_size for p in (out / "records").glob("*.jsonl")):
+        return  # no records yet: nothing to stay comparable with
     try:
         old = Suite.model_validate_json(saved.read_text(encoding="utf-8"))
     except ValueError:
@@ -193,12 +188,14 @@ async def _run(
     suite: Suite, out: Path, progress: Progress | None, limit: int | None, configs: list[str] | None
 ) -> dict[str, Path]:
     chosen = suite.only(configs) if configs else suite
+    _check_resumable(suite, out)  # before any slow work, so a refused run costs nothing
+    for config in chosen.configurations:
+        _context(suite, config, "")  # an unknown Context field is an error before the ingest, too
     data = load_eval_set(suite)
     questions = data.questions[:limit] if limit else data.questions
     kb = build_kb(suite, data, progress)
     graph = build().compile()
     (out / "records").mkdir(parents=True, exist_ok=True)
-    _check_resumable(suite, out)
     (out / "suite.json").write_text(suite.model_dump_json(indent=2), encoding="utf-8")
     files: dict[str, Path] = {}
     for config in chosen.configurations:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from zhiwen.evals.answer_metrics import containment, exact_match, f1, normalize_en, normalize_zh
+from zhiwen.evals.answer_metrics import (
+    containment,
+    exact_match,
+    f1,
+    normalize_en,
+    normalize_zh,
+    score_answer,
+)
 
 # --- normalisation ------------------------------------------------------------------------------
 
@@ -90,6 +97,20 @@ def test_f1_chinese_keeps_latin_words_and_numbers_whole() -> None:
     assert f1("iPhone 手机", ["IPHONE"], "zh") == pytest.approx(0.5)
 
 
+def test_f1_chinese_counts_the_longest_common_run_not_scattered_characters() -> None:
+    # CMRC's find_lcs: "京北" and "北京" share no run longer than one character -> P = R = 1/2
+    assert f1("京北", ["北京"], "zh") == pytest.approx(0.5)
+    # gold [北, 京, 大, 学]; the prediction holds each character, but the longest run is [大, 学]:
+    # P = 2/6, R = 2/4 -> F1 = 0.4 (a bag-of-characters overlap would give 4/6, 4/4 -> 0.8)
+    assert f1("北方京城大学", ["北京大学"], "zh") == pytest.approx(0.4)
+
+
+def test_f1_chinese_keeps_latin_words_apart() -> None:
+    # [new, york, 时, 报] vs gold [new, york]: run of 2 -> P = 1/2, R = 1 -> 2/3 (not "newyork" as one unit)
+    assert f1("New York 时报", ["new york"], "zh") == pytest.approx(2 / 3)
+    assert f1("York New", ["new york"], "zh") == pytest.approx(0.5)
+
+
 # --- containment --------------------------------------------------------------------------------
 
 
@@ -118,6 +139,24 @@ def test_containment_slots_with_alternative_spellings() -> None:
     assert containment("The USA and the United Kingdom.", gold, "en", slots_style=True) == 1.0
     zh_gold = [["中国", "中国队"], "日本"]
     assert containment("冠军是中国队，亚军是美国队。", zh_gold, "zh", slots_style=True) == 0.5
+
+
+def test_containment_needs_whole_numbers_and_words() -> None:
+    assert containment("It was completed in 1889.", ["1"], "en") == 0.0
+    assert containment("It was completed in 1889.", ["1889"], "en") == 1.0
+    assert containment("A comparison of the two.", ["paris"], "en") == 0.0
+    assert containment("He scored 24 points.", ["24"], "en") == 1.0
+    # Chinese has no spaces: a number next to Chinese characters still counts, a longer number does not
+    assert containment("共有2015年的数据", ["2015"], "zh") == 1.0
+    assert containment("共有20150人", ["2015"], "zh") == 0.0
+    assert containment("冠军是中国队", ["中国"], "zh") == 1.0
+
+
+def test_score_answer_drops_citation_marks_first() -> None:
+    scores = score_answer("Paris [1]", ["Paris"], "en", slots_style=False)
+    assert scores == {"em": 1.0, "f1": 1.0, "containment": 1.0}
+    # a citation's number is not the answer "12"
+    assert score_answer("It is in Paris [12].", ["12"], "en", slots_style=False)["containment"] == 0.0
 
 
 @pytest.mark.parametrize("prediction", ["", "   ", "。！", "..."])

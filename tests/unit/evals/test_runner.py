@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from zhiwen.errors import ZhiwenError
 from zhiwen.evals.dataset import load_eval_set
 from zhiwen.evals.runner import run_suite
 from zhiwen.evals.suite import Suite
-from zhiwen.evals.summary import check_limits, read_records, summarize
+from zhiwen.evals.summary import check_limits, read_records, rescore, summarize
 from zhiwen.memory import registry
 from zhiwen.nodes._common import set_model_override
 from zhiwen.settings import get_settings
@@ -154,6 +155,57 @@ def test_judged_corpus_keeps_gold_passages_and_distractors(env: Path) -> None:
     ids = [d.id for d in data.documents]
     assert ids[:2] == ["d1", "d2"]
     assert len(ids) == 3 and ids[2] in {"d3", "d4", "d5", "d6"}
+
+
+def test_a_question_sharing_a_negatives_gold_passage_is_left_out(env: Path) -> None:
+    # q5 asks about d4 too; q4 (the negative) loses d4, so q5 would have no answer either
+    datasets = Path(os.environ["ZHIWEN_DATASETS"]) / "tiny-beir"
+    with (datasets / "queries.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"_id": "q5", "text": "What do penguins eat?"}) + "\n")
+    with (datasets / "qrels" / "test.tsv").open("a", encoding="utf-8") as f:
+        f.write("q5\td4\t1\nq6\td6\t0\n")  # q6: judged, nothing relevant -> not a question at all
+    with (datasets / "queries.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"_id": "q6", "text": "Is coffee a bean?"}) + "\n")
+    data = load_eval_set(suite(negatives=2))  # the last two asked-for questions: q4, q5
+    assert [(q.id, q.negative) for q in data.questions] == [
+        ("q1", False),
+        ("q2", False),
+        ("q3", False),
+        ("q4", True),
+        ("q5", True),
+    ]
+    data = load_eval_set(suite(questions=4, negatives=1))  # q4 negative: q5 is not among the 4 anyway
+    assert "d4" not in {d.id for d in data.documents}
+    # q1..q5 with q5 the only negative: q4 shares d4 with it, so q4 is left out and d4 removed
+    data = load_eval_set(suite(questions=5, negatives=1))
+    assert [(q.id, q.negative) for q in data.questions] == [
+        ("q1", False),
+        ("q2", False),
+        ("q3", False),
+        ("q5", True),
+    ]
+    assert "d4" not in {d.id for d in data.documents}
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("queries.jsonl", "{not json\n"),
+        ("answers.jsonl", json.dumps({"_id": "q1", "answer": ["typo"]}) + "\n"),
+    ],
+)
+def test_a_broken_dataset_file_is_a_zhiwen_error(env: Path, file: str, text: str) -> None:
+    folder = Path(os.environ["ZHIWEN_DATASETS"]) / "tiny-beir"
+    (folder / file).write_text(text, encoding="utf-8")
+    with pytest.raises(ZhiwenError, match=r"not readable as BEIR"):
+        load_eval_set(suite())
+
+
+def test_a_dataset_without_qrels_is_a_zhiwen_error(env: Path) -> None:
+    folder = Path(os.environ["ZHIWEN_DATASETS"]) / "tiny-beir"
+    (folder / "qrels" / "test.tsv").unlink()
+    with pytest.raises(ZhiwenError, match=r"test\.tsv"):
+        load_eval_set(suite())
 
 
 def test_missing_dataset_is_a_zhiwen_error(env: Path) -> None:
@@ -324,6 +376,18 @@ def test_resume_with_other_suite_settings_is_refused_and_keeps_the_records(env: 
     asyncio.run(run_suite(suite(floors={"hybrid": {"recall@10": 0.5}}, configurations=extra), env, limit=2))
 
 
+def test_a_run_refused_before_any_record_does_not_lock_the_folder(env: Path) -> None:
+    use_model()
+    typo = [{"name": "hybrid", "context": {"retrieval_mod": "bm25"}}]
+    with pytest.raises(ZhiwenError, match="retrieval_mod"):
+        asyncio.run(run_suite(suite(configurations=typo, model={"condense_with_llm": True}), env))
+    assert not (env / "suite.json").exists()  # refused before it wrote anything
+    # a suite.json left with no records (an older run interrupted in its ingest) does not lock either
+    (env / "suite.json").write_text(suite(negatives=2).model_dump_json(), encoding="utf-8")
+    files = asyncio.run(run_suite(suite(), env, limit=1))
+    assert all(len(lines_of(path)) == 1 for path in files.values())
+
+
 def test_chosen_configurations_run_alone_and_the_rest_later(env: Path) -> None:
     model = use_model()
     files = asyncio.run(run_suite(suite(), env, limit=2, configs=["bm25"]))
@@ -418,6 +482,32 @@ def test_summary_values(summary: dict[str, dict[str, Any]]) -> None:
         assert row["latency_p50_s"] is not None and row["latency_p95_s"] >= row["latency_p50_s"]
         assert row["ttft_p50_s"] is not None
         assert row["retrieval_p50_s"] is not None and row["generation_p50_s"] is not None
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    records = [{"answer": "x", "total_s": float(v), "timings": {}} for v in range(1, 21)]  # 1..20 s
+    row = summarize(records, suite())
+    assert (row["latency_p50_s"], row["latency_p95_s"]) == (10.0, 19.0)
+    one = summarize(records[:1], suite())
+    assert (one["latency_p50_s"], one["latency_p95_s"]) == (1.0, 1.0)
+
+
+def test_rescore_applies_todays_metric_definitions_to_stored_answers() -> None:
+    stale = {"id": "q", "answer": "It opened in 1889 [1].", "gold": ["1"], "negative": False,
+             "em": 0.0, "f1": 0.0, "containment": 1.0}  # fmt: skip
+    negative = {"id": "n", "answer": "1", "gold": ["1"], "negative": True}
+    unanswered = {"id": "e", "error": "boom", "gold": ["1"], "negative": False}
+    fresh, neg, err = rescore([stale, negative, unanswered], suite())
+    assert fresh["containment"] == 0.0 and fresh["f1"] == 0.0  # "1" is not in "1889"; the [1] is a citation
+    assert neg == negative and err == unanswered
+    assert stale["containment"] == 1.0  # the stored record is not changed
+
+
+def test_a_partial_run_skips_the_metrics_it_did_not_measure(summary: dict[str, dict[str, Any]]) -> None:
+    unmeasured = {name: {**row, "correct_refusal": None} for name, row in summary.items()}
+    limits = suite(floors={"hybrid": {"correct_refusal": 0.5, "em": 0.5}})
+    assert check_limits(unmeasured, limits, partial=True) == ["hybrid: em = 0.3333 is below the floor 0.5"]
+    assert len(check_limits(unmeasured, limits)) == 2  # a whole run must measure every floored metric
 
 
 def test_check_limits(summary: dict[str, dict[str, Any]]) -> None:

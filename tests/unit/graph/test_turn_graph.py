@@ -318,7 +318,9 @@ def test_stream_turn_with_drafts_held_sends_no_token_before_the_verdict(
     assert events[0].state["answer"] == no_answer("en")
 
 
-def test_stream_turn_leaves_no_trace_of_its_sink_in_the_checkpoint(tiny_kb: str, fake_model: FakeModel) -> None:
+def test_stream_turn_leaves_no_trace_of_its_sink_in_the_checkpoint(
+    tiny_kb: str, fake_model: FakeModel
+) -> None:
     fake_model("你好 ！ 我是 知问 。")
     g = build().compile(checkpointer=InMemorySaver())
 

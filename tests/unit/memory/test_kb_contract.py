@@ -89,7 +89,9 @@ def check_hit(hit: Hit, mode: SearchMode, corpus: Corpus) -> None:
     for leg in hit.legs.values():
         assert set(leg) == {"rank", "score"} and leg["rank"] >= 1
     if mode == "hybrid":
-        expected = sum(DEFAULT_WEIGHTS[name] / (DEFAULT_RRF_K + leg["rank"]) for name, leg in hit.legs.items())
+        expected = sum(
+            DEFAULT_WEIGHTS[name] / (DEFAULT_RRF_K + leg["rank"]) for name, leg in hit.legs.items()
+        )
         assert hit.score == pytest.approx(expected)
     else:
         assert hit.score == hit.legs[mode]["score"]

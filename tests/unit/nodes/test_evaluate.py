@@ -203,7 +203,9 @@ def test_llm_judge_can_veto_a_passing_answer(model_override: None, reply: str, v
 
 def test_an_answer_about_another_year_is_refused_and_the_check_can_be_turned_off() -> None:
     # Every figure of the answer is in the source, so lexical grounding alone passes it.
-    sources = [_source(1, "宝马集团2022年全球销量为240万辆。纯电动车型表现亮眼。其中2021年推出的iX销量最好。")]
+    sources = [
+        _source(1, "宝马集团2022年全球销量为240万辆。纯电动车型表现亮眼。其中2021年推出的iX销量最好。")
+    ]
     state = _state("2021年宝马全球销量为240万辆。", sources)
     state["intent"]["query"] = "2021年宝马全球销量？"
     out = _run(state, max_retries=0)

@@ -74,12 +74,17 @@ def test_best_ranked_source_is_shown_at_twice_the_budget_the_others_at_half() ->
     first = (
         "Warsaw's first stock exchange was established in 1817 and continued trading until World War II. "
         "It was re-established in April 1991, following the end of the post-war communist control. "
-        + "The city has many parks, theatres and museums. " * 6
+        + "The city has many parks, theatres and museums. "
+        * 6
     )
     other = "The stock exchange building once housed a party headquarters. " * 10
     sources = [_source(1, first), _source(2, other), _source(3, other)]
     messages = [HumanMessage("When was Warsaw's stock exchange brought back to life?")]
-    last = str(build_messages(_state(messages, language="en", sources=sources), Context(source_chars=100))[-1].content)
+    last = str(
+        build_messages(_state(messages, language="en", sources=sources), Context(source_chars=100))[
+            -1
+        ].content
+    )
     shown = dict(line.split("] ", 1) for line in last.splitlines() if line.startswith("["))
     assert "April 1991" in shown["[1"] and len(shown["[1"]) <= 200 + 3  # 2 x 100 (+ the " … " joins)
     assert all(len(shown[n]) <= 50 + 3 for n in ("[2", "[3"))  # half of 100
@@ -100,7 +105,9 @@ def test_english_prompt_and_unknown_language_falls_back_to_english() -> None:
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_general_persona_prompts_name_no_bank(language: str) -> None:
     question = "金卡的年费是多少？" if language == "zh" else "How long do wire transfers take?"
-    bank, general = ("银行知识库助手", "知识库助手") if language == "zh" else ("bank knowledge-base", "knowledge-base")
+    bank, general = (
+        ("银行知识库助手", "知识库助手") if language == "zh" else ("bank knowledge-base", "knowledge-base")
+    )
     state = _state([HumanMessage(question)], language=language, sources=SOURCES[:1])
     answer = build_messages(state, Context(persona="general"))
     greeting = build_messages(
@@ -108,8 +115,12 @@ def test_general_persona_prompts_name_no_bank(language: str) -> None:
     )
     # only who the assistant is changes; the rules of answering do not
     assert answer[0].content == SYSTEM[language].replace(bank, general) != SYSTEM[language]
-    assert greeting[0].content == CHITCHAT_SYSTEM[language].replace(bank, general) != CHITCHAT_SYSTEM[language]
-    assert all("bank" not in str(m[0].content) and "银行" not in str(m[0].content) for m in (answer, greeting))
+    assert (
+        greeting[0].content == CHITCHAT_SYSTEM[language].replace(bank, general) != CHITCHAT_SYSTEM[language]
+    )
+    assert all(
+        "bank" not in str(m[0].content) and "银行" not in str(m[0].content) for m in (answer, greeting)
+    )
     assert answer[-1].content == build_messages(state, Context())[-1].content
 
 
