@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from zhiwen.errors import ZhiwenError
 from zhiwen.evals.answer_metrics import score_answer
 from zhiwen.evals.dataset import EvalSet, Question, load_eval_set
@@ -228,4 +230,8 @@ def _context(suite: Suite, config: Configuration, kb: str) -> Context:
         raise ZhiwenError(
             f"suite {suite.name}: unknown Context fields {sorted(unknown)}; known: {sorted(known)}"
         )
-    return Context(**fields)
+    try:  # the values too: a typo such as retrieval_mode "bm-25" would otherwise fail every turn of a long run
+        return TypeAdapter(Context).validate_python(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ZhiwenError(f"suite {suite.name}, configuration {config.name}: {problems}") from exc

@@ -382,6 +382,12 @@ def test_a_run_refused_before_any_record_does_not_lock_the_folder(env: Path) -> 
     with pytest.raises(ZhiwenError, match="retrieval_mod"):
         asyncio.run(run_suite(suite(configurations=typo, model={"condense_with_llm": True}), env))
     assert not (env / "suite.json").exists()  # refused before it wrote anything
+    bad_value = [{"name": "hybrid", "context": {"retrieval_mode": "bm-25", "top_k": "three"}}]
+    with pytest.raises(
+        ZhiwenError, match=r"configuration hybrid: top_k: .*integer.*retrieval_mode: .*'bm25'"
+    ):
+        asyncio.run(run_suite(suite(configurations=bad_value), env))
+    assert not (env / "suite.json").exists()
     # a suite.json left with no records (an older run interrupted in its ingest) does not lock either
     (env / "suite.json").write_text(suite(negatives=2).model_dump_json(), encoding="utf-8")
     files = asyncio.run(run_suite(suite(), env, limit=1))

@@ -159,7 +159,7 @@ def test_every_suite_in_evals_loads(path: Path) -> None:
     names = {c.name for c in suite.configurations}
     assert len(names) == len(suite.configurations), "configuration names must be unique"
     for config in suite.configurations:
-        _context(suite, config, "kb")  # model + context fields are real Context fields
+        _context(suite, config, "kb")  # real Context fields, with values of their types
     known = _summary_keys(suite)
     for limits in (suite.floors, suite.ceilings):
         for config_name, metrics in limits.items():
