@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from zhiwen.evals.summary import read_records, rescore, summarize
 from zhiwen.evals.suite import Suite
+from zhiwen.evals.summary import read_records, rescore, summarize
 
 BASELINES = Path(__file__).resolve().parents[3] / "evals" / "baselines"
 RUNS = sorted(p for p in (BASELINES / "records").iterdir() if p.is_dir())
