@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 __all__ = [
     "Qrels",
     "Run",
+    "dedupe",
     "evaluate",
     "mean_metric",
     "mrr_at_k",
@@ -33,7 +34,8 @@ Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Sequence[str]]
 
 
-def _dedupe(ranking: Iterable[str]) -> list[str]:
+def dedupe(ranking: Iterable[str]) -> list[str]:
+    """The ranking with each document at its first (best) place only, order kept."""
     seen: set[str] = set()
     out: list[str] = []
     for doc in ranking:
@@ -61,7 +63,7 @@ def ndcg_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> floa
         return 0.0
     idcg = sum(gain / math.log2(i + 2) for i, gain in enumerate(ideal_gains))
     dcg = 0.0
-    for i, doc in enumerate(_dedupe(ranking)[:k]):
+    for i, doc in enumerate(dedupe(ranking)[:k]):
         rel = judged.get(doc, 0)
         if rel > 0:
             dcg += rel / math.log2(i + 2)
@@ -74,13 +76,13 @@ def recall_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> fl
     relevant = {doc for doc, rel in judged.items() if rel > 0}
     if not relevant:
         return 0.0
-    return len(relevant.intersection(_dedupe(ranking)[:k])) / len(relevant)
+    return len(relevant.intersection(dedupe(ranking)[:k])) / len(relevant)
 
 
 def mrr_at_k(ranking: Sequence[str], judged: Mapping[str, int], k: int) -> float:
     """Reciprocal rank of the first relevant document within the top ``k``, else 0.0."""
     _check_k(k)
-    for i, doc in enumerate(_dedupe(ranking)[:k]):
+    for i, doc in enumerate(dedupe(ranking)[:k]):
         if judged.get(doc, 0) > 0:
             return 1.0 / (i + 1)
     return 0.0

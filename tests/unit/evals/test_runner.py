@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -532,3 +533,38 @@ def test_check_limits(summary: dict[str, dict[str, Any]]) -> None:
         "hybrid: containment = 0.6667 is above the ceiling 0.5",
         "missing-config: think_leaks = None is above the ceiling 0.0",
     ]
+
+
+class _ChunkedKB:
+    """A knowledge base whose chunk ranking is fixed: ``doc_ids`` in order, one entry per chunk."""
+
+    def __init__(self, doc_ids: list[str]) -> None:
+        self.doc_ids = doc_ids
+        self.calls: list[int] = []
+
+    def search(self, query: str, top_k: int, **_: Any) -> list[Any]:
+        self.calls.append(top_k)
+        return [SimpleNamespace(doc_id=d) for d in self.doc_ids[:top_k]]
+
+
+def test_ranking_reaches_k_documents_past_a_many_chunk_document() -> None:
+    from zhiwen.evals.runner import _ranking
+    from zhiwen.graph.context import Context
+
+    # "long" fills the first 7 chunk places: 2k = 6 chunks would hold one document, not k = 3
+    kb = _ChunkedKB(["long"] * 7 + ["a", "long", "b", "c", "d"])
+    q = SimpleNamespace(text="q")
+    assert _ranking(kb, q, Context(), 3) == ["long", "a", "b"]  # type: ignore[arg-type]
+    assert kb.calls == [6, 12]
+
+
+def test_ranking_of_single_chunk_documents_searches_once() -> None:
+    from zhiwen.evals.runner import _ranking
+    from zhiwen.graph.context import Context
+
+    kb = _ChunkedKB([f"d{i}" for i in range(50)])
+    assert _ranking(kb, SimpleNamespace(text="q"), Context(), 10) == [f"d{i}" for i in range(10)]  # type: ignore[arg-type]
+    assert kb.calls == [20]
+    short = _ChunkedKB(["x", "x", "y"])  # the whole corpus holds fewer than k documents: no endless doubling
+    assert _ranking(short, SimpleNamespace(text="q"), Context(), 10) == ["x", "y"]  # type: ignore[arg-type]
+    assert short.calls == [20]
