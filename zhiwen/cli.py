@@ -228,7 +228,7 @@ def eval_suite(
     from zhiwen.evals.report import write_reports
     from zhiwen.evals.runner import run_suite
     from zhiwen.evals.suite import load_suite
-    from zhiwen.evals.summary import check_limits, read_records, rescore, summarize
+    from zhiwen.evals.summary import check_limits, gate_ledger, read_records, rescore, summarize
 
     spec = load_suite(suite)
     chosen = spec.only(config) if config else spec
@@ -251,7 +251,8 @@ def eval_suite(
         records = {name: [r for r in rs if r.get("id") in asked] for name, rs in records.items()}
     summary = {name: summarize(rs, spec) for name, rs in records.items()}
     failures = check_limits(summary, chosen, partial=bool(limit))
-    paths = write_reports(folder, spec.name, summary, records, failures)
+    ledgers = {name: gate_ledger(rs, spec) for name, rs in records.items()}
+    paths = write_reports(folder, spec.name, summary, records, failures, ledgers)
     sys.stdout.write(paths["markdown"].read_text(encoding="utf-8"))
     err.print(f"reports: {paths['html']} · {paths['json']}", highlight=False)
     if failures:

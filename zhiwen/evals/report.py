@@ -41,11 +41,45 @@ def false_refusal_reasons(records: dict[str, list[dict[str, Any]]]) -> dict[str,
     return out
 
 
+_LEDGER_HEADINGS = {
+    "answered_right": "answered, right", "answered_wrong": "answered, wrong",
+    "refused_draft_right": "refused, draft was right", "refused_draft_wrong": "refused, draft was wrong",
+    "refused_no_draft": "refused, no draft", "negatives_refused": "negatives refused",
+    "negatives_answered": "negatives answered",
+}  # fmt: skip
+
+
+def _right_when_answered(ledger: dict[str, int]) -> str:
+    answered = ledger.get("answered_right", 0) + ledger.get("answered_wrong", 0)
+    return f"{ledger.get('answered_right', 0) / answered:.3f}" if answered else "–"
+
+
+def _ledger_markdown(ledgers: dict[str, dict[str, int]]) -> list[str]:
+    shown = {config: ledger for config, ledger in ledgers.items() if any(ledger.values())}
+    if not shown:
+        return []
+    columns = list(_LEDGER_HEADINGS)
+    return [
+        "What each final verdict did, against the gold answers (right = the answer holds every gold slot; "
+        "a refused draft is the answer the gate withheld):",
+        "",
+        "| configuration | " + " | ".join(_LEDGER_HEADINGS[c] for c in columns) + " | right when answered |",
+        "|---|" + "---|" * (len(columns) + 1),
+        *(
+            f"| {config} | " + " | ".join(str(ledger.get(c, 0)) for c in columns)
+            + f" | {_right_when_answered(ledger)} |"
+            for config, ledger in shown.items()
+        ),
+        "",
+    ]  # fmt: skip
+
+
 def markdown(
     suite_name: str,
     summary: dict[str, dict[str, Any]],
     failures: list[str],
     reasons: dict[str, dict[str, int]] | None = None,
+    ledgers: dict[str, dict[str, int]] | None = None,
 ) -> str:
     metrics = [m for m in _HEADLINE if any(row.get(m) is not None for row in summary.values())]
     lines = [f"### zhiwen eval: {suite_name}", "", "| configuration | " + " | ".join(metrics) + " |",
@@ -53,6 +87,7 @@ def markdown(
     for config, row in summary.items():
         lines.append(f"| {config} | " + " | ".join(_fmt(row.get(m)) for m in metrics) + " |")
     lines.append("")
+    lines.extend(_ledger_markdown(ledgers or {}))
     if reasons:
         lines.append("Why answerable questions were refused:")
         for config, counts in reasons.items():
@@ -139,14 +174,36 @@ def _reasons_html(reasons: dict[str, dict[str, int]]) -> str:
     return f"<h2>Why answerable questions were refused</h2><ul>{items}</ul>"
 
 
+def _ledger_html(ledgers: dict[str, dict[str, int]]) -> str:
+    shown = {config: ledger for config, ledger in ledgers.items() if any(ledger.values())}
+    if not shown:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _LEDGER_HEADINGS.values())
+    rows = "".join(
+        f"<tr><td>{html.escape(config)}</td>"
+        + "".join(f"<td>{ledger.get(c, 0)}</td>" for c in _LEDGER_HEADINGS)
+        + f"<td>{_right_when_answered(ledger)}</td></tr>"
+        for config, ledger in shown.items()
+    )
+    return (
+        "<h2>What each final verdict did</h2><p>Against the gold answers: right = the answer holds every gold "
+        "slot; a refused draft is the answer the quality gate withheld.</p>"
+        f"<table><tr><th>configuration</th>{head}<th>right when answered</th></tr>{rows}</table>"
+    )
+
+
 def write_reports(out: Path, suite_name: str, summary: dict[str, dict[str, Any]],
-                  records: dict[str, list[dict[str, Any]]], failures: list[str]) -> dict[str, Path]:  # fmt: skip
+                  records: dict[str, list[dict[str, Any]]], failures: list[str],
+                  ledgers: dict[str, dict[str, int]] | None = None) -> dict[str, Path]:  # fmt: skip
+    """Write summary.json, summary.md and report.html into ``out``; ``ledgers`` are the per-configuration
+    counts of :func:`zhiwen.evals.summary.gate_ledger` (omitted, the reports leave that table out)."""
     paths = {"json": out / "summary.json", "markdown": out / "summary.md", "html": out / "report.html"}
     reasons = false_refusal_reasons(records)
+    ledgers = ledgers or {}
     paths["json"].write_text(json.dumps({"suite": suite_name, "configurations": summary, "failures": failures,
-                                         "false_refusal_reasons": reasons},
+                                         "false_refusal_reasons": reasons, "gate_ledger": ledgers},
                                         ensure_ascii=False, indent=2), encoding="utf-8")  # fmt: skip
-    md = markdown(suite_name, summary, failures, reasons)
+    md = markdown(suite_name, summary, failures, reasons, ledgers)
     paths["markdown"].write_text(md, encoding="utf-8")
     cols = sorted({k for row in summary.values() for k in row})
     table = "<tr><th>configuration</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
@@ -167,6 +224,6 @@ def write_reports(out: Path, suite_name: str, summary: dict[str, dict[str, Any]]
 td,th{{border:1px solid #ccc;padding:3px 6px}}img{{max-width:100%;margin:1em 0}}</style></head><body>
 <h1>zhiwen eval: {html.escape(suite_name)}</h1><table>{table}</table>
 <ul>{"".join(f"<li>{html.escape(f)}</li>" for f in failures) or "<li>all metrics within floors</li>"}</ul>
-{_reasons_html(reasons)}{images}<h2>Failures, with retrieved passages</h2>{_failures_html(records)}</body></html>"""
+{_ledger_html(ledgers)}{_reasons_html(reasons)}{images}<h2>Failures, with retrieved passages</h2>{_failures_html(records)}</body></html>"""
     paths["html"].write_text(page, encoding="utf-8")
     return paths

@@ -11,7 +11,7 @@ from typing import Any
 from zhiwen.evals.answer_metrics import score_answer
 from zhiwen.evals.suite import Suite
 
-__all__ = ["check_limits", "read_records", "rescore", "summarize"]
+__all__ = ["LEDGER_COLUMNS", "check_limits", "gate_ledger", "read_records", "rescore", "summarize"]
 
 STAGES = ("intent", "retrieval", "generation", "evaluation")
 
@@ -90,6 +90,39 @@ def summarize(records: list[dict[str, Any]], suite: Suite) -> dict[str, Any]:
             values = [r["timings"][stage] for r in ran if stage in r.get("timings", {})]
             row[f"{stage}_p50_s"], row[f"{stage}_p95_s"] = _pct(values, 0.5), _pct(values, 0.95)
     return row
+
+
+LEDGER_COLUMNS = ("answered_right", "answered_wrong", "refused_draft_right", "refused_draft_wrong",
+                  "refused_no_draft", "negatives_refused", "negatives_answered")  # fmt: skip
+
+
+def gate_ledger(records: list[dict[str, Any]], suite: Suite) -> dict[str, int]:
+    """What each turn's final verdict did, counted against the gold answers: the quality gate's balance sheet.
+
+    An answerable question answered is right when its answer holds every gold slot (containment 1). One the
+    gate refused is split by its refused draft: right (the gate withheld a correct answer, its cost) or wrong
+    (it stopped a wrong one, its worth); ``refused_no_draft`` are refusals with no draft to judge. Negatives
+    (nothing in the knowledge base answers them) are refused, as they should be, or answered. The draft kept
+    is the last attempt's, so "draft right" is close to, not exactly, what a run without the gate would say.
+    """
+    slots = suite.answer_style == "slots"
+    ledger = dict.fromkeys(LEDGER_COLUMNS, 0)
+    for r in records:
+        if "answer" not in r or "refused" not in r:
+            continue
+        if r.get("negative"):
+            ledger["negatives_refused" if r["refused"] else "negatives_answered"] += 1
+        elif not r.get("gold"):
+            continue
+        elif not r["refused"]:
+            right = score_answer(r["answer"], r["gold"], suite.language, slots)["containment"] == 1.0
+            ledger["answered_right" if right else "answered_wrong"] += 1
+        elif r.get("draft"):
+            right = score_answer(r["draft"], r["gold"], suite.language, slots)["containment"] == 1.0
+            ledger["refused_draft_right" if right else "refused_draft_wrong"] += 1
+        else:
+            ledger["refused_no_draft"] += 1
+    return ledger
 
 
 def check_limits(summary: dict[str, dict[str, Any]], suite: Suite, partial: bool = False) -> list[str]:
