@@ -21,6 +21,8 @@ Gold = Sequence[str | Sequence[str]]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CITE = re.compile(r"\s*\[\d{1,3}\]")
+_LATIN = re.compile(r"[a-z0-9]")
+_SPACES = re.compile(r"\s+")
 _ZH_PUNCT = set("，。！？；：、“”‘’（）《》【】…—·「」『』〈〉﹏～,.!?;:'\"()[]{}<>-_/\\|@#$%^&*+=`~ \t\n")
 
 
@@ -30,9 +32,21 @@ def normalize_en(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+def _latin_gap(match: re.Match[str]) -> str:
+    text, start, end = match.string, match.start(), match.end()
+    between = (
+        start > 0 and end < len(text) and bool(_LATIN.match(text[start - 1]) and _LATIN.match(text[end]))
+    )
+    return " " if between else ""
+
+
 def normalize_zh(text: str) -> str:
-    """CMRC: lower case, drop Chinese and Latin punctuation and white space."""
-    return "".join(ch for ch in text.lower() if ch not in _ZH_PUNCT)
+    """CMRC-like: lower case, drop Chinese and Latin punctuation; white space goes too, except one space
+    between two Latin words or numbers, so "2014 mls" still holds the whole number "2014" and "new york"
+    is not "newyork" (the CMRC script keeps white space; next to Chinese "2014 年" and "2014年" are one answer).
+    """
+    kept = "".join(ch for ch in text.lower() if ch.isspace() or ch not in _ZH_PUNCT)
+    return _SPACES.sub(_latin_gap, kept)
 
 
 def _units(text: str, language: str) -> list[str]:

@@ -33,8 +33,24 @@ class EvalSet:
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The lines of a JSONL file, ``_id`` made a string (qrels ids are: ``1`` must find ``"1"``)."""
+    with path.open(encoding="utf-8-sig") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or "_id" not in row:
+            raise ValueError(f"{path.name} line {n}: an object with an _id is expected")
+        row["_id"] = str(row["_id"])
+    return rows
+
+
+def _answers(path: Path) -> dict[str, list[Any]]:
+    """Gold answers by query id; each must be a list (a bare string would be scored letter by letter)."""
+    answers = {}
+    for row in _jsonl(path):
+        if not isinstance(row.get("answers"), list):
+            raise ValueError(f"{path.name}: answers of {row['_id']!r} must be a list of strings")
+        answers[row["_id"]] = row["answers"]
+    return answers
 
 
 def load_eval_set(suite: Suite) -> EvalSet:
@@ -61,15 +77,13 @@ def load_eval_set(suite: Suite) -> EvalSet:
 
 
 def _cut(suite: Suite, folder: Path) -> EvalSet:
-    qrels = read_qrels_tsv((folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines())
-    answers = (
-        {r["_id"]: r["answers"] for r in _jsonl(folder / "answers.jsonl")}
-        if (folder / "answers.jsonl").exists()
-        else {}
-    )
+    qrels = read_qrels_tsv((folder / "qrels" / "test.tsv").read_text(encoding="utf-8-sig").splitlines())
+    answers = _answers(folder / "answers.jsonl") if (folder / "answers.jsonl").exists() else {}
     gold = {qid: {d for d, rel in judged.items() if rel > 0} for qid, judged in qrels.items()}
     # A query with no relevant passage says nothing about ranking (trec_eval leaves it out too).
     queries = [q for q in _jsonl(folder / "queries.jsonl") if gold.get(q["_id"])]
+    if not queries:
+        raise ValueError("no query in queries.jsonl has a relevant passage in qrels/test.tsv")
     chosen = queries[: suite.questions] if suite.questions else queries
     n_neg = min(suite.negatives, len(chosen))
     negative_ids = {q["_id"] for q in chosen[len(chosen) - n_neg :]} if n_neg else set()

@@ -81,7 +81,12 @@ def markdown(
     reasons: dict[str, dict[str, int]] | None = None,
     ledgers: dict[str, dict[str, int]] | None = None,
 ) -> str:
-    metrics = [m for m in _HEADLINE if any(row.get(m) is not None for row in summary.values())]
+    deep_recall = sorted(
+        {k for row in summary.values() for k in row if k.startswith("recall@") and k != "recall@10"}
+    )
+    # recall@k at the suite's retrieval_k (recall@100 by default) goes right after recall@10
+    headline = [*_HEADLINE[:2], *deep_recall, *_HEADLINE[2:]]
+    metrics = [m for m in headline if any(row.get(m) is not None for row in summary.values())]
     lines = [f"### zhiwen eval: {suite_name}", "", "| configuration | " + " | ".join(metrics) + " |",
              "|---|" + "---|" * len(metrics)]  # fmt: skip
     for config, row in summary.items():
@@ -93,7 +98,9 @@ def markdown(
         for config, counts in reasons.items():
             lines.append(f"- {config}: " + "; ".join(f"{reason} ({n})" for reason, n in counts.items()))
         lines.append("")
-    lines.extend([f"- ❌ {f}" for f in failures] or ["- ✅ every metric is within its recorded floor"])
+    lines.extend(
+        [f"- ❌ {f}" for f in failures] or ["- ✅ every metric is within its recorded floors and ceilings"]
+    )
     return "\n".join(lines) + "\n"
 
 

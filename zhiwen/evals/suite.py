@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from zhiwen.errors import ZhiwenError
 
@@ -54,6 +54,22 @@ class Suite(BaseModel):
     ceilings: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="Per configuration: metric -> highest acceptable value."
     )
+
+    @model_validator(mode="after")
+    def _names_are_unique_and_limits_name_them(self) -> Suite:
+        """Each configuration writes ``records/<name>.jsonl``: two of one name would share (and skip) one
+        file. A floor or ceiling under a name no configuration has would never be checked."""
+        names = [c.name for c in self.configurations]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"configuration names must be unique: {', '.join(twice)} given twice")
+        for field, limits in (("floors", self.floors), ("ceilings", self.ceilings)):
+            unknown = sorted(set(limits) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"{field} name no configuration: {', '.join(unknown)} (configurations: {', '.join(names)})"
+                )
+        return self
 
     def only(self, names: list[str]) -> Suite:
         """This suite restricted to the named configurations (their floors and ceilings with them)."""

@@ -32,7 +32,15 @@ def test_normalize_en_follows_squad(text: str, expected: str) -> None:
 
 def test_normalize_zh_drops_chinese_and_latin_punctuation_and_space() -> None:
     assert normalize_zh("《红楼梦》的作者是 曹雪芹。") == "红楼梦的作者是曹雪芹"
-    assert normalize_zh("iPhone 15，“Pro”！") == "iphone15pro"
+    assert normalize_zh(" 2014 年\u3000") == "2014年"
+    # one space stays between two Latin words or numbers: they must not merge into one
+    assert normalize_zh("iPhone 15，“Pro”！") == "iphone 15pro"
+    assert normalize_zh("New \t York  2024") == "new york 2024"
+
+
+def test_exact_match_chinese_keeps_latin_words_apart() -> None:
+    assert exact_match("New York", ["newyork"], "zh") == 0.0
+    assert exact_match("New  York！", ["new york"], "zh") == 1.0
 
 
 # --- exact match --------------------------------------------------------------------------------
@@ -150,6 +158,11 @@ def test_containment_needs_whole_numbers_and_words() -> None:
     assert containment("共有2015年的数据", ["2015"], "zh") == 1.0
     assert containment("共有20150人", ["2015"], "zh") == 0.0
     assert containment("冠军是中国队", ["中国"], "zh") == 1.0
+    # ... and a number or word set apart by a space is whole (XQuAD-zh: "2014 MLS赛季后停赛")
+    assert containment("2014 MLS赛季后停赛", ["2014"], "zh") == 1.0
+    assert containment("其中68,511 (43.3%)户", ["68,511"], "zh") == 1.0
+    assert containment("获奖者是 Annie Ernaux", ["Ernaux"], "zh") == 1.0
+    assert containment("获奖者是 Annie Ernauxx", ["Ernaux"], "zh") == 0.0
 
 
 def test_score_answer_drops_citation_marks_first() -> None:

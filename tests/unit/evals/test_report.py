@@ -99,7 +99,7 @@ def test_markdown_without_failures_and_drops_empty_columns() -> None:
     md = markdown("tiny", {"dense": {"ndcg@10": 0.5, "em": None}}, [])
     assert "| configuration | ndcg@10 |" in md
     assert "em" not in md.split("\n")[2]
-    assert "- ✅ every metric is within its recorded floor" in md
+    assert "- ✅ every metric is within its recorded floors and ceilings" in md
 
 
 def test_html_report_is_offline_with_embedded_png_plots(written: dict[str, Path]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.evals.runner import _context
@@ -165,3 +166,23 @@ def test_every_suite_in_evals_loads(path: Path) -> None:
         for config_name, metrics in limits.items():
             assert config_name in names, f"limit for unknown configuration {config_name!r}"
             assert set(metrics) <= known, f"unknown metrics {set(metrics) - known}"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"configurations": [{"name": "a"}, {"name": "b"}, {"name": "a"}]}, r"unique: a given twice"),
+        ({"floors": {"hybird": {"ndcg@10": 0.5}}}, r"floors name no configuration: hybird"),
+        ({"ceilings": {"x": {"think_leaks": 0}}}, r"ceilings name no configuration: x"),
+    ],
+)
+def test_configuration_names_are_unique_and_limits_name_configurations(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    # Two configurations of one name would share one records file (the second would skip every question);
+    # a floor under a misspelt name would never be checked.
+    base = {"name": "s", "dataset": "d", "language": "en", "configurations": [{"name": "hybrid"}]}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base | changes), encoding="utf-8")
+    with pytest.raises(ZhiwenError, match=message):
+        load_suite(str(path))
