@@ -95,6 +95,8 @@ async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
         "grounded": quality.get("grounded"),
         "citations_valid": quality.get("citations_valid"),
         "anchored": quality.get("anchored"),
+        # kept per record so a source_relevance_threshold can be tried on a finished run's records
+        "source_relevance": quality.get("source_relevance"),
         "attempts": quality.get("attempts"),
         "reasons": list(quality.get("reasons") or []),  # why the gate retried or refused
         "refused": quality.get("verdict") == "refuse" or is_refusal(answer),

@@ -84,6 +84,13 @@ class Context:
             "numbers and codes (its year, date, model): catches answers taken from near-miss passages."
         },
     )
+    source_relevance_threshold: float = field(
+        default=0.0,
+        metadata={
+            "description": "Refuse answers whose supporting sources hold less than this share of the "
+            "question's topic terms (an answer taken from a passage about something else); 0 turns it off."
+        },
+    )
     max_retries: int = field(
         default=1, metadata={"description": "Extra attempts after a failed quality check."}
     )

@@ -48,6 +48,7 @@ class Quality(TypedDict, total=False):
     verdict: str
     grounded: float
     relevance: float
+    source_relevance: float | None
     citations_valid: bool
     language_ok: bool
     anchored: bool | None

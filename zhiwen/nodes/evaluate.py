@@ -19,7 +19,7 @@ from zhiwen.graph.state import Quality, Source, State
 from zhiwen.nodes._common import chat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.tools.anchors import anchored
-from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance
+from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance, source_relevance
 from zhiwen.tools.language import detect_language
 from zhiwen.tools.llm import message_text
 
@@ -99,6 +99,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ) and all(1 <= int(n) <= len(sources) for n in re.findall(r"\[(\d{1,3})\]", draft))
     used = [texts[c.best - 1] for c in supported]
     rel = relevance(intent["query"], draft, used)
+    src_rel = source_relevance(intent["query"], used)
     refused = is_refusal(draft) or not draft
     language_ok = len(draft) < 12 or detect_language(draft, default=lang) == lang
     reasons: list[str] = []
@@ -109,6 +110,9 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     elif grounded < ctx.grounding_threshold:
         reasons.append(f"only {len(supported)}/{len(checks)} sentences supported by the sources")
     anchor_ok = None if refused or not ctx.anchor_check else anchored(intent["query"], draft, texts)
+    off_topic = src_rel is not None and src_rel < ctx.source_relevance_threshold
+    if off_topic and not refused:
+        reasons.append(f"the sources behind the answer hold only {src_rel:.0%} of the question's topic terms")
     if anchor_ok is False:
         reasons.append("no source states the answer next to the numbers or codes the question asks about")
     if not language_ok:
@@ -123,6 +127,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     quality = {
         "grounded": round(grounded, 3),
         "relevance": round(rel, 3),
+        "source_relevance": None if src_rel is None else round(src_rel, 3),
         "citations_valid": cited_ok,
         "language_ok": language_ok,
         "anchored": anchor_ok,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from zhiwen.memory.chunking import split_sentences
 from zhiwen.tools.tokenize import tokenize
 
-__all__ = ["SentenceCheck", "add_citations", "check_sentences", "is_refusal", "relevance"]
+__all__ = ["SentenceCheck", "add_citations", "check_sentences", "is_refusal", "relevance", "source_relevance"]
 
 _CITE = re.compile(r"\s*\[(\d{1,3})\]")
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
@@ -106,3 +106,27 @@ def relevance(question: str, answer: str, used_sources: Sequence[str]) -> float:
         return 1.0
     seen = _terms(answer).union(*(_terms(s) for s in used_sources)) if used_sources else _terms(answer)
     return len(q & seen) / len(q)
+
+
+# Question words and function characters carry no topic: a source about the asked thing rarely repeats
+# "什么", and bigrams across them ("费是" of "年费是什么") are noise. They are cut out before tokenizing.
+# (English question words are BM25 stop words already, dropped by the tokenizer.)
+_NOT_TOPIC = re.compile(
+    r"什么时候|为什么|什么|哪些|哪个|哪里|哪一|哪年|哪位|多少|几个|怎么|怎样|如何|是谁|是否|有哪|谁|哪|几|"
+    r"[的是了吗呢被在有和与及由将把对于其之吧啊]"
+)
+
+
+def source_relevance(question: str, used_sources: Sequence[str]) -> float | None:
+    """Share of the question's topic terms found in the sources the answer relies on (not the answer).
+
+    ``relevance`` counts the answer's own words, and a small model restates the question, so an answer
+    copied from a passage about something else still scores high there. Here only the supporting sources
+    count: "硕塞是如何被提升为亲王的" answered from a passage about 守觉法亲王 scores low. None when there
+    is nothing to measure (no supporting source, or a question of fewer than two topic terms).
+    """
+    asked = _terms(_NOT_TOPIC.sub(" ", question))
+    if len(asked) < 2 or not used_sources:
+        return None
+    seen = set().union(*(_terms(s) for s in used_sources))
+    return len(asked & seen) / len(asked)

@@ -222,3 +222,18 @@ def test_an_answer_stated_for_the_asked_year_passes_the_anchor_check() -> None:
     state["intent"]["query"] = "2021年宝马全球销量？"
     out = _run(state)
     assert out["quality"]["verdict"] == "pass" and out["quality"]["anchored"] is True
+
+
+def test_an_answer_from_an_off_topic_source_is_refused_when_source_relevance_is_required() -> None:
+    # Every sentence is copied from source 2 (grounded), but source 2 is about the loan, not the card's fee.
+    state = _state("安心贷最高额度为二十万元。", ZH)
+    state["intent"]["query"] = "金卡信用卡的年费是多少？"
+    default = _run(state, max_retries=0)
+    assert default["quality"]["verdict"] == "pass"  # off by default: measured and reported only
+    measured = default["quality"]["source_relevance"]
+    assert measured is not None and measured < 0.3
+    strict = _run(state, max_retries=0, source_relevance_threshold=0.4)
+    assert strict["quality"]["verdict"] == "refuse"
+    assert any("of the question's topic terms" in r for r in strict["quality"]["reasons"])
+    on_topic = _run(_state("金卡信用卡的年费为每年三百元人民币。", ZH), source_relevance_threshold=0.4)
+    assert on_topic["quality"]["verdict"] == "pass" and on_topic["quality"]["source_relevance"] >= 0.4

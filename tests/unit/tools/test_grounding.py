@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance
+from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance, source_relevance
 
 SOURCES = [
     "金卡信用卡的年费为每年三百元人民币。首年免收年费。",
@@ -91,3 +91,23 @@ def test_relevance_is_the_share_of_question_terms_covered() -> None:
     assert relevance("金卡年费", "三百元", []) == 0.0
     assert 0.0 < relevance("wire transfer fee for mortgages", "The fee is 15 dollars.", []) < 1.0
     assert relevance("", "anything", []) == 1.0
+
+
+def test_source_relevance_counts_the_question_topic_in_the_sources_not_the_answer() -> None:
+    question = "硕塞是如何被提升为亲王的？"
+    on_topic = "硕塞在姜瓖反叛期间移师代州，解围有功，被提升为亲王。"
+    off_topic = "守觉法亲王出家为僧，因此《平家物语》将他记载为后白河的第二皇子。"
+    answer = "硕塞被提升为亲王是因为次兄守觉法亲王出家为僧。"
+    assert source_relevance(question, [on_topic]) == 1.0
+    low = source_relevance(question, [off_topic])
+    assert low is not None and low < 0.4
+    # the answer restates the question, so the answer-inclusive relevance barely tells the two apart
+    assert relevance(question, answer, [off_topic]) > 0.6  # above any useful threshold
+
+
+def test_source_relevance_ignores_question_words_and_needs_something_to_measure() -> None:
+    # "什么" is not a topic: a source naming the fee fully covers the question
+    assert source_relevance("金卡的年费是什么？", ["金卡信用卡的年费为每年三百元。"]) == 1.0
+    assert source_relevance("What is the wire transfer fee?", ["The wire transfer fee is 15 dollars."]) == 1.0
+    assert source_relevance("金卡的年费是什么？", []) is None  # no supporting source
+    assert source_relevance("什么？", ["金卡信用卡的年费为每年三百元。"]) is None  # no topic terms
