@@ -7,13 +7,14 @@ import sys
 import uuid
 from typing import Any
 
+from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
 
 from zhiwen.graph.builder import build
 from zhiwen.graph.context import Context
 from zhiwen.memory.checkpointer import open_checkpointer
 from zhiwen.memory.registry import open_kb
-from zhiwen.turns import stream_turn
+from zhiwen.turns import closing, stream_turn
 
 __all__ = ["ask_once", "chat_loop", "result_json"]
 
@@ -43,6 +44,28 @@ def _print_sources(console: Console, state: dict[str, Any]) -> None:
         console.print(f"  [dim]quality: {verdict}{extra}[/]", highlight=False)
 
 
+async def _show_turn(
+    graph: CompiledStateGraph[Any, Any, Any, Any], question: str, ctx: Context, thread: str, console: Console
+) -> None:
+    """Stream the draft as it is written, then what the reader still needs (see ``turns.closing``)."""
+    streamed: list[str] = []
+    async for event in stream_turn(graph, question, ctx, thread):
+        if event.kind == "token":
+            console.print(event.text, end="", highlight=False, markup=False)
+            streamed.append(event.text)
+        elif event.kind == "retry":
+            console.print("\n[dim](checking the sources again…)[/]")
+        elif event.kind == "final":
+            end = closing(event.state, "".join(streamed))
+            if streamed:
+                console.print()
+            if end.notice:
+                console.print(end.notice, style="yellow", highlight=False, markup=False)
+            if end.answer:
+                console.print(end.answer, highlight=False, markup=False)
+            _print_sources(console, event.state)
+
+
 async def ask_once(
     question: str, ctx: Context, thread_id: str | None, as_json: bool, console: Console
 ) -> int:
@@ -51,24 +74,13 @@ async def ask_once(
     async with open_checkpointer() as saver:
         graph = build().compile(checkpointer=saver)
         final: dict[str, Any] = {}
-        streamed = False
-        async for event in stream_turn(graph, question, ctx, thread):
-            if event.kind == "token" and not as_json:
-                console.print(event.text, end="", highlight=False, markup=False)
-                streamed = True
-            elif event.kind == "retry" and not as_json:
-                console.print("\n[dim](checking the sources again…)[/]")
-            elif event.kind == "final":
-                final = event.state
-    if as_json:
-        sys.stdout.write(json.dumps(result_json(final, thread), ensure_ascii=False, indent=2) + "\n")
-    else:
-        if streamed:
-            console.print()
-        verdict = final.get("quality", {}).get("verdict")
-        if not streamed or verdict in ("refuse", "retry"):
-            console.print(final.get("answer", ""), highlight=False, markup=False)
-        _print_sources(console, final)
+        if as_json:
+            async for event in stream_turn(graph, question, ctx, thread):
+                if event.kind == "final":
+                    final = event.state
+            sys.stdout.write(json.dumps(result_json(final, thread), ensure_ascii=False, indent=2) + "\n")
+        else:
+            await _show_turn(graph, question, ctx, thread, console)
     return 0
 
 
@@ -95,19 +107,4 @@ async def chat_loop(ctx: Context, thread_id: str | None, console: Console) -> No
                 thread = uuid.uuid4().hex
                 console.print(f"[dim]new thread {thread[:8]}[/]")
                 continue
-            streamed = False
-            async for event in stream_turn(graph, question, ctx, thread):
-                if event.kind == "token":
-                    console.print(event.text, end="", highlight=False, markup=False)
-                    streamed = True
-                elif event.kind == "retry":
-                    console.print("\n[dim](checking the sources again…)[/]")
-                elif event.kind == "final":
-                    state = event.state
-                    answer = state.get("answer", "")
-                    verdict = state.get("quality", {}).get("verdict")
-                    if not streamed or verdict in ("refuse",):
-                        console.print(("\n" if streamed else "") + answer, highlight=False, markup=False)
-                    else:
-                        console.print()
-                    _print_sources(console, state)
+            await _show_turn(graph, question, ctx, thread, console)

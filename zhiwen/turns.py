@@ -22,8 +22,9 @@ from langgraph.graph.state import CompiledStateGraph
 
 from zhiwen.graph.context import Context
 from zhiwen.nodes.generate import ANSWER_SINK, AnswerDelta
+from zhiwen.nodes.prompts import withdrawn_notice
 
-__all__ = ["TurnEvent", "stream_turn"]
+__all__ = ["Closing", "TurnEvent", "closing", "stream_turn"]
 
 
 @dataclass
@@ -99,3 +100,35 @@ async def stream_turn(
             with contextlib.suppress(asyncio.CancelledError):
                 await run
     yield TurnEvent("final", state=final, elapsed=time.perf_counter() - start, usage=usage)
+
+
+@dataclass
+class Closing:
+    """What a reader of the streamed tokens still needs to see: a withdrawal notice and the real answer."""
+
+    notice: str = ""
+    answer: str = ""
+
+    def text(self) -> str:
+        """Both parts as one piece of text, a blank line apart."""
+        return "\n\n".join(part for part in (self.notice, self.answer) if part)
+
+
+def closing(state: dict[str, Any], streamed: str) -> Closing:
+    """The end of a turn's display, given the final state and the answer text already streamed.
+
+    Nothing when the stream already holds the answer; the whole answer when nothing was streamed
+    (``stream_drafts`` off, or a reply that is not generated). When the quality gate refused a streamed
+    draft, the reader has just seen text that is not the answer, so a notice in the question's language
+    says the draft is withdrawn before the refusal; a draft that was itself the model declining needs no
+    notice. ``streamed`` empty with ``Closing.answer`` set means: print the answer on its own.
+    """
+    answer = str(state.get("answer", ""))
+    if not streamed:
+        return Closing(answer=answer)
+    quality = state.get("quality", {})
+    if quality.get("verdict") != "refuse" or answer in streamed:
+        return Closing()
+    if quality.get("model_refused"):
+        return Closing(answer=answer)
+    return Closing(withdrawn_notice(str(state.get("intent", {}).get("language", "en"))), answer)

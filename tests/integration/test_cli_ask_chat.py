@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zhiwen.nodes.prompts import system_prompt
+from zhiwen.nodes.prompts import no_answer, system_prompt, withdrawn_notice
 from zhiwen.testing.scripted_llm import Script, ScriptedLLM, ScriptedLLMServer
 
 pytestmark = pytest.mark.integration
@@ -103,6 +103,8 @@ def test_checked_only_never_shows_a_refused_draft(env: dict[str, str], llm: Scri
     llm.enqueue(Script(UNGROUNDED), Script(UNGROUNDED))
     streamed = _run(env, "ask", QUESTION, "--kb", KB)
     assert "Mars" in streamed.stdout  # the default streams the draft before the gate refuses it
+    out = " ".join(streamed.stdout.split())  # rich wraps long lines
+    assert out.index("Mars") < out.index(withdrawn_notice("en")) < out.index(no_answer("en")), out
     llm.enqueue(Script(UNGROUNDED), Script(UNGROUNDED))
     held = _run(env, "ask", QUESTION, "--kb", KB, "--checked-only")
     assert held.returncode == 0, held.stderr

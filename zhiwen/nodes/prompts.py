@@ -25,6 +25,7 @@ __all__ = [
     "refusal",
     "source_budgets",
     "system_prompt",
+    "withdrawn_notice",
 ]
 
 # Who the assistant says it is. "bank" (the default) suits the product's first users; "general" suits any
@@ -182,6 +183,17 @@ def refusal(kind: str, language: str, persona: str = "bank") -> str:
     if persona != "bank":
         texts = _GENERAL_REFUSALS.get(kind, texts)
     return texts.get(language, texts["en"])
+
+
+_WITHDRAWN = {
+    "zh": "（以上草稿未能在知识库资料中得到核实，已撤回。）",
+    "en": "(The draft above could not be verified against the knowledge base and is withdrawn.)",
+}
+
+
+def withdrawn_notice(language: str) -> str:
+    """Said between a streamed draft that the quality gate then refused and the refusal itself."""
+    return _WITHDRAWN.get(language, _WITHDRAWN["en"])
 
 
 def no_answer(language: str, reason: str = "") -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from zhiwen.nodes.prompts import withdrawn_notice
 from zhiwen.server.app import create_app
 
 if TYPE_CHECKING:
@@ -155,8 +156,11 @@ def test_stream_drafts_false_sends_only_the_checked_answer(
 ) -> None:
     ungrounded = "Banks on Mars open at eight every morning."
     llm.enqueue(*(kit.Script(ungrounded) for _ in range(2)))
-    shown = _deltas(_frames(_stream(client, kit.chat_body(stream=True))), "content")
-    assert "Mars" in shown  # by default the draft streams, then the refusal follows it
+    drafted = _frames(_stream(client, kit.chat_body(stream=True)))
+    shown = _deltas(drafted, "content")
+    assert "Mars" in shown  # by default the draft streams, then the refusal follows it, said to replace it
+    notice = withdrawn_notice("en")
+    assert shown.index("Mars") < shown.index(notice) < shown.index(drafted[-1]["answer"]), shown
     llm.enqueue(*(kit.Script(ungrounded) for _ in range(2)))
     frames = _frames(_stream(client, kit.chat_body(stream=True, stream_drafts=False)))
     assert "Mars" not in _deltas(frames, "content")

@@ -25,7 +25,7 @@ from zhiwen.server.pump import TurnPump
 from zhiwen.server.runtime import AppRuntime, runtime_of
 from zhiwen.server.schemas import ChatRequest, model_card
 from zhiwen.settings import get_settings
-from zhiwen.turns import TurnEvent, stream_turn
+from zhiwen.turns import TurnEvent, closing, stream_turn
 
 __all__ = ["router"]
 
@@ -168,15 +168,16 @@ def _closing(
 ) -> list[str]:  # fmt: skip
     """The last events: a reply not streamed token by token, the stop frame with extras, usage, [DONE]."""
     state = event.state
-    answer = str(state.get("answer", ""))
     verdict = str(state.get("quality", {}).get("verdict", "none"))
     out = []
-    if not streamed or (verdict == "refuse" and answer not in "".join(streamed)):
-        # Refusals, non-generated replies and held answers (stream_drafts off) were not streamed: send them now.
+    rest = closing(state, "".join(streamed)).text()
+    if rest:
+        # Refusals, non-generated replies and held answers (stream_drafts off) were not streamed: send them
+        # now, after a withdrawal notice when the gate refused the draft the client has just shown.
         reasoning = str(state.get("reasoning", ""))
         if not streamed and not reasoning_sent and body.include_reasoning and reasoning:
             out.append(_data(frames.chunk({"reasoning_content": reasoning})))
-        text = ("\n\n" if streamed else "") + answer
+        text = ("\n\n" if streamed else "") + rest
         streamed.append(text)
         out.append(_data(frames.chunk({"content": text})))
     out.append(_data(frames.chunk({}, "stop", **_extras(state, thread))))

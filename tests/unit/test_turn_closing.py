@@ -1,0 +1,40 @@
+"""``turns.closing``: what a reader of the streamed draft still needs to see when the turn ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zhiwen.nodes.prompts import no_answer, withdrawn_notice
+from zhiwen.turns import Closing, closing
+
+DRAFT = "Banks on Mars open at eight every morning."
+
+
+def _state(answer: str, verdict: str, language: str = "en", **quality: Any) -> dict[str, Any]:
+    return {"answer": answer, "quality": {"verdict": verdict, **quality}, "intent": {"language": language}}
+
+
+def test_a_passed_streamed_answer_needs_nothing_more() -> None:
+    assert closing(_state(DRAFT + " [1]", "pass"), DRAFT) == Closing()
+
+
+def test_nothing_streamed_means_the_whole_answer() -> None:
+    assert closing(_state("Hello!", "pass"), "") == Closing(answer="Hello!")
+    assert closing(_state(no_answer("en"), "refuse"), "") == Closing(answer=no_answer("en"))
+
+
+def test_a_refused_draft_is_withdrawn_in_the_question_language() -> None:
+    end = closing(_state(no_answer("zh"), "refuse", "zh", model_refused=False), "年费是10元。")
+    assert end == Closing(withdrawn_notice("zh"), no_answer("zh"))
+    assert end.text() == f"{withdrawn_notice('zh')}\n\n{no_answer('zh')}"
+
+
+def test_a_draft_that_declined_is_not_called_withdrawn() -> None:
+    declined = "The sources do not say when banks on Mars open."
+    end = closing(_state(no_answer("en"), "refuse", model_refused=True), declined)
+    assert end == Closing(answer=no_answer("en"))
+    assert end.text() == no_answer("en")
+
+
+def test_a_refusal_already_streamed_is_not_sent_twice() -> None:
+    assert closing(_state("Sorry.", "refuse"), "Sorry.") == Closing()
