@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sys
 from importlib import resources
 from pathlib import Path
@@ -63,6 +64,10 @@ def ingest(
     out.print(f"{kb}: {report.summary()}", highlight=False)
     if report.added + report.replaced + report.unchanged == 0 and report.skipped:
         raise typer.Exit(1)
+    # ask and chat default to the demo's 'sample': say how to reach what was just added.
+    name = shlex.quote(kb)
+    err.print(f'ask it: zhiwen ask "…" --kb {name}   ·   chat: zhiwen chat --kb {name}', style="dim",
+              highlight=False, markup=False)  # fmt: skip
 
 
 @app.command()
@@ -273,8 +278,10 @@ def serve(
     """Serve the OpenAI-compatible API (needs ZHIWEN_API_KEYS, or ZHIWEN_ALLOW_OPEN=true for local use)."""
     import uvicorn
 
-    from zhiwen.server.app import create_app
+    from zhiwen.server.app import create_app, refuse_unguarded
+    from zhiwen.server.settings import get_server_settings
 
+    refuse_unguarded(get_server_settings())  # bad settings: one line here, not a restart loop of workers
     if workers > 1:
         uvicorn.run("zhiwen.server.app:app", host=host, port=port, workers=workers, log_level="info")
     else:

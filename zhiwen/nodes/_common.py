@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langgraph.runtime import Runtime
@@ -20,7 +22,12 @@ from zhiwen.tools.think_tags import strip_think
 
 __all__ = ["approx_tokens", "chat_model", "context_of", "history", "last_user_text", "set_model_override"]
 
-_models: dict[tuple[object, ...], BaseChatModel] = {}
+# Models per (endpoint, max tokens, temperature...): a server's clients choose temperature and max_tokens per
+# request, so the cache is bounded, and the models of one endpoint share one HTTP client (connection pool)
+# so that evicting a model leaves no connection behind.
+_MAX_MODELS = 32
+_models: OrderedDict[tuple[object, ...], BaseChatModel] = OrderedDict()
+_clients: dict[str, openai.DefaultAsyncHttpxClient] = {}
 _models_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 _lock = threading.Lock()
 _override: BaseChatModel | None = None
@@ -62,6 +69,7 @@ def _forget_models_of_other_loops() -> None:
         return
     if _models_loop is None or _models_loop() is not loop:
         _models.clear()
+        _clients.clear()
         _models_loop = weakref.ref(loop)
 
 
@@ -78,6 +86,8 @@ def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = Tru
         _forget_models_of_other_loops()
         model = _models.get(key)
         if model is None:
+            if endpoint.base_url not in _clients:
+                _clients[endpoint.base_url] = openai.DefaultAsyncHttpxClient()
             model = make_chat_model(
                 endpoint,
                 tokens,
@@ -85,8 +95,12 @@ def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = Tru
                 ctx.request_timeout,
                 filter_think=filtered,
                 expect_open_in_prompt=ctx.expect_think_open_in_prompt,
+                http_client=_clients[endpoint.base_url],
             )
             _models[key] = model
+            while len(_models) > _MAX_MODELS:
+                _models.popitem(last=False)
+        _models.move_to_end(key)
         return model
 
 

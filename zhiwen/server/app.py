@@ -26,7 +26,7 @@ from zhiwen.server.telemetry import setup_tracing
 from zhiwen.settings import get_settings
 from zhiwen.tools.llm_server import resolve_endpoint
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "refuse_unguarded"]
 
 log = logging.getLogger("zhiwen.server")
 
@@ -60,13 +60,25 @@ async def _start_model(rt: AppRuntime) -> None:
         log.error("model endpoint unavailable: %s", exc)
 
 
-def create_app(settings: ServerSettings | None = None, start_model: bool = True) -> FastAPI:
-    settings = settings or get_server_settings()
+def refuse_unguarded(settings: ServerSettings) -> None:
+    """ZhiwenError unless API keys are set or open serving was chosen explicitly.
+
+    ``zhiwen serve`` calls it before uvicorn starts: with several workers the app is built in each
+    worker, where a refusal made uvicorn start a new worker again and again.
+    """
     if not settings.keys and not settings.allow_open:
-        raise SystemExit(
+        raise ZhiwenError(
             "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated bearer tokens) or, for local use only, "
             "ZHIWEN_ALLOW_OPEN=true"
         )
+
+
+def create_app(settings: ServerSettings | None = None, start_model: bool = True) -> FastAPI:
+    settings = settings or get_server_settings()
+    try:
+        refuse_unguarded(settings)
+    except ZhiwenError as exc:
+        raise SystemExit(str(exc)) from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 from langgraph.graph.state import CompiledStateGraph
 
 from zhiwen.server.metrics import Metrics
+from zhiwen.server.pump import TurnPump
 from zhiwen.server.settings import ServerSettings
 
 __all__ = ["AppRuntime", "runtime_of"]
@@ -25,6 +26,8 @@ class AppRuntime:
     checkpointer: Any
     model_ready: bool = False
     model_error: str = ""
+    turns: dict[str, TurnPump] = field(default_factory=dict)
+    """The latest turn started on each thread, to refuse a second one while it runs."""
 
 
 def runtime_of(request: Request) -> AppRuntime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +34,7 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Wait this long for the first event so early upstream errors get an HTTP status.",
     )
-    otel: str = Field(
+    otel: Literal["off", "console", "otlp"] = Field(
         default="off", description="Tracing: off, console, or otlp (uses OTEL_EXPORTER_OTLP_*)."
     )
     otel_record_content: bool = Field(default=False, description="Record prompt and document text in spans.")

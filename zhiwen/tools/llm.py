@@ -201,6 +201,7 @@ def make_chat_model(
     max_retries: int = 2,
     filter_think: bool = False,
     expect_open_in_prompt: bool = False,
+    http_client: openai.DefaultAsyncHttpxClient | None = None,
 ) -> ReasoningChatOpenAI:
     """A streaming ChatOpenAI for ``endpoint``; ``max_tokens`` is sent in both spellings.
 
@@ -209,11 +210,12 @@ def make_chat_model(
     langchain-openai sends ``max_completion_tokens``, which llama.cpp's server ignores; vLLM honours both.
     Each model gets its own async HTTP client: langchain-openai otherwise shares one per (URL, timeout)
     process-wide, whose connections belong to the first event loop, so a second ``asyncio.run`` in the
-    same process failed with "Event loop is closed" (langchain-ai/langchain#35783).
+    same process failed with "Event loop is closed" (langchain-ai/langchain#35783). Pass ``http_client``
+    to share one (and its connection pool) between models of the same loop.
     """
     return ReasoningChatOpenAI(
         base_url=endpoint.base_url,
-        http_async_client=openai.DefaultAsyncHttpxClient(),
+        http_async_client=http_client or openai.DefaultAsyncHttpxClient(),
         api_key=endpoint.api_key,
         model=endpoint.model,
         temperature=temperature,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -91,6 +95,12 @@ def test_placeholder_keys_are_refused(keys: str) -> None:
         ServerSettings(api_keys=keys)
 
 
+@pytest.mark.parametrize("value", ["on", "true", "jaeger"])
+def test_an_unknown_tracing_mode_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="otel"):
+        ServerSettings(otel=value)
+
+
 def test_placeholder_keys_from_environment_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZHIWEN_API_KEYS", "changeme")
     with pytest.raises(ValidationError, match="placeholder"):
@@ -104,6 +114,19 @@ def test_refuses_to_start_without_keys_or_allow_open(monkeypatch: pytest.MonkeyP
         create_app(ServerSettings(), start_model=False)
     with pytest.raises(SystemExit):
         create_app(ServerSettings(allow_open=False, api_keys=""), start_model=False)
+
+
+@pytest.mark.parametrize(("keys", "says"), [("", "set ZHIWEN_API_KEYS"), ("changeme", "ZHIWEN_API_KEYS: ")])
+def test_serve_with_workers_refuses_bad_keys_in_one_line(tmp_path: Path, keys: str, says: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("ZHIWEN_ALLOW_OPEN", "ZHIWEN_API_KEYS")}
+    env |= {"ZHIWEN_API_KEYS": keys, "ZHIWEN_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "zhiwen.cli", "serve", "--workers", "2", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("zhiwen: error: ") and says in line, line
 
 
 def test_rate_limit_per_key(env: Env, kit: type[Kit], llm: ScriptedLLM) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from fastapi.responses import JSONResponse
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from sse_starlette import EventSourceResponse
 
-from zhiwen.errors import KnowledgeBaseNotFound, LLMUnavailable, ZhiwenError
+from zhiwen.errors import EmbeddingModelMismatch, KnowledgeBaseNotFound, LLMUnavailable, ZhiwenError
 from zhiwen.graph.context import Context
 from zhiwen.memory.kb import list_kbs
 from zhiwen.memory.registry import open_kb
@@ -25,9 +26,12 @@ from zhiwen.server.pump import TurnPump
 from zhiwen.server.runtime import AppRuntime, runtime_of
 from zhiwen.server.schemas import ChatRequest, model_card
 from zhiwen.settings import get_settings
+from zhiwen.tools.llm_server import resolve_endpoint
 from zhiwen.turns import TurnEvent, closing, stream_turn
 
 __all__ = ["router"]
+
+log = logging.getLogger("zhiwen.server")
 
 router = APIRouter(tags=["chat"])
 _THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -40,7 +44,12 @@ async def list_models() -> dict[str, Any]:
 
 
 def _kb_for(model: str, rt: AppRuntime) -> str:
-    name = rt.settings.default_kb if model in ("zhiwen", "default") else model.removeprefix("zhiwen:")
+    """The knowledge base a model name means: ``zhiwen:NAME`` or NAME; ``zhiwen`` and ``default`` are
+    ``ZHIWEN_DEFAULT_KB``, except that a knowledge base really named ``default`` (the CLI's ``ingest``
+    default, listed by /v1/models) is itself."""
+    name = model.removeprefix("zhiwen:")
+    if model == "zhiwen" or (model == "default" and not _exists(model)):
+        name = rt.settings.default_kb
     try:
         open_kb(name)
     except KnowledgeBaseNotFound as exc:
@@ -48,6 +57,10 @@ def _kb_for(model: str, rt: AppRuntime) -> str:
             404, f"model {model!r} not found: {exc}; see GET /v1/models", "model", "model_not_found"
         ) from exc
     return name
+
+
+def _exists(kb: str) -> bool:
+    return any(row[0] == kb for row in list_kbs(get_settings().kb_root))
 
 
 def _to_messages(body: ChatRequest, threaded: bool, limit: int) -> list[BaseMessage]:
@@ -107,9 +120,17 @@ async def chat_completions(
     body: ChatRequest, request: Request, x_thread_id: str | None = Header(default=None)
 ) -> JSONResponse | EventSourceResponse:
     rt = runtime_of(request)
-    kb = _kb_for(body.model, rt)
+    kb = await asyncio.to_thread(_kb_for, body.model, rt)  # a first open reads the store from disk
     thread = _thread(body, x_thread_id)
     messages = _to_messages(body, thread is not None, rt.settings.max_message_chars)
+    await _reach_model()
+    # No await from this check to the registration of the turn below, so no second turn slips between.
+    if thread is not None and thread in rt.turns and not rt.turns[thread].task.done():
+        # Two turns forked from one checkpoint: the one that ends last would drop the other's messages.
+        raise APIError(
+            409, f"thread {thread!r} has a turn running; send the next message after it ends",
+            "thread_id", "thread_busy",
+        )  # fmt: skip
     ctx = Context(kb=kb, persona=get_settings().persona)
     ctx.stream_drafts = rt.settings.stream_drafts if body.stream_drafts is None else body.stream_drafts
     if body.temperature is not None:
@@ -118,30 +139,78 @@ async def chat_completions(
         ctx.max_tokens = body.max_completion_tokens or body.max_tokens or ctx.max_tokens
     graph = rt.threaded if thread else rt.stateless
     pump = TurnPump(stream_turn(graph, messages, ctx, thread))
+    if thread is not None:
+        for done_thread in [t for t, p in rt.turns.items() if p.task.done()]:
+            del rt.turns[done_thread]
+        rt.turns[thread] = pump
     prompt_text = " ".join(m.text() for m in body.messages)
     started = time.perf_counter()
     first = asyncio.ensure_future(pump.next())
-    done, _ = await asyncio.wait({first}, timeout=rt.settings.error_window_seconds)
-    if done and first.exception() is not None:
-        await pump.close()
-        exc = first.exception()
-        rt.metrics.requests.labels("chat", "502").inc()
-        if isinstance(exc, LLMUnavailable):
-            raise exc
-        if isinstance(exc, ZhiwenError):
-            raise APIError(400, str(exc))
-        raise APIError(
-            502, f"the turn failed before any output: {type(exc).__name__}: {exc}", code="upstream_error"
-        )
-    if not body.stream:
-        try:
-            return await _complete(
-                rt, body.model, pump, first, prompt_text, thread, body.include_reasoning, started
-            )
-        finally:
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({first, gone}, timeout=rt.settings.error_window_seconds,
+                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if first in done and first.exception() is not None:
             await pump.close()
+            raise _turn_error(rt, first.exception(), "before any output")
+        if not body.stream:
+            work = asyncio.ensure_future(
+                _complete(rt, body.model, pump, first, prompt_text, thread, body.include_reasoning, started)
+            )
+            try:
+                await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not work.done():  # the client left: stop the turn (and its upstream request) now
+                    rt.metrics.cancelled.inc()
+                    work.cancel()
+                    return JSONResponse(error_body(499, "the client closed the request"), status_code=499)
+                if (exc := work.exception()) is not None:
+                    raise _turn_error(rt, exc, "while answering") from exc
+                return work.result()
+            finally:
+                await pump.close()
+    finally:
+        gone.cancel()  # from here on sse-starlette listens for the disconnect itself
+    if gone.done() and not gone.cancelled():
+        await pump.close()
+        rt.metrics.cancelled.inc()
+        return JSONResponse(error_body(499, "the client closed the request"), status_code=499)
     frames = _stream(rt, body, pump, first, prompt_text, thread, started)
     return EventSourceResponse(frames, ping=rt.settings.ping_seconds, sep="\n")
+
+
+_STATUS = (
+    (LLMUnavailable, 502),
+    (KnowledgeBaseNotFound, 404),
+    (EmbeddingModelMismatch, 409),
+    (ZhiwenError, 400),
+)
+
+
+def _turn_error(rt: AppRuntime, exc: BaseException | None, when: str) -> Exception:
+    """A turn's failure as the HTTP error it deserves: ZhiwenErrors go to their handlers, the rest is 502."""
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 502)
+    rt.metrics.requests.labels("chat", str(status)).inc()
+    if isinstance(exc, ZhiwenError):
+        return exc
+    log.warning("chat turn failed %s: %r", when, exc)
+    return APIError(502, f"the turn failed {when}: {type(exc).__name__}: {exc}", code="upstream_error")
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body is read by now, so receive() waits for that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _reach_model() -> None:
+    """Start, or restart after a crash, the embedded model server in a worker thread.
+
+    The nodes resolve the endpoint synchronously; with the server up that is a dictionary look-up, but a
+    start (up to two minutes) on the event loop would freeze every other stream and /live meanwhile.
+    """
+    settings = get_settings()
+    if not settings.llm_base_url:
+        await asyncio.to_thread(resolve_endpoint, settings)
 
 
 async def _complete(

@@ -1,0 +1,28 @@
+"""The chat-model cache: bounded, whatever temperatures and token limits a server's clients send."""
+
+from __future__ import annotations
+
+import asyncio
+
+from zhiwen.graph.context import Context
+from zhiwen.nodes import _common
+from zhiwen.nodes._common import chat_model
+
+
+def test_models_are_bounded_and_share_one_http_client_per_endpoint() -> None:
+    async def many() -> list[object]:
+        models = []
+        for i in range(3 * _common._MAX_MODELS):
+            ctx = Context(base_url="http://127.0.0.1:9/v1", temperature=i / 1000, max_tokens=100 + i)
+            models.append(chat_model(ctx))
+        again = chat_model(Context(base_url="http://127.0.0.1:9/v1", temperature=0.0, max_tokens=100))
+        assert again is not models[0]  # the first was evicted long ago
+        newest = Context(base_url="http://127.0.0.1:9/v1", temperature=(len(models) - 1) / 1000,
+                         max_tokens=100 + len(models) - 1)  # fmt: skip
+        assert chat_model(newest) is models[-1]  # a recent one is reused
+        return models
+
+    models = asyncio.run(many())
+    assert len(_common._models) == _common._MAX_MODELS
+    clients = {id(m.http_async_client) for m in models}  # type: ignore[attr-defined]
+    assert len(clients) == 1
