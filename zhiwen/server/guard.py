@@ -6,6 +6,7 @@ response has really finished, and oversized bodies are refused while they are re
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import math
@@ -19,7 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zhiwen.server.errors import error_body
 from zhiwen.server.settings import ServerSettings
 
-__all__ = ["OPEN_PATHS", "Guard"]
+__all__ = ["OPEN_PATHS", "OWNER", "Guard"]
+
+OWNER = "zhiwen_owner"
+"""The request-state entry naming the API key a request came with (empty when the server is open)."""
 
 OPEN_PATHS = ("/health", "/live", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
 
@@ -96,6 +100,12 @@ class Guard:
                 match = f"key{i}"
         return match
 
+    @staticmethod
+    def _owner(scope: Scope) -> str:
+        """Whose threads a request may see: a digest of its key (stable when keys are added or reordered)."""
+        auth = dict(scope.get("headers") or []).get(b"authorization", b"")
+        return "k" + hashlib.sha256(auth[7:].strip()).hexdigest()[:16]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -109,6 +119,7 @@ class Guard:
             await self._reply(send, 401, "missing or invalid API key (send Authorization: Bearer <key>)",
                               {"WWW-Authenticate": "Bearer"})  # fmt: skip
             return
+        scope.setdefault("state", {})[OWNER] = self._owner(scope) if self.keys else ""
         wait = self.limits.take(key)
         if wait > 0:
             await self._reply(send, 429, "rate or concurrency limit reached; retry later",

@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import Request
 from langgraph.graph.state import CompiledStateGraph
 
+from zhiwen.server.guard import OWNER
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.pump import TurnPump
 from zhiwen.server.settings import ServerSettings
 
-__all__ = ["AppRuntime", "runtime_of"]
+__all__ = ["AppRuntime", "runtime_of", "stored_thread"]
 
 
 @dataclass
@@ -33,3 +34,13 @@ class AppRuntime:
 def runtime_of(request: Request) -> AppRuntime:
     rt: AppRuntime = request.app.state.zhiwen
     return rt
+
+
+def stored_thread(request: Request, thread_id: str) -> str:
+    """The checkpointer's id for a client's thread: with API keys, each key has threads of its own.
+
+    Another key's client that knows (or guesses) a thread id reads, deletes or continues its own thread of
+    that name, never the other one. An open server (no keys) stores the id as it is.
+    """
+    owner = str(request.scope.get("state", {}).get(OWNER, ""))
+    return f"{owner}:{thread_id}" if owner else thread_id

@@ -42,6 +42,11 @@ class ServerSettings(BaseSettings):
         default=True,
         description="Stream answer tokens as generated; false: only answers the quality gate has passed.",
     )
+    thread_from_user: bool = Field(
+        default=False,
+        description="Let a request's OpenAI `user` field select a conversation thread (one per user). Off: "
+        "chat UIs send `user` with every chat of a person, which would fold them all into one thread.",
+    )
     gc_freeze: bool = Field(
         default=True,
         description="After start-up (and the default knowledge base's opening), exclude the objects alive "

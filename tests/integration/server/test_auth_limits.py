@@ -71,6 +71,29 @@ def test_right_key_is_accepted(keyed: str, kit: type[Kit], llm: ScriptedLLM, key
     assert chat.json()["choices"][0]["message"]["content"].startswith(kit.ANSWER.rstrip("."))
 
 
+def test_each_key_has_threads_of_its_own(keyed: str, kit: type[Kit], llm: ScriptedLLM) -> None:
+    def chat(key: str, question: str) -> httpx.Response:
+        body = kit.chat_body(question, thread_id="shared-name")
+        return httpx.post(f"{keyed}/v1/chat/completions", json=body, headers=_auth(key), timeout=60)
+
+    assert chat(KEY_A, kit.QUESTION).status_code == 200
+    thread_b = httpx.get(f"{keyed}/v1/threads/shared-name", headers=_auth(KEY_B), timeout=30)
+    kit.assert_error(thread_b, 404, "no thread")  # B cannot read A's conversation
+    assert (
+        httpx.delete(f"{keyed}/v1/threads/shared-name", headers=_auth(KEY_B), timeout=30).status_code == 404
+    )
+    llm.enqueue(kit.Script(kit.ANSWER_2))
+    assert chat(KEY_B, kit.QUESTION_2).status_code == 200  # nor continue it: B starts its own
+
+    def history(key: str) -> list[str]:
+        resp = httpx.get(f"{keyed}/v1/threads/shared-name", headers=_auth(key), timeout=30)
+        assert resp.status_code == 200, resp.text
+        return [m["content"] for m in resp.json()["messages"] if m["role"] == "user"]
+
+    assert history(KEY_A) == [kit.QUESTION]
+    assert history(KEY_B) == [kit.QUESTION_2]
+
+
 @pytest.mark.parametrize("path", ["/health", "/live", "/metrics", "/openapi.json"])
 def test_probes_are_open(keyed: str, path: str) -> None:
     resp = httpx.get(keyed + path, timeout=30)

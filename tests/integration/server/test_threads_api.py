@@ -105,25 +105,31 @@ def test_header_and_user_select_threads(client: httpx.Client, llm: ScriptedLLM, 
     _chat(client, kit.chat_body(kit.QUESTION_2), headers={"X-Thread-Id": "from-header.1"})
     assert len(_messages(client, "from-header.1")) == 4
 
-    reply = _chat(client, kit.chat_body(user="alice"))
-    alice = reply["thread_id"]
-    assert alice.startswith("user-") and alice != "user-alice"  # hashed: any `user` string is addressable
-    assert _messages(client, alice)[0]["content"] == kit.QUESTION
-    bob = _chat(client, kit.chat_body(user="bob / 张三 with spaces"))["thread_id"]
-    assert bob != alice
-    assert len(_messages(client, alice)) == 2 and len(_messages(client, bob)) == 2
+    # The body's thread_id wins over the header.
+    _chat(client, kit.chat_body(thread_id="body-wins"), headers={"X-Thread-Id": "from-header.1"})
+    assert len(_messages(client, "body-wins")) == 2 and len(_messages(client, "from-header.1")) == 4
 
-    # The body's thread_id wins over the header, which wins over user.
-    _chat(
-        client, kit.chat_body(thread_id="body-wins", user="alice"), headers={"X-Thread-Id": "from-header.1"}
-    )
-    assert len(_messages(client, "body-wins")) == 2
-    assert len(_messages(client, "from-header.1")) == 4 and len(_messages(client, alice)) == 2
-
-    # Without any of them the request is stateless: nothing is stored under its completion id.
-    stateless = _chat(client, kit.chat_body())
+    # Without either the request is stateless: nothing is stored under its completion id, and by default
+    # `user` (which chat UIs send with every chat of a person) does not pick a thread.
+    stateless = _chat(client, kit.chat_body(user="alice"))
     assert stateless["thread_id"] is None
     assert client.get(f"/v1/threads/{stateless['id']}").status_code == 404
+
+
+def test_user_selects_a_thread_when_the_server_says_so(env: Env, llm: ScriptedLLM, kit: type[Kit]) -> None:
+    settings = kit.open_settings(thread_from_user=True)
+    with (
+        kit.serve(create_app(settings, start_model=False)) as url,
+        httpx.Client(base_url=url, timeout=60) as c,
+    ):
+        alice = _chat(c, kit.chat_body(user="alice"))["thread_id"]
+        assert alice.startswith("user-") and alice != "user-alice"  # hashed: any `user` string is addressable
+        assert _messages(c, alice)[0]["content"] == kit.QUESTION
+        bob = _chat(c, kit.chat_body(user="bob / 张三 with spaces"))["thread_id"]
+        assert bob != alice
+        assert len(_messages(c, alice)) == 2 and len(_messages(c, bob)) == 2
+        _chat(c, kit.chat_body(thread_id="body-wins-2", user="alice"), headers={"X-Thread-Id": "h.2"})
+        assert len(_messages(c, "body-wins-2")) == 2 and len(_messages(c, alice)) == 2  # thread_id wins
 
 
 def test_threads_survive_a_restart(env: Env, llm: ScriptedLLM, kit: type[Kit]) -> None:

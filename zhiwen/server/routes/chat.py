@@ -23,7 +23,7 @@ from zhiwen.memory.registry import open_kb
 from zhiwen.server.chat_stream import ChatFrames, fill_usage
 from zhiwen.server.errors import APIError, error_body
 from zhiwen.server.pump import TurnPump
-from zhiwen.server.runtime import AppRuntime, runtime_of
+from zhiwen.server.runtime import AppRuntime, runtime_of, stored_thread
 from zhiwen.server.schemas import ChatRequest, model_card
 from zhiwen.settings import get_settings
 from zhiwen.tools.llm_server import resolve_endpoint
@@ -90,7 +90,7 @@ def _to_messages(body: ChatRequest, threaded: bool, limit: int) -> list[BaseMess
     return out
 
 
-def _thread(body: ChatRequest, header: str | None) -> str | None:
+def _thread(body: ChatRequest, header: str | None, from_user: bool) -> str | None:
     if body.thread_id:
         return body.thread_id
     if header:
@@ -99,8 +99,12 @@ def _thread(body: ChatRequest, header: str | None) -> str | None:
                 400, "X-Thread-Id must be 1-128 ASCII letters, digits, '.', '_', ':' or '-'", "thread_id"
             )
         return header
-    # Any string may be an OpenAI `user`; hash it into a thread id the threads API can address.
-    return "user-" + hashlib.sha256(body.user.encode()).hexdigest()[:32] if body.user else None
+    # Chat UIs send `user` with every chat of a person, and the whole history with it: only when asked
+    # (ZHIWEN_THREAD_FROM_USER) does it pick a thread. Any string may be a `user`; hashed, the threads
+    # API can address it.
+    if not (from_user and body.user):
+        return None
+    return "user-" + hashlib.sha256(body.user.encode()).hexdigest()[:32]
 
 
 def _extras(state: dict[str, Any], thread: str | None) -> dict[str, Any]:
@@ -121,11 +125,12 @@ async def chat_completions(
 ) -> JSONResponse | EventSourceResponse:
     rt = runtime_of(request)
     kb = await asyncio.to_thread(_kb_for, body.model, rt)  # a first open reads the store from disk
-    thread = _thread(body, x_thread_id)
+    thread = _thread(body, x_thread_id, rt.settings.thread_from_user)
+    stored = stored_thread(request, thread) if thread is not None else None
     messages = _to_messages(body, thread is not None, rt.settings.max_message_chars)
     await _reach_model()
     # No await from this check to the registration of the turn below, so no second turn slips between.
-    if thread is not None and thread in rt.turns and not rt.turns[thread].task.done():
+    if stored is not None and stored in rt.turns and not rt.turns[stored].task.done():
         # Two turns forked from one checkpoint: the one that ends last would drop the other's messages.
         raise APIError(
             409, f"thread {thread!r} has a turn running; send the next message after it ends",
@@ -138,11 +143,11 @@ async def chat_completions(
     if body.max_completion_tokens or body.max_tokens:
         ctx.max_tokens = body.max_completion_tokens or body.max_tokens or ctx.max_tokens
     graph = rt.threaded if thread else rt.stateless
-    pump = TurnPump(stream_turn(graph, messages, ctx, thread))
-    if thread is not None:
+    pump = TurnPump(stream_turn(graph, messages, ctx, stored))
+    if stored is not None:
         for done_thread in [t for t, p in rt.turns.items() if p.task.done()]:
             del rt.turns[done_thread]
-        rt.turns[thread] = pump
+        rt.turns[stored] = pump
     prompt_text = " ".join(m.text() for m in body.messages)
     started = time.perf_counter()
     first = asyncio.ensure_future(pump.next())

@@ -10,7 +10,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from zhiwen.server.errors import APIError
-from zhiwen.server.runtime import runtime_of
+from zhiwen.server.runtime import runtime_of, stored_thread
 from zhiwen.server.schemas import ThreadIn
 from zhiwen.tools.llm import message_text
 
@@ -34,14 +34,16 @@ def _message(m: BaseMessage) -> dict[str, Any]:
 async def create_thread(request: Request, body: ThreadIn | None = None) -> dict[str, Any]:
     rt = runtime_of(request)
     thread_id = uuid.uuid4().hex
-    await rt.threaded.aupdate_state(_config(thread_id), {"messages": []}, as_node="__start__")
+    await rt.threaded.aupdate_state(
+        _config(stored_thread(request, thread_id)), {"messages": []}, as_node="__start__"
+    )
     return {"id": thread_id, "object": "thread", "kb": (body.kb if body else None), "messages": []}
 
 
 @router.get("/{thread_id}", summary="A thread's messages and last answer's sources and quality")
 async def get_thread(request: Request, thread_id: str = ThreadId) -> dict[str, Any]:
     rt = runtime_of(request)
-    snapshot = await rt.threaded.aget_state(_config(thread_id))
+    snapshot = await rt.threaded.aget_state(_config(stored_thread(request, thread_id)))
     if not snapshot.created_at:
         raise APIError(404, f"no thread {thread_id!r}", "thread_id", "thread_not_found")
     values = snapshot.values or {}
@@ -57,8 +59,8 @@ async def get_thread(request: Request, thread_id: str = ThreadId) -> dict[str, A
 @router.delete("/{thread_id}", status_code=204, summary="Delete a thread and its history")
 async def delete_thread(request: Request, thread_id: str = ThreadId) -> Response:
     rt = runtime_of(request)
-    snapshot = await rt.threaded.aget_state(_config(thread_id))
+    snapshot = await rt.threaded.aget_state(_config(stored_thread(request, thread_id)))
     if not snapshot.created_at:
         raise APIError(404, f"no thread {thread_id!r}", "thread_id", "thread_not_found")
-    await rt.checkpointer.adelete_thread(thread_id)
+    await rt.checkpointer.adelete_thread(stored_thread(request, thread_id))
     return Response(status_code=204)
