@@ -54,6 +54,7 @@ class Quality(TypedDict, total=False):
     anchored: bool | None
     think_leak: bool
     model_refused: bool
+    truncated: bool
     attempts: int
     reasons: list[str]
     sentences: list[dict[str, Any]]
@@ -76,6 +77,8 @@ class State(OutputState, total=False):
     """Working state of one turn; the private keys are reset by ``track_intent`` at each turn."""
 
     draft: str
+    draft_finish: str
+    """Why the model stopped writing the draft, as the endpoint said: "stop", "length" (max_tokens)..."""
     model_reasoning: str
     attempt: int
     strategy: str

@@ -76,6 +76,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     attempt = state.get("attempt", 0)
     lang = intent["language"]
     leak = "<think>" in draft or "</think>" in draft
+    truncated = state.get("draft_finish") == "length"  # cut at max_tokens: the answer may be unfinished
     if leak:
         draft = re.sub(r"</?think>", "", draft)
     timing = {"evaluation": 0.0}
@@ -84,6 +85,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         quality: Quality = {
             "verdict": "pass",
             "think_leak": leak,
+            "truncated": truncated,
             "attempts": attempt + 1,
             "reasons": ["small talk"],
         }
@@ -132,6 +134,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "language_ok": language_ok,
         "anchored": anchor_ok,
         "think_leak": leak,
+        "truncated": truncated,
         "model_refused": refused,
         "attempts": attempt + 1,
         "reasons": reasons,

@@ -77,6 +77,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     attempt = state.get("attempt", 0)
     texts: list[str] = []
     reasoning: list[str] = []
+    finish = ""
     try:
         async for chunk in model.astream(build_messages(state, ctx)):
             text = chunk.content if isinstance(chunk.content, str) else message_text(chunk)
@@ -85,6 +86,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 texts.append(text)
             if thought:
                 reasoning.append(str(thought))
+            finish = str(chunk.response_metadata.get("finish_reason") or finish)
             if write is not None and (text or thought or chunk.usage_metadata):
                 write(AnswerDelta(attempt, text, str(thought or ""), chunk.usage_metadata))
     # The openai SDK talks through httpx2; a stream cut mid-way raises its transport errors as they are.
@@ -92,6 +94,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         raise LLMUnavailable(f"the chat model endpoint failed: {type(exc).__name__}: {exc}") from exc
     return {
         "draft": "".join(texts).strip(),
+        "draft_finish": finish,
         "model_reasoning": "".join(reasoning),
         "timings": {"generation": time.perf_counter() - start},
     }

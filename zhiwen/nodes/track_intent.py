@@ -166,6 +166,7 @@ async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any
         "strategy": "default",
         "sources": [],
         "draft": "",
+        "draft_finish": "",
         "reasoning": "",
         "model_reasoning": "",
         "timings": {"__reset__": 0.0, "intent": time.perf_counter() - start},

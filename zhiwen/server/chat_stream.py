@@ -8,7 +8,13 @@ from typing import Any
 
 from zhiwen.tools.language import approx_tokens
 
-__all__ = ["ChatFrames", "fill_usage"]
+__all__ = ["ChatFrames", "fill_usage", "finish_reason"]
+
+
+def finish_reason(state: dict[str, Any]) -> str:
+    """OpenAI's finish_reason for a turn: "length" when the answer given was cut at max_tokens."""
+    quality = state.get("quality", {})
+    return "length" if quality.get("truncated") and quality.get("verdict") != "refuse" else "stop"
 
 
 class ChatFrames:
@@ -40,7 +46,7 @@ class ChatFrames:
         }
 
     def completion(
-        self, content: str, usage: dict[str, int], reasoning: str | None, **extra: Any
+        self, content: str, usage: dict[str, int], reasoning: str | None, finish: str = "stop", **extra: Any
     ) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if reasoning:
@@ -50,7 +56,7 @@ class ChatFrames:
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": usage,
         } | extra
 

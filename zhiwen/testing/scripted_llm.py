@@ -41,6 +41,7 @@ class Script:
     cut_after: int | None = None
     fail_times: int = 0
     retry_after: float | None = None  # sent as Retry-After with the fail_times 503s and with `status`
+    finish_reason: str = "stop"  # "length": the answer was cut at max_tokens
     _failed: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +151,7 @@ async def _stream(
         if cut:
             finished = True
             return
-        yield chunk({}, "stop")
+        yield chunk({}, script.finish_reason)
         if (body.get("stream_options") or {}).get("include_usage"):
             yield _frame({**base, "choices": [], "usage": _usage(body, len(deltas))})
         finished = True
@@ -205,7 +206,9 @@ def create_app(llm: ScriptedLLM) -> FastAPI:
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": str(body.get("model") or MODEL_ID),
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+                "choices": [
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": script.finish_reason}
+                ],
                 "usage": _usage(body, n),
             }
         )

@@ -53,6 +53,21 @@ def test_frames_then_done(client: httpx.Client, llm: ScriptedLLM, kit: type[Kit]
     assert all(f["choices"][0]["finish_reason"] is None for f in frames[:-1])
 
 
+@pytest.mark.parametrize("stream", [True, False])
+def test_an_answer_cut_at_max_tokens_finishes_with_length(
+    client: httpx.Client, llm: ScriptedLLM, kit: type[Kit], stream: bool
+) -> None:
+    llm.enqueue(kit.Script(kit.ANSWER, finish_reason="length"))
+    if stream:
+        last = _frames(_stream(client, kit.chat_body(stream=True)))[-1]
+    else:
+        resp = client.post("/v1/chat/completions", json=kit.chat_body())
+        assert resp.status_code == 200, resp.text
+        last = resp.json()
+    assert last["choices"][0]["finish_reason"] == "length"
+    assert last["quality"]["truncated"] is True and last["quality"]["verdict"] == "pass"
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3])
 def test_think_text_never_in_content(
     client: httpx.Client, llm: ScriptedLLM, kit: type[Kit], chunk_size: int

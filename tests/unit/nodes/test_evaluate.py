@@ -187,6 +187,7 @@ def test_greeting_passes_without_checks() -> None:
     assert out["quality"] == {
         "verdict": "pass",
         "think_leak": False,
+        "truncated": False,
         "attempts": 1,
         "reasons": ["small talk"],
     }
@@ -237,3 +238,9 @@ def test_an_answer_from_an_off_topic_source_is_refused_when_source_relevance_is_
     assert any("of the question's topic terms" in r for r in strict["quality"]["reasons"])
     on_topic = _run(_state("金卡信用卡的年费为每年三百元人民币。", ZH), source_relevance_threshold=0.4)
     assert on_topic["quality"]["verdict"] == "pass" and on_topic["quality"]["source_relevance"] >= 0.4
+
+
+def test_a_draft_cut_at_max_tokens_is_reported_truncated() -> None:
+    state = _state("International wire transfers take three business days.", EN, "en")
+    assert _run(state)["quality"]["truncated"] is False
+    assert _run({**state, "draft_finish": "length"})["quality"]["truncated"] is True

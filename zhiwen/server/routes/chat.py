@@ -20,7 +20,7 @@ from zhiwen.errors import EmbeddingModelMismatch, KnowledgeBaseNotFound, LLMUnav
 from zhiwen.graph.context import Context
 from zhiwen.memory.kb import list_kbs
 from zhiwen.memory.registry import open_kb
-from zhiwen.server.chat_stream import ChatFrames, fill_usage
+from zhiwen.server.chat_stream import ChatFrames, fill_usage, finish_reason
 from zhiwen.server.errors import APIError, error_body
 from zhiwen.server.pump import TurnPump
 from zhiwen.server.runtime import AppRuntime, runtime_of, stored_thread
@@ -232,7 +232,9 @@ async def _complete(
     rt.metrics.verdicts.labels(str(state.get("quality", {}).get("verdict", "none"))).inc()
     rt.metrics.requests.labels("chat", "200").inc()
     rt.metrics.latency.labels("chat").observe(time.perf_counter() - started)
-    body = ChatFrames(model).completion(answer, usage, reasoning, **_extras(state, thread))
+    body = ChatFrames(model).completion(
+        answer, usage, reasoning, finish_reason(state), **_extras(state, thread)
+    )
     return JSONResponse(body)
 
 
@@ -254,7 +256,7 @@ def _closing(
         text = ("\n\n" if streamed else "") + rest
         streamed.append(text)
         out.append(_data(frames.chunk({"content": text})))
-    out.append(_data(frames.chunk({}, "stop", **_extras(state, thread))))
+    out.append(_data(frames.chunk({}, finish_reason(state), **_extras(state, thread))))
     if body.stream_options and body.stream_options.include_usage:
         usage = fill_usage(event.usage, prompt_text, "".join(streamed))
         out.append(_data(frames.usage_chunk(usage)))
