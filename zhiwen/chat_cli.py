@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
 import sys
 import uuid
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
+from rich.markup import escape
 
+from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
 from zhiwen.graph.context import Context
 from zhiwen.memory.checkpointer import open_checkpointer
@@ -90,7 +95,7 @@ async def chat_loop(ctx: Context, thread_id: str | None, console: Console) -> No
     thread = thread_id or uuid.uuid4().hex
     console.print(
         f"[bold]知问 zhiwen[/] · knowledge base [cyan]{kb.name}[/] ({kb.stats()['documents']} documents) · "
-        f"thread {thread[:8]}\nAsk in Chinese or English. /new starts over, /quit or Ctrl-D leaves.",
+        f"thread {thread[:8]}\nAsk in Chinese or English. Ctrl-C stops an answer; /new starts over; /quit or Ctrl-D leaves.",
         highlight=False,
     )
     async with open_checkpointer() as saver:
@@ -107,4 +112,29 @@ async def chat_loop(ctx: Context, thread_id: str | None, console: Console) -> No
                 thread = uuid.uuid4().hex
                 console.print(f"[dim]new thread {thread[:8]}[/]")
                 continue
-            await _show_turn(graph, question, ctx, thread, console)
+            await _turn_in_chat(graph, question, ctx, thread, console)
+
+
+async def _turn_in_chat(
+    graph: CompiledStateGraph[Any, Any, Any, Any], question: str, ctx: Context, thread: str, console: Console
+) -> None:
+    """One chat turn that Ctrl-C stops (Ctrl-C at the prompt still leaves) and whose failure is reported
+    without ending the conversation, which stays in the checkpointer either way."""
+    turn = asyncio.ensure_future(_show_turn(graph, question, ctx, thread, console))
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on this platform
+        loop.add_signal_handler(signal.SIGINT, turn.cancel)
+    try:
+        await turn
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the chat itself is being cancelled, not just this turn
+        console.print("\n[dim](stopped)[/]")
+    except ZhiwenError as exc:
+        console.print(f"\n[red]error:[/] {escape(str(exc))}", highlight=False)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(
+                signal.SIGINT
+            )  # back to KeyboardInterrupt: Ctrl-C at the prompt leaves

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,3 +153,41 @@ def test_ask_with_the_endpoint_down_is_a_one_line_error(env: dict[str, str], tmp
     proc = _run(down, "ask", QUESTION, "--kb", KB)
     assert proc.returncode != 0
     assert proc.stderr.strip().startswith("zhiwen: error: ") and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_chat_goes_on_after_an_endpoint_error(env: dict[str, str], llm: ScriptedLLM) -> None:
+    llm.enqueue(*(Script("never sent", status=500) for _ in range(3)), Script(ANSWER))  # a call + 2 retries
+    proc = _run(env, "chat", "--kb", KB, stdin=f"{QUESTION}\n{QUESTION}\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "error:" in proc.stdout and "chat model endpoint failed" in proc.stdout, proc.stdout
+    assert proc.stdout.index("error:") < proc.stdout.index("three business days")  # the next turn answered
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_ctrl_c_stops_the_answer_and_the_chat_goes_on(env: dict[str, str], llm: ScriptedLLM) -> None:
+    words = [f"w{i} " for i in range(60)]
+    cancelled_before = llm.cancelled
+    llm.enqueue(Script("".join(words), chunks=words, token_delay=0.2), Script(ANSWER))  # the first takes 12 s
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "zhiwen.cli", "chat", "--kb", KB], env={**env, "PYTHONUNBUFFERED": "1"},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert chat.stdin is not None and chat.stdout is not None
+    try:
+        chat.stdin.write(f"{QUESTION}\n")
+        chat.stdin.flush()
+        seen = ""
+        while "w2" not in seen:  # the answer is being written
+            char = chat.stdout.read(1)
+            assert char, f"chat ended early: {seen!r} {chat.stderr.read() if chat.stderr else ''}"
+            seen += char
+        started = time.monotonic()
+        chat.send_signal(signal.SIGINT)
+        out, err = chat.communicate(f"{QUESTION}\n/quit\n", timeout=60)
+    finally:
+        chat.kill()
+    assert chat.returncode == 0, err
+    assert "(stopped)" in out and "w59" not in seen + out, out
+    assert "three business days" in out.split("(stopped)", 1)[1]  # the next question was answered
+    assert time.monotonic() - started < 30
+    assert llm.cancelled > cancelled_before  # the stopped answer's upstream request was cancelled
