@@ -76,7 +76,8 @@ async def delete_knowledge_base(name: str = KbName) -> Response:
 @router.get("/{name}/documents", summary="Documents of a knowledge base")
 async def list_documents(name: str = KbName) -> dict[str, Any]:
     _require(name)
-    docs = service.open_kb(name).documents()
+    kb = await asyncio.to_thread(service.open_kb, name)  # a first open loads the store and BM25 index
+    docs = await asyncio.to_thread(kb.documents)
     return {
         "object": "list",
         "data": [
@@ -127,8 +128,8 @@ async def upload_documents(name: str = KbName, files: list[UploadFile] = File(..
 @router.delete("/{name}/documents/{doc_id}", status_code=204, summary="Remove a document from both indexes")
 async def delete_document(name: str = KbName, doc_id: str = Path(min_length=1, max_length=256)) -> Response:
     _require(name)
-    kb = service.open_kb(name)
-    if kb.catalog.document(doc_id) is None:
+    kb = await asyncio.to_thread(service.open_kb, name)
+    if await asyncio.to_thread(kb.catalog.document, doc_id) is None:
         raise APIError(404, f"no document {doc_id!r} in {name!r}", "doc_id", "document_not_found")
     await asyncio.to_thread(kb.delete_document, doc_id)
     return Response(status_code=204)
