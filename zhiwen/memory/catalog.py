@@ -107,10 +107,12 @@ class Catalog:
 
     def find_documents(self, ref: str) -> list[DocumentRow]:
         """Documents whose id or source equals ``ref``, or whose source is under the folder ``ref``."""
+        folder = ref.rstrip("/") + "/"
         with self._lock:
+            # An exact prefix comparison: LIKE ignores ASCII case, so /data/Policy also matched /data/policy.
             rows = self._db.execute(
-                "SELECT * FROM documents WHERE doc_id = ? OR source = ? OR source LIKE ? ESCAPE '\\'",
-                (ref, ref, ref.rstrip("/").replace("%", "\\%").replace("_", "\\_") + "/%"),
+                "SELECT * FROM documents WHERE doc_id = ? OR source = ? OR substr(source, 1, ?) = ?",
+                (ref, ref, len(folder), folder),
             ).fetchall()
         return [DocumentRow(*r) for r in rows]
 

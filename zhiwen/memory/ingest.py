@@ -71,11 +71,40 @@ def ingest_documents(
 ) -> IngestReport:
     """Add new documents, replace changed ones (same source, new content), skip unchanged ones.
 
-    ``progress(done, total)`` is called in chunk units as groups commit.
+    ``progress(done, total)`` is called in chunk units as groups commit. Holds the knowledge base's write
+    lock throughout: a second ingest into it (another process, or the server) waits for this one.
     """
     report = report or IngestReport()
-    kb.sweep_orphan_vectors()
-    todo: list[tuple[Document, list[Chunk], list[str]]] = []
+    with kb.writing():
+        kb.sweep_orphan_vectors()
+        todo = _plan(kb, docs, report)
+        total = sum(len(c) for _, c, _ in todo)
+        done = 0
+        if progress:
+            progress(0, total)
+        group: list[_Work] = []
+        for item in todo:
+            group.append(item)
+            if sum(len(c) for _, c, _ in group) >= batch_chunks:
+                done += _commit_group(kb, group, report)
+                group = []
+                if progress:
+                    progress(done, total)
+        if group:
+            done += _commit_group(kb, group, report)
+            if progress:
+                progress(done, total)
+        if todo:
+            kb.rebuild_bm25()
+    return report
+
+
+_Work = tuple[Document, list[Chunk], list[str]]  # a document, its new chunks, the ids of its old chunks
+
+
+def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list[_Work]:
+    """The documents to write (new or changed), chunked; unchanged, duplicate and empty ones are counted."""
+    todo: list[_Work] = []
     seen: set[str] = set()
     for doc in docs:
         if doc.id in seen:
@@ -92,30 +121,10 @@ def ingest_documents(
             report.skipped.append(f"{doc.source}: empty (no text to index)")
             continue
         todo.append((doc, chunks, old_chunks))
-    total = sum(len(c) for _, c, _ in todo)
-    done = 0
-    if progress:
-        progress(0, total)
-    group: list[tuple[Document, list[Chunk], list[str]]] = []
-    for item in todo:
-        group.append(item)
-        if sum(len(c) for _, c, _ in group) >= batch_chunks:
-            done += _commit_group(kb, group, report)
-            group = []
-            if progress:
-                progress(done, total)
-    if group:
-        done += _commit_group(kb, group, report)
-        if progress:
-            progress(done, total)
-    if todo:
-        kb.rebuild_bm25()
-    return report
+    return todo
 
 
-def _commit_group(
-    kb: KnowledgeBase, group: list[tuple[Document, list[Chunk], list[str]]], report: IngestReport
-) -> int:
+def _commit_group(kb: KnowledgeBase, group: list[_Work], report: IngestReport) -> int:
     chunks = [c for _, cs, _ in group for c in cs]
     vectors = kb.embedder.embed_passages([c.text for c in chunks])
     kb.vectors.upsert([c.id for c in chunks], np.asarray(vectors), [c.doc_id for c in chunks])

@@ -9,12 +9,13 @@ ingest). The BM25 index records the catalog generation it was built from and is 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,6 +128,22 @@ class KnowledgeBase:
         self.vectors.close()
         self.catalog.close()
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the knowledge base's write lock (a file lock, so it holds across processes and threads).
+
+        Ingests, deletes and the orphan-vector sweep take it: the sweep deletes vectors whose chunks are
+        not in the catalog, and another writer's vectors are in Chroma before its catalog commit, so a
+        sweep running beside an ingest deleted vectors that were about to be used. Writers wait for
+        each other; searches never take it.
+        """
+        with open(self.path / "write.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def tokens(self, text: str) -> list[str]:
         return tokenize(text, self.cjk_mode)
 
@@ -179,15 +196,19 @@ class KnowledgeBase:
         if not found:
             raise ZhiwenError(f"no document {ref!r} in knowledge base {self.name!r}")
         chunk_ids = [cid for d in found for cid in self.catalog.chunk_ids_of(d.doc_id)]
-        with self.catalog.transaction() as db:
-            for d in found:
-                Catalog.remove_document(db, d.doc_id)
-        self.vectors.delete(chunk_ids)
+        with self.writing():
+            with self.catalog.transaction() as db:
+                for d in found:
+                    Catalog.remove_document(db, d.doc_id)
+            self.vectors.delete(chunk_ids)
         self.bm25()
         return found
 
     def sweep_orphan_vectors(self) -> int:
-        """Delete vectors whose chunk is not in the catalog (left by an interrupted ingest)."""
+        """Delete vectors whose chunk is not in the catalog (left by an interrupted ingest).
+
+        Call it only under ``writing()``: outside it, another writer's fresh vectors look orphaned.
+        """
         orphans = list(self.vectors.all_ids() - self.catalog.all_chunk_ids())
         if orphans:
             self.vectors.delete(orphans)

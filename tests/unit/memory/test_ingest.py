@@ -135,6 +135,20 @@ def test_delete_by_folder_and_by_id(kb: KnowledgeBase, folder: Path) -> None:
     assert len(kb.documents()) == 1, "an empty reference deletes nothing"
 
 
+def test_deleting_a_folder_spares_folders_that_differ_in_case_or_wildcards(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    write_files(tmp_path / "Policy", {"a.txt": "Upper-case folder: the gold card fee is 300 yuan."})
+    write_files(tmp_path / "policy", {"b.txt": "Lower-case folder: wire transfers take three days."})
+    write_files(tmp_path / "p_licy", {"c.txt": "Underscore folder: mortgages last thirty years."})
+    ingest_paths(kb, [tmp_path / "Policy", tmp_path / "policy", tmp_path / "p_licy"])
+    removed = kb.delete_document(str(tmp_path / "Policy"))
+    assert [Path(d.source).name for d in removed] == ["a.txt"]
+    assert sorted(Path(d.source).name for d in kb.documents()) == ["b.txt", "c.txt"]
+    assert [Path(d.source).name for d in kb.delete_document(str(tmp_path / "p_licy"))] == ["c.txt"]
+    assert_consistent(kb)
+
+
 def test_bad_files_are_reported_and_the_rest_ingested(kb: KnowledgeBase, folder: Path) -> None:
     (folder / "binary.txt").write_bytes(b"\x00\x01\x02 binary")
     (folder / "empty.md").write_text("", encoding="utf-8")
@@ -204,6 +218,31 @@ def test_orphan_vectors_are_never_returned_and_swept(
     assert report.unchanged == 4
     assert not set(orphans) & kb.vectors.all_ids()
     assert_consistent(kb)
+
+
+def test_a_second_writer_waits_and_cannot_sweep_the_first_ones_vectors(
+    tmp_path: Path, folder: Path, fake_embedder: HashEmbedder
+) -> None:
+    """Writer 1 has vectors in Chroma not yet in its catalog; writer 2's ingest must not sweep them."""
+    first = KnowledgeBase.open(tmp_path / "kbs", "test", fake_embedder, create=True)
+    second = KnowledgeBase.open(tmp_path / "kbs", "test", fake_embedder)
+    pending = ["pending-1", "pending-2"]
+    try:
+        with first.writing():
+            first.vectors.upsert(pending, np.stack([fake_embedder.embed_query("x")] * 2), ["doc-1"] * 2)
+            other = threading.Thread(target=ingest_paths, args=(second, [folder / "fees.txt"]))
+            other.start()
+            other.join(1.0)
+            assert other.is_alive(), "the second ingest did not wait for the write lock"
+            assert set(pending) <= first.vectors.all_ids()
+            first.vectors.delete(pending)  # writer 1 gives up its work and releases the lock
+        other.join(30)
+        assert not other.is_alive()
+        assert [d.source for d in second.documents()] == [str(folder / "fees.txt")]
+        assert_consistent(second)
+    finally:
+        second.close()
+        first.close()
 
 
 @pytest.mark.parametrize("damage", ["delete-folder", "old-generation", "leftover-scratch"])
