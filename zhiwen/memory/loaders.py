@@ -11,6 +11,7 @@ from pathlib import Path
 
 from zhiwen.errors import UnsupportedFile
 from zhiwen.memory.documents import Document
+from zhiwen.memory.encodings import declared_html_charset, decode_text
 
 __all__ = ["SUPPORTED_SUFFIXES", "iter_paths", "load_path"]
 
@@ -30,25 +31,51 @@ def iter_paths(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def _read_text(path: Path) -> str:
+    return decode_text(path.read_bytes(), str(path))
+
+
+_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "big5": "big5hkscs",
+    "iso8859-1": "cp1252",
+}  # read as their supersets
+
+
+def _read_html(path: Path) -> str:
+    """An HTML file's text in the encoding its ``<meta charset>`` declares, else as any text file."""
     raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
-        raise UnsupportedFile(f"{path}: binary file (NUL bytes), not text")
-    for encoding in ("utf-8-sig", "gb18030"):
+    declared = declared_html_charset(raw)
+    if declared is not None and declared not in ("utf-8", "utf-16", "utf-32"):
         try:
-            return raw.decode(encoding)
+            return raw.decode(_SUPERSETS.get(declared, declared))
         except UnicodeDecodeError:
-            continue
-    raise UnsupportedFile(f"{path}: not UTF-8 or GB18030 text")
+            pass  # a wrong declaration: fall back to finding the encoding
+    return decode_text(raw, str(path))
+
+
+# Not the page's content: code, and the navigation, side bars and footers repeated on every page of a site.
+_NOT_CONTENT = ["script", "style", "noscript", "template", "nav", "aside", "footer"]
+_BLOCKS = ["p", "div", "section", "article", "main", "header", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
+           "td", "th", "caption", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "figure", "figcaption",
+           "title", "hr", "address", "details", "summary", "form", "fieldset", "legend", "body"]  # fmt: skip
 
 
 def _load_html(path: Path) -> Document:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(_read_text(path), "html.parser")
-    for tag in soup(["script", "style", "noscript"]):
-        tag.decompose()
+    soup = BeautifulSoup(_read_html(path), "html.parser")
     title = soup.title.get_text(strip=True) if soup.title else path.stem
-    lines = [line.strip() for line in soup.get_text("\n").splitlines()]
+    for tag in soup(_NOT_CONTENT):
+        tag.decompose()
+    # Lines break at block elements only: get_text("\n") broke one at every tag, so a sentence with a
+    # <b> or <span> in it ("安心贷的<b>年利率</b>为<span>3.65%</span>") was cut into pieces.
+    for tag in soup(_BLOCKS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    for br in soup("br"):
+        br.replace_with("\n")
+    lines = [" ".join(line.split()) for line in soup.get_text().splitlines()]
     return Document(source=str(path), text="\n".join(line for line in lines if line), title=title)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import random
@@ -68,8 +69,57 @@ def test_txt_gb18030(tmp_path: Path) -> None:
 def test_text_in_no_known_encoding_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "latin.txt"
     path.write_bytes(b"caf\xe9 \xff\xfe\xff")
-    with pytest.raises(UnsupportedFile, match=r"latin\.txt: not UTF-8 or GB18030"):
+    with pytest.raises(UnsupportedFile, match=r"latin\.txt: not UTF-8, and neither GB18030, Big5 nor"):
         load_path(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("信用卡年费为三百元，首年免年费。Gold card 300 元。", "gb18030"),
+        ("年费", "gbk"),  # too short for a statistical guesser
+        ("镕基与喆、堃、玥一起办理了业务，手续费为五元。", "gbk"),  # characters beyond the common ones
+        ("中華民國銀行存款利率為每年百分之一點五。", "big5"),  # read as GB18030 it was い地チ瓣蝗︽…
+        ("香港滙豐銀行的匯款手續費為港幣一百元，處理時間為兩個工作天。", "big5hkscs"),
+        ("年費", "big5"),
+        (
+            "\u201cHello\u201d world caf\u00e9s \u2014 5 \u20ac per month, na\u00efve r\u00e9sum\u00e9",
+            "cp1252",
+        ),
+        ("Les frais de virement à l'étranger sont de 15 € et le délai est de trois jours ouvrés.", "cp1252"),
+        ("Unicode text from Notepad: 年费 300 元", "utf-16"),  # with its byte-order mark
+        ("Unicode text from Notepad: 年费 300 元", "utf-16-be"),
+        ("UTF-32: 年费 300 元", "utf-32"),
+    ],
+)
+def test_legacy_and_unicode_encodings_are_read_right(tmp_path: Path, text: str, encoding: str) -> None:
+    path = tmp_path / "legacy.txt"
+    raw = text.encode(encoding)
+    path.write_bytes(codecs.BOM_UTF16_BE + raw if encoding == "utf-16-be" else raw)
+    (doc,) = load_path(path)
+    assert doc.text == text
+
+
+def test_bytes_no_encoding_reads_cleanly_are_refused_not_indexed_garbled(tmp_path: Path) -> None:
+    path = tmp_path / "random.txt"
+    path.write_bytes(bytes(range(0x81, 0xFF)) * 4)  # every legacy codec decodes some of it, none cleanly
+    with pytest.raises(UnsupportedFile, match=r"random\.txt: .*save it as UTF-8"):
+        load_path(path)
+
+
+@pytest.mark.parametrize(
+    ("declared", "encoding"),
+    [("gb2312", "gb18030"), ("GBK", "gb18030"), ("big5", "big5hkscs"), ("utf-8", "big5")],
+)
+def test_html_meta_charset_is_honoured_and_a_wrong_one_survived(
+    tmp_path: Path, declared: str, encoding: str
+) -> None:
+    body = "金卡年費為三百元。" if encoding == "big5hkscs" or encoding == "big5" else "镕金卡年费为三百元。"
+    html = f'<html><head><meta charset="{declared}"><title>t</title></head><body><p>{body}</p></body></html>'
+    path = tmp_path / "page.html"
+    path.write_bytes(html.encode(encoding))
+    (doc,) = load_path(path)
+    assert body in doc.text
 
 
 def test_markdown_title(tmp_path: Path) -> None:
@@ -94,6 +144,25 @@ def test_html_drops_script_and_style(tmp_path: Path) -> None:
     assert doc.title == "转账说明"
     assert "Wire transfers" in doc.text and "境外汇款三个工作日到账。" in doc.text
     for gone in ("secret", "color:red", "enable js"):
+        assert gone not in doc.text
+
+
+def test_html_keeps_sentences_whole_and_drops_site_navigation(tmp_path: Path) -> None:
+    path = tmp_path / "loan.html"
+    path.write_text(
+        "<html><head><title>安心贷</title></head><body><nav><a href='/'>首页</a> | <a href='/cards'>信用卡</a></nav>"
+        "<main><h1>安心贷</h1><p>安心贷的<b>年利率</b>为<span>3.65%</span>，期限最长<em>五年</em>。</p>"
+        "<ul><li>Fee: <strong>none</strong> for early repayment</li><li>Term: up to 5 years</li></ul>"
+        "<p>First line<br>second line</p></main><aside>热门产品：金卡</aside>"
+        "<footer>© 2026 某银行 版权所有</footer></body></html>",
+        encoding="utf-8",
+    )
+    (doc,) = load_path(path)
+    lines = doc.text.splitlines()
+    assert "安心贷的年利率为3.65%，期限最长五年。" in lines
+    assert "Fee: none for early repayment" in lines and "Term: up to 5 years" in lines
+    assert "First line" in lines and "second line" in lines
+    for gone in ("首页", "热门产品", "版权所有"):
         assert gone not in doc.text
 
 
