@@ -8,6 +8,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import httpx
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
@@ -87,7 +88,9 @@ def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = Tru
         model = _models.get(key)
         if model is None:
             if endpoint.base_url not in _clients:
-                _clients[endpoint.base_url] = openai.DefaultAsyncHttpxClient()
+                # The embedded server is on this machine: never through an HTTP_PROXY from the environment.
+                local = httpx.URL(endpoint.base_url).host in ("127.0.0.1", "localhost", "::1")
+                _clients[endpoint.base_url] = openai.DefaultAsyncHttpxClient(trust_env=not local)
             model = make_chat_model(
                 endpoint,
                 tokens,

@@ -44,9 +44,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Looked up in the parent: loading a library between fork and exec, in a child of a threaded process
+# (the server), can deadlock on a lock another thread held at the fork.
+_prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _prctl is not None:
+        _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class LocalLLMServer:
@@ -100,7 +105,8 @@ class LocalLLMServer:
                     f"the embedded model server exited at start-up; see {self.log_path}:\n{self._log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=1.0).status_code == 200:
+                # trust_env off: a corporate HTTP_PROXY without NO_PROXY would route 127.0.0.1 to the proxy.
+                if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
                     return
             time.sleep(0.1)
         self.stop()

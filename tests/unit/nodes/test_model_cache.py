@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from zhiwen.graph.context import Context
 from zhiwen.nodes import _common
 from zhiwen.nodes._common import chat_model
+from zhiwen.testing.scripted_llm import Script, ScriptedLLM, ScriptedLLMServer
 
 
 def test_models_are_bounded_and_share_one_http_client_per_endpoint() -> None:
@@ -26,3 +29,20 @@ def test_models_are_bounded_and_share_one_http_client_per_endpoint() -> None:
     assert len(_common._models) == _common._MAX_MODELS
     clients = {id(m.http_async_client) for m in models}  # type: ignore[attr-defined]
     assert len(clients) == 1
+
+
+def test_a_local_endpoint_is_reached_directly_despite_an_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    with ScriptedLLMServer(ScriptedLLM(default=Script("pong"))) as server:
+        for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(var, "http://127.0.0.1:9")  # a proxy nobody answers on
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+
+        async def ask() -> tuple[str, int]:
+            model = chat_model(Context(base_url=server.base_url), filtered=False)
+            answer = str((await model.ainvoke("ping")).content)
+            # The SDK's own client too (non-streamed and structured calls go through it).
+            models = await model.http_async_client.get(f"{server.base_url}/models")  # type: ignore[attr-defined]
+            return answer, models.status_code
+
+        assert asyncio.run(ask()) == ("pong", 200)

@@ -31,7 +31,7 @@ async def _model_answers() -> tuple[bool, str]:
             if not servers:
                 return False, "embedded model server not started yet"
             endpoint = servers[0].endpoint
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        async with httpx.AsyncClient(timeout=2.0, trust_env=bool(settings.llm_base_url)) as client:
             resp = await client.get(
                 f"{endpoint.base_url}/models", headers={"Authorization": f"Bearer {endpoint.api_key}"}
             )
