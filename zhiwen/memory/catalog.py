@@ -116,6 +116,14 @@ class Catalog:
             ).fetchall()
         return [DocumentRow(*r) for r in rows]
 
+    def relative_documents(self) -> list[DocumentRow]:
+        """Documents stored under a relative path (ingested before paths were made absolute)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM documents WHERE substr(source, 1, 1) != '/' AND instr(source, '://') = 0"
+            ).fetchall()
+        return [DocumentRow(*r) for r in rows]
+
     def chunk_ids_of(self, doc_id: str) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]

@@ -6,6 +6,7 @@ are in Chroma: killing an ingest at any moment leaves every document either full
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,14 +79,14 @@ def ingest_documents(
     with kb.writing():
         kb.sweep_orphan_vectors()
         todo = _plan(kb, docs, report)
-        total = sum(len(c) for _, c, _ in todo)
+        total = sum(len(w.chunks) for w in todo)
         done = 0
         if progress:
             progress(0, total)
         group: list[_Work] = []
         for item in todo:
             group.append(item)
-            if sum(len(c) for _, c, _ in group) >= batch_chunks:
+            if sum(len(w.chunks) for w in group) >= batch_chunks:
                 done += _commit_group(kb, group, report)
                 group = []
                 if progress:
@@ -99,13 +100,20 @@ def ingest_documents(
     return report
 
 
-_Work = tuple[Document, list[Chunk], list[str]]  # a document, its new chunks, the ids of its old chunks
+@dataclass
+class _Work:
+    doc: Document
+    chunks: list[Chunk]
+    old_chunks: list[str]  # the ids of the chunks the document had
+    replaces: str = ""  # the id of an older record of it stored under another spelling of its path
 
 
 def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list[_Work]:
     """The documents to write (new or changed), chunked; unchanged, duplicate and empty ones are counted."""
     todo: list[_Work] = []
     seen: set[str] = set()
+    # Stored under a relative path by an older version: the same file, now known by its absolute path.
+    legacy = {os.path.abspath(row.source): row for row in kb.catalog.relative_documents()}
     for doc in docs:
         if doc.id in seen:
             report.skipped.append(f"{doc.source}: duplicate document id {doc.id!r} in this batch")
@@ -115,27 +123,31 @@ def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list
         if old is not None and old.sha256 == doc.sha256:
             report.unchanged += 1
             continue
-        old_chunks = kb.catalog.chunk_ids_of(doc.id) if old is not None else []
+        moved = legacy.get(doc.source) if old is None else None
+        old_id = old.doc_id if old is not None else moved.doc_id if moved is not None else ""
         chunks = chunk_document(doc)
         if not chunks:
             report.skipped.append(f"{doc.source}: empty (no text to index)")
             continue
-        todo.append((doc, chunks, old_chunks))
+        old_chunks = kb.catalog.chunk_ids_of(old_id) if old_id else []
+        todo.append(_Work(doc, chunks, old_chunks, moved.doc_id if moved is not None else ""))
     return todo
 
 
 def _commit_group(kb: KnowledgeBase, group: list[_Work], report: IngestReport) -> int:
-    chunks = [c for _, cs, _ in group for c in cs]
+    chunks = [c for w in group for c in w.chunks]
     vectors = kb.embedder.embed_passages([c.text for c in chunks])
     kb.vectors.upsert([c.id for c in chunks], np.asarray(vectors), [c.doc_id for c in chunks])
     stale: list[str] = []
     with kb.catalog.transaction() as db:
-        for doc, cs, old in group:
-            Catalog.put_document(db, doc, cs, [kb.tokens(c.text) for c in cs])
-            if old:
+        for w in group:
+            if w.replaces:
+                Catalog.remove_document(db, w.replaces)
+            Catalog.put_document(db, w.doc, w.chunks, [kb.tokens(c.text) for c in w.chunks])
+            if w.old_chunks:
                 report.replaced += 1
-                new_ids = {c.id for c in cs}
-                stale.extend(cid for cid in old if cid not in new_ids)
+                new_ids = {c.id for c in w.chunks}
+                stale.extend(cid for cid in w.old_chunks if cid not in new_ids)
             else:
                 report.added += 1
     if stale:

@@ -193,6 +193,8 @@ class KnowledgeBase:
             # "" or "/" would match every document as a folder prefix: never delete all by accident.
             raise ZhiwenError(f"no document {ref!r}: name a document id, source path or folder")
         found = self.catalog.find_documents(ref)
+        if not found and not os.path.isabs(ref):  # a path typed relative to here; sources are absolute
+            found = self.catalog.find_documents(os.path.abspath(ref))
         if not found:
             raise ZhiwenError(f"no document {ref!r} in knowledge base {self.name!r}")
         chunk_ids = [cid for d in found for cid in self.catalog.chunk_ids_of(d.doc_id)]

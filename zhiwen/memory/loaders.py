@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -19,8 +20,13 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jso
 
 
 def iter_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files named directly, and every file under named folders (sorted, hidden files skipped)."""
-    for path in paths:
+    """Files named directly, and every file under named folders (sorted, hidden files skipped).
+
+    Paths are made absolute (``..`` folded, symlinks kept): a document is known by its path, and
+    ``docs/a.md``, ``./docs/a.md`` and ``/data/docs/a.md`` typed on different days are one document.
+    """
+    for typed in paths:
+        path = Path(os.path.abspath(typed))
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)

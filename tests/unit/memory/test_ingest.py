@@ -13,7 +13,8 @@ import pytest
 from fakes import HashEmbedder
 
 from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
-from zhiwen.memory.ingest import ingest_paths
+from zhiwen.memory.documents import Document
+from zhiwen.memory.ingest import ingest_documents, ingest_paths
 from zhiwen.memory.kb import KnowledgeBase, delete_kb, kb_dir, list_kbs
 
 FILES = {
@@ -146,6 +147,36 @@ def test_deleting_a_folder_spares_folders_that_differ_in_case_or_wildcards(
     assert [Path(d.source).name for d in removed] == ["a.txt"]
     assert sorted(Path(d.source).name for d in kb.documents()) == ["b.txt", "c.txt"]
     assert [Path(d.source).name for d in kb.delete_document(str(tmp_path / "p_licy"))] == ["c.txt"]
+    assert_consistent(kb)
+
+
+def test_a_file_is_one_document_however_its_path_is_typed(
+    kb: KnowledgeBase, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(folder.parent)
+    assert ingest_paths(kb, [Path("docs")]).added == 4
+    assert ingest_paths(kb, [Path("./docs/../docs/")]).unchanged == 4
+    assert ingest_paths(kb, [folder]).unchanged == 4
+    monkeypatch.chdir(folder)
+    assert ingest_paths(kb, [Path("fees.txt")]).unchanged == 1
+    assert len(kb.documents()) == 4 and all(Path(d.source).is_absolute() for d in kb.documents())
+    assert [d.source for d in kb.delete_document("fees.txt")] == [str(folder / "fees.txt")]
+    monkeypatch.chdir(folder.parent)
+    assert sorted(Path(d.source).name for d in kb.delete_document("docs/sub")) == [
+        "branch.html",
+        "mortgage.txt",
+    ]
+
+
+def test_a_document_stored_under_a_relative_path_is_taken_over_not_duplicated(
+    kb: KnowledgeBase, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(folder.parent)
+    text = (folder / "fees.txt").read_text(encoding="utf-8")
+    ingest_documents(kb, [Document(source="docs/fees.txt", text=text)])  # as an older version stored it
+    report = ingest_paths(kb, [folder / "fees.txt"])
+    assert (report.added, report.replaced) == (0, 1)
+    assert [d.source for d in kb.documents()] == [str(folder / "fees.txt")]
     assert_consistent(kb)
 
 
