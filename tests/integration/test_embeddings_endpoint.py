@@ -74,6 +74,11 @@ def test_settings_select_the_endpoint(e5_server: str) -> None:
     embedder = make_embedder(Settings(embeddings_base_url=e5_server, embeddings_prefix="input_type"))
     assert isinstance(embedder, OpenAIEmbedder)
     assert embedder.name == "openai:multilingual-e5-small"
+    # Unmarked texts give other vectors: another name, so neither the cache nor a knowledge base mixes them.
+    plain = make_embedder(Settings(embeddings_base_url=e5_server, embeddings_prefix="none"))
+    assert plain.name == "openai:multilingual-e5-small:plain"
+    assert OpenAIEmbedder(e5_server, "bge-m3", prefix="e5").name == "openai:bge-m3:roles"
+    assert OpenAIEmbedder(e5_server, "bge-m3").name == "openai:bge-m3"
     assert embedder.embed_passages(["hello"]).shape == (1, 384)
 
 

