@@ -26,7 +26,7 @@ from rich.progress import (
 from zhiwen import service
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context
-from zhiwen.memory.kb import SearchMode, delete_kb, list_kbs
+from zhiwen.memory.kb import SearchMode, list_kbs
 from zhiwen.settings import get_settings
 
 app = typer.Typer(
@@ -133,8 +133,7 @@ def kb_drop(
     """Delete a whole knowledge base."""
     if not yes and not typer.confirm(f"delete knowledge base {name!r} and all its documents?"):
         raise typer.Exit(1)
-    service.forget_kb(name)
-    delete_kb(get_settings().kb_root, name)
+    service.drop_kb(name)
     out.print(f"dropped {name}")
 
 

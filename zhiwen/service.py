@@ -7,10 +7,10 @@ from pathlib import Path
 
 from zhiwen.memory.ingest import IngestReport, Progress, ingest_paths
 from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS, Hit, SearchMode
-from zhiwen.memory.registry import close_all, forget_kb, get_embedder, open_kb
+from zhiwen.memory.registry import close_all, drop_kb, forget_kb, get_embedder, open_kb
 from zhiwen.settings import Settings
 
-__all__ = ["close_all", "forget_kb", "get_embedder", "ingest", "open_kb", "search"]
+__all__ = ["close_all", "drop_kb", "forget_kb", "get_embedder", "ingest", "open_kb", "search"]
 
 
 def ingest(

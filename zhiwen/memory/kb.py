@@ -304,4 +304,6 @@ def delete_kb(root: Path, name: str) -> None:
     path = kb_dir(root, name)
     if not (path / "kb.sqlite").exists():
         raise KnowledgeBaseNotFound(f"no knowledge base named {name!r}")
-    shutil.rmtree(path)
+    with open(path / "write.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # an ingest into it (any process) finishes first
+        shutil.rmtree(path)

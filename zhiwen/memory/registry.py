@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from zhiwen.memory.kb import KnowledgeBase
+from zhiwen.errors import KnowledgeBaseNotFound
+from zhiwen.memory.kb import KnowledgeBase, delete_kb
 from zhiwen.settings import Settings, get_settings
 from zhiwen.tools.embedding_cache import CachedEmbedder
 from zhiwen.tools.embeddings import Embedder, make_embedder
 
-__all__ = ["close_all", "forget_kb", "get_embedder", "open_kb"]
+__all__ = ["close_all", "drop_kb", "forget_kb", "get_embedder", "open_kb"]
 
 _lock = threading.RLock()
 _embedders: dict[tuple[str, ...], Embedder] = {}
 _kbs: dict[tuple[Path, str], KnowledgeBase] = {}
+_dropping: set[tuple[Path, str]] = set()
+_CLOSE_DROPPED_AFTER = 30.0  # seconds: searches that already hold a dropped knowledge base finish first
 
 
 def get_embedder(settings: Settings | None = None) -> Embedder:
@@ -35,6 +38,8 @@ def open_kb(name: str, create: bool = False, settings: Settings | None = None) -
     settings = settings or get_settings()
     key = (settings.kb_root, name)
     with _lock:
+        if key in _dropping:
+            raise KnowledgeBaseNotFound(f"knowledge base {name!r} is being deleted")
         kb = _kbs.get(key)
         if kb is None:
             kb = KnowledgeBase.open(settings.kb_root, name, get_embedder(settings), create=create)
@@ -49,6 +54,32 @@ def forget_kb(name: str, settings: Settings | None = None) -> None:
         kb = _kbs.pop((settings.kb_root, name), None)
     if kb is not None:
         kb.close()
+
+
+def drop_kb(name: str, settings: Settings | None = None) -> None:
+    """Delete a knowledge base from disk, safely beside the requests and ingests using it.
+
+    It stops being opened at once (``KnowledgeBaseNotFound``); the deletion waits for a running ingest
+    (the knowledge base's write lock); searches already holding it go on against the deleted files and
+    it is closed ``_CLOSE_DROPPED_AFTER`` seconds later. Closing it at once failed those searches, and a
+    request opening it between the close and the deletion cached a handle to deleted files.
+    """
+    settings = settings or get_settings()
+    key = (settings.kb_root, name)
+    with _lock:
+        if key in _dropping:
+            raise KnowledgeBaseNotFound(f"knowledge base {name!r} is being deleted")
+        kb = _kbs.pop(key, None)
+        _dropping.add(key)
+    try:
+        delete_kb(settings.kb_root, name)
+    finally:
+        with _lock:
+            _dropping.discard(key)
+    if kb is not None:
+        closer = threading.Timer(_CLOSE_DROPPED_AFTER, kb.close)
+        closer.daemon = True
+        closer.start()
 
 
 def close_all() -> None:

@@ -394,3 +394,30 @@ def test_service_keeps_knowledge_bases_under_zhiwen_home(zhiwen_home: Path, fold
         )
     finally:
         service.forget_kb("服务")
+
+
+def test_dropping_a_knowledge_base_in_use(
+    zhiwen_home: Path, folder: Path, fake_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhiwen.memory import registry
+
+    monkeypatch.setattr(registry, "get_embedder", lambda settings=None: fake_embedder)
+    kb = registry.open_kb("in-use", create=True)
+    ingest_paths(kb, [folder])
+    writer = KnowledgeBase.open(zhiwen_home / "kbs", "in-use", fake_embedder)
+    try:
+        with writer.writing():  # an ingest in progress, elsewhere
+            dropper = threading.Thread(target=registry.drop_kb, args=("in-use",))
+            dropper.start()
+            dropper.join(1.0)
+            assert dropper.is_alive(), "the drop did not wait for the running ingest"
+            with pytest.raises(KnowledgeBaseNotFound, match="being deleted"):
+                registry.open_kb("in-use")  # no new user while it goes
+        dropper.join(30)
+        assert not dropper.is_alive()
+    finally:
+        writer.close()
+    assert not kb_dir(zhiwen_home / "kbs", "in-use").exists()
+    assert kb.search("年费", top_k=1, mode="bm25"), "a search that already held it still finishes"
+    with pytest.raises(KnowledgeBaseNotFound, match="no knowledge base named"):
+        registry.open_kb("in-use")

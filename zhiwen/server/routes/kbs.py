@@ -16,7 +16,7 @@ from fastapi import APIRouter, File, Path, Response, UploadFile
 
 from zhiwen import service
 from zhiwen.errors import KnowledgeBaseNotFound
-from zhiwen.memory.kb import delete_kb, kb_dir, list_kbs
+from zhiwen.memory.kb import kb_dir, list_kbs
 from zhiwen.memory.loaders import SUPPORTED_SUFFIXES
 from zhiwen.server.errors import APIError
 from zhiwen.server.schemas import KnowledgeBaseIn, SearchRequest
@@ -65,9 +65,8 @@ async def create_knowledge_base(body: KnowledgeBaseIn) -> dict[str, Any]:
 @router.delete("/{name}", status_code=204, summary="Delete a knowledge base and all its documents")
 async def delete_knowledge_base(name: str = KbName) -> Response:
     _require(name)
-    service.forget_kb(name)
     try:
-        await asyncio.to_thread(delete_kb, get_settings().kb_root, name)
+        await asyncio.to_thread(service.drop_kb, name)
     except KnowledgeBaseNotFound as exc:
         raise APIError(404, str(exc), "name", "kb_not_found") from exc
     return Response(status_code=204)
