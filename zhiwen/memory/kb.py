@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,10 +300,13 @@ def list_kbs(root: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-def delete_kb(root: Path, name: str) -> None:
+def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None) -> None:
+    """Delete a knowledge base's folder once no ingest writes into it; ``before()`` runs just before."""
     path = kb_dir(root, name)
     if not (path / "kb.sqlite").exists():
         raise KnowledgeBaseNotFound(f"no knowledge base named {name!r}")
     with open(path / "write.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # an ingest into it (any process) finishes first
+        if before is not None:
+            before()
         shutil.rmtree(path)

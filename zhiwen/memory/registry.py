@@ -17,7 +17,6 @@ _lock = threading.RLock()
 _embedders: dict[tuple[str, ...], Embedder] = {}
 _kbs: dict[tuple[Path, str], KnowledgeBase] = {}
 _dropping: set[tuple[Path, str]] = set()
-_CLOSE_DROPPED_AFTER = 30.0  # seconds: searches that already hold a dropped knowledge base finish first
 
 
 def get_embedder(settings: Settings | None = None) -> Embedder:
@@ -59,10 +58,10 @@ def forget_kb(name: str, settings: Settings | None = None) -> None:
 def drop_kb(name: str, settings: Settings | None = None) -> None:
     """Delete a knowledge base from disk, safely beside the requests and ingests using it.
 
-    It stops being opened at once (``KnowledgeBaseNotFound``); the deletion waits for a running ingest
-    (the knowledge base's write lock); searches already holding it go on against the deleted files and
-    it is closed ``_CLOSE_DROPPED_AFTER`` seconds later. Closing it at once failed those searches, and a
-    request opening it between the close and the deletion cached a handle to deleted files.
+    It stops being opened at once (``KnowledgeBaseNotFound``): before, a request opening it between its
+    close and the deletion cached a handle to deleted files. The deletion waits for a running ingest (the
+    knowledge base's write lock), then closes it (which releases Chroma's per-folder system, so a new
+    knowledge base of the same name starts clean) and removes its folder.
     """
     settings = settings or get_settings()
     key = (settings.kb_root, name)
@@ -72,14 +71,10 @@ def drop_kb(name: str, settings: Settings | None = None) -> None:
         kb = _kbs.pop(key, None)
         _dropping.add(key)
     try:
-        delete_kb(settings.kb_root, name)
+        delete_kb(settings.kb_root, name, before=kb.close if kb is not None else None)
     finally:
         with _lock:
             _dropping.discard(key)
-    if kb is not None:
-        closer = threading.Timer(_CLOSE_DROPPED_AFTER, kb.close)
-        closer.daemon = True
-        closer.start()
 
 
 def close_all() -> None:

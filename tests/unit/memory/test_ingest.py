@@ -418,6 +418,5 @@ def test_dropping_a_knowledge_base_in_use(
     finally:
         writer.close()
     assert not kb_dir(zhiwen_home / "kbs", "in-use").exists()
-    assert kb.search("年费", top_k=1, mode="bm25"), "a search that already held it still finishes"
     with pytest.raises(KnowledgeBaseNotFound, match="no knowledge base named"):
         registry.open_kb("in-use")
