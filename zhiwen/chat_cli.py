@@ -59,7 +59,9 @@ async def _show_turn(
             console.print(event.text, end="", highlight=False, markup=False)
             streamed.append(event.text)
         elif event.kind == "retry":
-            console.print("\n[dim](checking the sources again…)[/]")
+            console.print()
+            console.print(event.text, style="yellow", highlight=False, markup=False)
+            console.print("[dim](checking the sources again…)[/]")
         elif event.kind == "final":
             end = closing(event.state, "".join(streamed))
             if streamed:

@@ -29,7 +29,8 @@ __all__ = ["Closing", "TurnEvent", "closing", "stream_turn"]
 
 @dataclass
 class TurnEvent:
-    """kind: token (answer text), reasoning, retry (a new attempt starts), final (the output state)."""
+    """kind: token (answer text), reasoning, retry (a new attempt starts; ``text`` is the notice, in the
+    question's language, that the draft streamed so far is withdrawn), final (the output state)."""
 
     kind: Literal["token", "reasoning", "retry", "final"]
     text: str = ""
@@ -86,8 +87,9 @@ async def stream_turn(
             if not context.stream_drafts:
                 continue
             if attempt != delta.attempt:
-                if attempt is not None:
-                    yield TurnEvent("retry", elapsed=time.perf_counter() - start)
+                if attempt is not None:  # the text is the notice that the draft shown so far is withdrawn
+                    notice = withdrawn_notice(delta.language or "en")
+                    yield TurnEvent("retry", notice, elapsed=time.perf_counter() - start)
                 attempt = delta.attempt
             if delta.reasoning:
                 yield TurnEvent("reasoning", delta.reasoning, elapsed=time.perf_counter() - start)

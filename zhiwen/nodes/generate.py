@@ -43,6 +43,7 @@ class AnswerDelta(NamedTuple):
     text: str
     reasoning: str
     usage: UsageMetadata | None
+    language: str = ""  # the question's, for what a reader is told when an attempt is withdrawn
 
 
 def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
@@ -75,6 +76,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     sink = _answer_sink()
     write = sink if sink is not None else (runtime.stream_writer if runtime is not None else None)
     attempt = state.get("attempt", 0)
+    language = state.get("intent", {}).get("language", "")
     texts: list[str] = []
     reasoning: list[str] = []
     finish = ""
@@ -88,7 +90,7 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 reasoning.append(str(thought))
             finish = str(chunk.response_metadata.get("finish_reason") or finish)
             if write is not None and (text or thought or chunk.usage_metadata):
-                write(AnswerDelta(attempt, text, str(thought or ""), chunk.usage_metadata))
+                write(AnswerDelta(attempt, text, str(thought or ""), chunk.usage_metadata, language))
     # The openai SDK talks through httpx2; a stream cut mid-way raises its transport errors as they are.
     except (openai.APIError, httpx.HTTPError, httpx2.HTTPError, ChunkStallError) as exc:
         raise LLMUnavailable(f"the chat model endpoint failed: {type(exc).__name__}: {exc}") from exc

@@ -166,6 +166,16 @@ def test_keep_alive_pings_before_first_token(env: Env, llm: ScriptedLLM, kit: ty
     assert _deltas(_frames(lines), "content") == kit.ANSWER
 
 
+def test_a_draft_the_gate_retries_is_followed_by_a_withdrawal_then_the_new_answer(
+    client: httpx.Client, llm: ScriptedLLM, kit: type[Kit]
+) -> None:
+    ungrounded = "Banks on Mars open at eight every morning."
+    llm.enqueue(kit.Script(ungrounded), kit.Script(kit.ANSWER))
+    frames = _frames(_stream(client, kit.chat_body(stream=True)))
+    assert frames[-1]["quality"]["verdict"] == "pass" and frames[-1]["quality"]["attempts"] == 2
+    assert _deltas(frames, "content") == f"{ungrounded}\n\n{withdrawn_notice('en')}\n\n{kit.ANSWER}"
+
+
 def test_stream_drafts_false_sends_only_the_checked_answer(
     client: httpx.Client, llm: ScriptedLLM, kit: type[Kit]
 ) -> None:

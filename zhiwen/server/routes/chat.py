@@ -310,9 +310,9 @@ async def _stream(
                 elif event.kind == "reasoning" and body.include_reasoning:
                     reasoning_sent = True
                     out.append(_data(frames.chunk({"reasoning_content": event.text})))
-                elif event.kind == "retry" and streamed:
-                    streamed.append("\n\n")
-                    out.append(_data(frames.chunk({"content": "\n\n"})))
+                elif event.kind == "retry" and streamed:  # the draft shown is withdrawn; the next follows
+                    streamed.append(f"\n\n{event.text}\n\n")
+                    out.append(_data(frames.chunk({"content": streamed[-1]})))
                 elif event.kind == "final":
                     out += _closing(rt, body, frames, event, streamed, thread, prompt_text, reasoning_sent)
                     finished = True
