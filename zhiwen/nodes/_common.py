@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 import openai
@@ -36,9 +37,22 @@ _override_filters_think = False
 
 
 def context_of(runtime: Runtime[Context] | None) -> Context:
-    """``runtime.context`` is None when a caller passes no context: fall back to the defaults."""
+    """The run's settings: defaults when a caller passes no context.
+
+    A parent graph embedding this one passes its own context: a dict, or an object of its own
+    ``context_schema``. Its fields that ``Context`` also has are used (``kb``, ``top_k``...); they used to be
+    ignored, so such a parent silently got the default knowledge base.
+    """
     ctx = runtime.context if runtime is not None else None
-    return ctx if isinstance(ctx, Context) else Context()
+    if isinstance(ctx, Context):
+        return ctx
+    if ctx is None:
+        return Context()
+    values = ctx if isinstance(ctx, Mapping) else {n: getattr(ctx, n) for n in _FIELDS if hasattr(ctx, n)}
+    return Context(**{n: v for n, v in values.items() if n in _FIELDS})
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Context))
 
 
 def set_model_override(model: BaseChatModel | None, filters_think: bool = False) -> None:
