@@ -17,11 +17,25 @@ __all__ = ["SentenceCheck", "add_citations", "check_sentences", "is_refusal", "r
 
 _CITE = re.compile(r"\s*\[(\d{1,3})\]")
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
+# Phrases that always mean the model declined; and phrases that mean it only when they are about the
+# sources ("资料中未提及", "the context does not mention"): alone they are ordinary statements of fact
+# ("年费不包含附属卡", "the fee does not include the supplementary card"), which were refused as refusals.
 _REFUSAL = re.compile(
-    r"(无法回答|无法从|没有找到|未找到|未提及|没有提及|不包含|没有提供|未提供|没有相关|无相关|不知道|无法确定|资料中没有|"
-    r"do(es)? not (contain|provide|mention|include|say|specify)|cannot (answer|find|determine)|"
-    r"can't (answer|find)|no (relevant )?information|not (mentioned|provided|specified|available) in|"
-    r"i don't know|unable to (answer|find))",
+    r"(无法回答|无法从|没有找到|未找到|找不到|不知道|无法确定|资料中没有|"
+    r"cannot (answer|find|determine)|can't (answer|find)|could not find|couldn't find|"
+    r"no (relevant )?information (about|on|in|regarding)|no relevant information|"
+    r"i don't know|unable to (answer|find|determine))",
+    re.IGNORECASE,
+)
+_REFUSAL_IF_ABOUT_SOURCES = re.compile(
+    r"(不包含|没有提供|未提供|未提及|没有提及|没有提到|未提到|没有相关|无相关|没有说明|未说明|"
+    r"do(es)?(n't| not) (contain|provide|mention|include|say|specify|state|cover)|"
+    r"(is|are)(n't| not) (mentioned|provided|specified|stated|available|given|included) in)",
+    re.IGNORECASE,
+)
+_SOURCES_WORD = re.compile(
+    r"(资料|文档|知识库|上下文|来源|参考|所给|提供的信息|给定|"
+    r"source|document|context|knowledge base|passage|provided information|information provided|given text)",
     re.IGNORECASE,
 )
 
@@ -95,8 +109,17 @@ def add_citations(answer: str, checks: Sequence[SentenceCheck]) -> str:
 
 
 def is_refusal(answer: str) -> bool:
-    """The model said the sources do not hold the answer."""
-    return bool(_REFUSAL.search(answer[:300]))
+    """The model said the sources do not hold the answer (not merely that something lacks something)."""
+    head = answer[:300]
+    if _REFUSAL.search(head):
+        return True
+    return any(
+        _SOURCES_WORD.search(sentence) for sentence in _sentences_with(_REFUSAL_IF_ABOUT_SOURCES, head)
+    )
+
+
+def _sentences_with(pattern: re.Pattern[str], text: str) -> list[str]:
+    return [text[a:b] for a, b in split_sentences(text) if pattern.search(text[a:b])]
 
 
 def relevance(question: str, answer: str, used_sources: Sequence[str]) -> float:

@@ -75,13 +75,30 @@ def test_add_citations_keeps_trailing_whitespace() -> None:
         "The knowledge base does not contain this information.",
         "I cannot answer that from the context.",
         "This is not mentioned in the context.",
+        "The knowledge base does not contain this information.",
+        "知识库中没有找到相关信息。",
+        "文档中未提及该卡的年费。",
+        "根据所给资料，没有提到提前还款的费用。",
+        "The sources don't mention the early repayment fee.",
+        "I could not find the answer in the documents.",
+        "Sorry, there is no relevant information in the passages.",
     ],
 )
 def test_refusals(text: str) -> None:
     assert is_refusal(text)
 
 
-@pytest.mark.parametrize("text", ["金卡信用卡的年费为每年三百元。", "The fee is 15 dollars."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "金卡信用卡的年费为每年三百元。",
+        "The fee is 15 dollars.",
+        "The annual fee does not include the supplementary card [1].",  # were refused as refusals
+        "年费不包含附属卡的费用[1]。",
+        "该产品未提供纸质对账单，只提供电子对账单。",
+        "Online banking is not available in branches outside the mainland.",
+    ],
+)
 def test_answers_are_not_refusals(text: str) -> None:
     assert not is_refusal(text)
 
