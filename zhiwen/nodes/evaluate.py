@@ -19,7 +19,14 @@ from zhiwen.graph.state import Quality, Source, State
 from zhiwen.nodes._common import chat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.tools.anchors import anchored
-from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance, source_relevance
+from zhiwen.tools.grounding import (
+    add_citations,
+    check_sentences,
+    drop_bad_citations,
+    is_refusal,
+    relevance,
+    source_relevance,
+)
 from zhiwen.tools.language import detect_language
 from zhiwen.tools.llm import message_text
 
@@ -146,7 +153,10 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     timing["evaluation"] = time.perf_counter() - start
     if ok or not ctx.quality_gate:
         quality["verdict"] = "pass" if ok else "unchecked"
-        return _final(add_citations(draft, checks), quality) | {"timings": timing}
+        shown = drop_bad_citations(draft, checks, len(sources))
+        if shown != draft:
+            checks = check_sentences(shown, texts)
+        return _final(add_citations(shown, checks), quality) | {"timings": timing}
     if attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode):
         quality["verdict"] = "retry"
         return {

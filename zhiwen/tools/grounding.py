@@ -7,13 +7,21 @@ Chinese and English; numbers are checked exactly, since an invented figure is th
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from zhiwen.memory.chunking import split_sentences
 from zhiwen.tools.tokenize import tokenize
 
-__all__ = ["SentenceCheck", "add_citations", "check_sentences", "is_refusal", "relevance", "source_relevance"]
+__all__ = [
+    "SentenceCheck",
+    "add_citations",
+    "check_sentences",
+    "drop_bad_citations",
+    "is_refusal",
+    "relevance",
+    "source_relevance",
+]
 
 _CITE = re.compile(r"\s*\[(\d{1,3})\]")
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
@@ -88,6 +96,33 @@ def check_sentences(answer: str, sources: Sequence[str], threshold: float = 0.6)
             SentenceCheck(text.strip(), start, end, best_score, best, cited, numbers_ok, tuple(scores))
         )
     return checks
+
+
+def drop_bad_citations(answer: str, checks: Sequence[SentenceCheck], n_sources: int) -> str:
+    """``answer`` without the ``[n]`` markers that name no source, or a source not supporting their sentence.
+
+    The model's own markers were shown as written, so a reader could follow "[3]" to nothing, or to a
+    passage saying something else; ``add_citations`` then attributes the sentence afresh.
+    """
+
+    def keep(check: SentenceCheck | None) -> Callable[[re.Match[str]], str]:
+        def marker(m: re.Match[str]) -> str:
+            n = int(m.group(1))
+            if not 1 <= n <= n_sources:
+                return ""
+            if check is not None and n != check.best and check.scores[n - 1] < 0.5:
+                return ""
+            return m.group(0)
+
+        return marker
+
+    out, pos = [], 0
+    for c in sorted(checks, key=lambda c: c.start):
+        out.append(_CITE.sub(keep(None), answer[pos : c.start]))
+        out.append(_CITE.sub(keep(c), answer[c.start : c.end]))
+        pos = c.end
+    out.append(_CITE.sub(keep(None), answer[pos:]))
+    return "".join(out)
 
 
 def add_citations(answer: str, checks: Sequence[SentenceCheck]) -> str:

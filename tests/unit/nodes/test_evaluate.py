@@ -244,3 +244,9 @@ def test_a_draft_cut_at_max_tokens_is_reported_truncated() -> None:
     state = _state("International wire transfers take three business days.", EN, "en")
     assert _run(state)["quality"]["truncated"] is False
     assert _run({**state, "draft_finish": "length"})["quality"]["truncated"] is True
+
+
+def test_a_passed_answer_never_shows_a_marker_naming_no_source() -> None:
+    out = _run(_state("International wire transfers take three business days [4].", EN, "en"))
+    assert out["quality"]["verdict"] == "pass" and out["quality"]["citations_valid"] is False
+    assert "[4]" not in out["answer"] and "[1]" in out["answer"]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from zhiwen.tools.grounding import add_citations, check_sentences, is_refusal, relevance, source_relevance
+from zhiwen.tools.grounding import (
+    add_citations,
+    check_sentences,
+    drop_bad_citations,
+    is_refusal,
+    relevance,
+    source_relevance,
+)
 
 SOURCES = [
     "金卡信用卡的年费为每年三百元人民币。首年免收年费。",
@@ -60,6 +67,17 @@ def test_add_citations_zh_before_final_punctuation_en_after() -> None:
 def test_add_citations_leaves_cited_and_unsupported_sentences_alone() -> None:
     answer = "The wire transfer fee is 15 dollars [2]. Mars branches open at eight every morning."
     assert add_citations(answer, check_sentences(answer, SOURCES)) == answer
+
+
+def test_markers_naming_no_source_or_a_non_supporting_one_are_dropped_then_attributed() -> None:
+    answer = "金卡信用卡的年费为每年三百元[3]。The wire transfer fee is 15 dollars [1]. See [2]."
+    checks = check_sentences(answer, SOURCES)
+    cleaned = drop_bad_citations(answer, checks, len(SOURCES))
+    assert cleaned == "金卡信用卡的年费为每年三百元。The wire transfer fee is 15 dollars. See [2]."
+    fixed = add_citations(cleaned, check_sentences(cleaned, SOURCES))
+    assert fixed == "金卡信用卡的年费为每年三百元[1]。The wire transfer fee is 15 dollars. [2] See [2]."
+    right = "The wire transfer fee is 15 dollars [2]."
+    assert drop_bad_citations(right, check_sentences(right, SOURCES), len(SOURCES)) == right
 
 
 def test_add_citations_keeps_trailing_whitespace() -> None:
