@@ -146,3 +146,37 @@ def test_source_relevance_ignores_question_words_and_needs_something_to_measure(
     assert source_relevance("What is the wire transfer fee?", ["The wire transfer fee is 15 dollars."]) == 1.0
     assert source_relevance("金卡的年费是什么？", []) is None  # no supporting source
     assert source_relevance("什么？", ["金卡信用卡的年费为每年三百元。"]) is None  # no topic terms
+
+
+CARDS = [
+    "The Gold card annual fee is 300 yuan. The first year is free.",
+    "The Platinum card annual fee is 2000 yuan and includes lounge access.",
+]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "ok"),
+    [
+        ("The Gold card annual fee is 2000 yuan.", False),  # the Platinum passage's figure
+        ("The Gold card annual fee is 300 yuan.", True),
+        ("The Platinum card annual fee is 2000 yuan.", True),
+        ("The annual fee is 300 yuan.", True),  # both passages fit the words: either may back it
+        ("The Gold card annual fee is 2000 yuan [2].", True),  # the cited passage holds it (and is checked)
+    ],
+)
+def test_a_figure_must_come_from_the_passage_its_words_match(sentence: str, ok: bool) -> None:
+    (check,) = check_sentences(sentence, CARDS)
+    assert check.numbers_ok is ok
+
+
+@pytest.mark.parametrize(
+    ("sentence", "ok"),
+    [
+        ("金卡信用卡的年费为每年三百元。", True),
+        ("金卡信用卡的年费为每年五百元。", False),
+        ("金卡年费为３００元。", True),
+    ],
+)
+def test_figures_in_chinese_numerals_and_full_width_are_checked(sentence: str, ok: bool) -> None:
+    (check,) = check_sentences(sentence, ["金卡信用卡的年费为每年300元人民币。"])
+    assert check.numbers_ok is ok
