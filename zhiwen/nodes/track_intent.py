@@ -33,15 +33,24 @@ _GREETING = re.compile(
     r"[\s!！。.?？,，~]*(zhiwen|知问)?[\s!！。.?？]*$",
     re.IGNORECASE,
 )
-_UNSAFE = re.compile(
-    r"(密码|验证码|口令|pin码|cvv|安全码|他人|别人|其他客户|其他人|某人|客户名单|客户信息|身份证号|卡号|"
-    r"password|passcode|one[- ]time code|otp|\bpin\b|cvv|security code|other customers?|someone else'?s|"
-    r"another customer|customer list|social security|id number)",
+# Unsafe: asking for credentials (anyone's, unless it is about one's own: how to reset them), or for
+# another person's data. A mention of another person is not enough: "how do I send money to another
+# customer" and "别人转账给我，如何查询到账" are ordinary banking questions (they were refused).
+_SECRET = re.compile(
+    r"(密码|验证码|口令|pin码|cvv|安全码|password|passcode|one[- ]time code|\botp\b|\bpin\b|security code)",
+    re.IGNORECASE,
+)
+_OTHERS_DATA = re.compile(
+    r"((他人|别人|其他客户|其他人|某人|张三|李四)的.{0,4}(卡号|身份证|证件|账户|账号|余额|信息|资料|手机|电话|地址|交易|流水|"
+    r"密码|验证码)|客户名单|客户信息|"
+    r"(someone else'?s|another customer'?s|other (customers|people)'?s?|other customers)\s+(\w+\s+){0,2}"
+    r"(card|account|balance|details|information|data|address|phone|password|pin|records?|transactions?|numbers?)|"
+    r"customer list|social security numbers?|id numbers? of)",
     re.IGNORECASE,
 )
 _UNSAFE_ACTION = re.compile(
-    r"(告诉|给我|提供|查询|查一下|透露|发给|导出|获取|破解|绕过|重置|tell|give|show|send|reveal|export|list|get|"
-    r"look up|find out|bypass|crack|hack|reset)",
+    r"(告诉|给我|提供|查询|查一下|透露|发给|导出|获取|破解|绕过|重置|"
+    r"\b(tell|give|show|send|reveal|export|list|get|look up|find out|bypass|crack|hack|reset)\b)",
     re.IGNORECASE,
 )
 _POLICY_QUESTION = re.compile(
@@ -69,13 +78,10 @@ def classify(text: str, has_history: bool) -> tuple[str, str]:
     stripped = text.strip()
     if not stripped:
         return "empty", "the message is empty"
-    asks_secret = _UNSAFE.search(stripped) and _UNSAFE_ACTION.search(stripped)
-    if (
-        asks_secret
-        and not _POLICY_QUESTION.search(stripped)
-        and (_OTHERS.search(stripped) or not _SELF_SERVICE.search(stripped))
-    ):
-        return "unsafe", "asks for credentials or other people's data"
+    if _UNSAFE_ACTION.search(stripped) and not _POLICY_QUESTION.search(stripped):
+        secret = _SECRET.search(stripped) and (_OTHERS.search(stripped) or not _SELF_SERVICE.search(stripped))
+        if secret or _OTHERS_DATA.search(stripped):
+            return "unsafe", "asks for credentials or other people's data"
     if _GREETING.match(stripped):
         return "greeting", "greeting or small talk"
     if has_history and (_FOLLOWUP.search(stripped) or len(stripped) <= 8):
