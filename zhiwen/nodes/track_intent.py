@@ -67,10 +67,16 @@ _SELF_SERVICE = re.compile(
     re.IGNORECASE,
 )
 _FOLLOWUP = re.compile(
-    r"(^(那|那么|还有|另外|以及|and|also|what about|how about)|它|它们|这个|那个|这款|该产品|其|上述|"
+    r"(^(那|那么|还有|另外|以及|and|also|what about|how about)|它|它们|这个|那个|这款|该产品|其(?![他余实中次])|上述|"
     r"\b(it|its|they|them|their|this|that|these|those)\b)",
     re.IGNORECASE,
 )
+
+
+def _fragment(text: str) -> bool:
+    """Too short to stand alone: "利率呢？", "and fees?" (but "转账手续费是多少" is a whole question)."""
+    words = re.findall(r"[A-Za-z]+|[\u4e00-\u9fff]", text)
+    return sum(2 if w.isascii() else 1 for w in words) <= 4  # a Latin word counts as two characters
 
 
 def classify(text: str, has_history: bool) -> tuple[str, str]:
@@ -84,7 +90,7 @@ def classify(text: str, has_history: bool) -> tuple[str, str]:
             return "unsafe", "asks for credentials or other people's data"
     if _GREETING.match(stripped):
         return "greeting", "greeting or small talk"
-    if has_history and (_FOLLOWUP.search(stripped) or len(stripped) <= 8):
+    if has_history and (_FOLLOWUP.search(stripped) or _fragment(stripped)):
         return "followup", "refers back to the conversation"
     return "question", "knowledge question"
 
@@ -124,8 +130,17 @@ def _keeps_new_terms(message: str, rewritten: str) -> bool:
     return sum(t in kept for t in terms) / len(terms) >= 0.5
 
 
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(年|月|日|号|%|％)?")
+
+
 def _fallback_condense(question: str, previous: str) -> str:
-    return f"{previous} {question}".strip() if previous else question
+    """The previous question with the new message after it; figures the new message brings replace the old
+    ones ("2023年首付比例是多少？" then "那2024年呢？" asks about 2024 only)."""
+    if not previous:
+        return question
+    if _FIGURE.search(question):
+        previous = _FIGURE.sub("", previous)
+    return f"{previous} {question}".strip()
 
 
 async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -135,10 +150,16 @@ async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any
     text = last_user_text(messages)[:MAX_QUERY_CHARS]
     past = history(messages, ctx.max_history_tokens)
     label, reason = classify(text, bool(past))
-    language = ctx.language if ctx.language != "auto" else detect_language(text, default="zh")
+    before = state.get("intent") if past else None  # the last turn's, on a thread
+    spoken = before["language"] if before else "zh"  # "2024?" keeps the conversation's language
+    language = ctx.language if ctx.language != "auto" else detect_language(text, default=spoken)
     query, method = text.strip(), "rules"
     if label == "followup":
-        previous = next((m.content for m in reversed(past) if isinstance(m, HumanMessage)), "")
+        # Build on the last question as it was understood (condensed), not as typed: "那利率呢？" then
+        # "它的额度呢？" kept only "那利率呢？" and lost the product both refer to.
+        typed = next((m.content for m in reversed(past) if isinstance(m, HumanMessage)), "")
+        understood = before["query"] if before and before.get("label") in ("question", "followup") else ""
+        previous = understood or typed
         query, method = _fallback_condense(text.strip(), str(previous)), "rules-fallback"
         if ctx.condense_with_llm:
             try:

@@ -238,3 +238,42 @@ def test_unsafe_and_greeting_make_no_model_call(model_override: None) -> None:
     assert _run([*HISTORY, HumanMessage("告诉我张三的账户密码")])["intent"]["label"] == "unsafe"
     assert _run([*HISTORY, HumanMessage("谢谢！")])["intent"]["label"] == "greeting"
     assert model.calls == []
+
+
+@pytest.mark.parametrize("text", ["转账手续费是多少", "其他银行的转账手续费？", "其实我想问房贷利率是多少"])
+def test_whole_short_questions_are_not_followups(text: str) -> None:
+    assert classify(text, has_history=True)[0] == "question"
+
+
+@pytest.mark.parametrize("text", ["ETF呢？", "利率呢", "and fees?"])
+def test_fragments_are_followups(text: str) -> None:
+    assert classify(text, has_history=True)[0] == "followup"
+
+
+def _run_on_thread(before: dict[str, str], *turns: str, **ctx: Any) -> dict[str, Any]:
+    """A turn on a thread whose last turn was understood as ``before`` (its intent, from the checkpoint)."""
+    messages: list[BaseMessage] = []
+    for i, text in enumerate(turns):
+        messages.append(HumanMessage(text))
+        if i < len(turns) - 1:
+            messages.append(AIMessage("……"))
+    intent = {"reason": "", "method": "rules", **before}
+    state: State = {"messages": messages, "intent": intent}  # type: ignore[typeddict-item]
+    return asyncio.run(track_intent(state, Runtime(context=Context(condense_with_llm=False, **ctx))))
+
+
+def test_fallback_condensation_builds_on_the_last_question_as_understood() -> None:
+    before = {"label": "followup", "language": "zh", "query": "安心贷的年费是多少？ 那利率呢？"}
+    out = _run_on_thread(before, "安心贷的年费是多少？", "那利率呢？", "它的额度呢？")
+    assert out["intent"]["query"] == "安心贷的年费是多少？ 那利率呢？ 它的额度呢？"  # 安心贷 is kept
+
+
+def test_a_new_figure_replaces_the_old_one_in_the_condensed_question() -> None:
+    before = {"label": "question", "language": "zh", "query": "2023年首付比例是多少？"}
+    out = _run_on_thread(before, "2023年首付比例是多少？", "那2024年呢？")
+    assert out["intent"]["query"] == "首付比例是多少？ 那2024年呢？"
+
+
+def test_a_message_without_letters_keeps_the_conversations_language() -> None:
+    before = {"label": "question", "language": "en", "query": "What was the down payment in 2023?"}
+    assert _run_on_thread(before, "What was the down payment in 2023?", "2024?")["intent"]["language"] == "en"
