@@ -129,8 +129,13 @@ def closing(state: dict[str, Any], streamed: str) -> Closing:
     if not streamed:
         return Closing(answer=answer)
     quality = state.get("quality", {})
+    language = str(state.get("intent", {}).get("language", "en"))
+    if "</think>" in streamed:
+        # Reasoning without its opening tag (a template that opens <think> in the prompt, and
+        # expect_think_open_in_prompt off) streamed as answer; the answer itself was cleaned afterwards.
+        return Closing(withdrawn_notice(language), answer)
     if quality.get("verdict") != "refuse" or answer in streamed:
         return Closing()
     if quality.get("model_refused"):
         return Closing(answer=answer)
-    return Closing(withdrawn_notice(str(state.get("intent", {}).get("language", "en"))), answer)
+    return Closing(withdrawn_notice(language), answer)

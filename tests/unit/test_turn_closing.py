@@ -38,3 +38,9 @@ def test_a_draft_that_declined_is_not_called_withdrawn() -> None:
 
 def test_a_refusal_already_streamed_is_not_sent_twice() -> None:
     assert closing(_state("Sorry.", "refuse"), "Sorry.") == Closing()
+
+
+def test_reasoning_streamed_without_its_opening_tag_is_withdrawn_and_the_answer_follows() -> None:
+    streamed = "The user asks about the fee, so I look at source 1.</think>The fee is 15 dollars."
+    end = closing(_state("The fee is 15 dollars [1].", "pass"), streamed)
+    assert end == Closing(withdrawn_notice("en"), "The fee is 15 dollars [1].")

@@ -100,7 +100,9 @@ async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
         "attempts": quality.get("attempts"),
         "reasons": list(quality.get("reasons") or []),  # why the gate retried or refused
         "refused": quality.get("verdict") == "refuse" or is_refusal(answer),
-        "think_leak": int("<think>" in answer or "</think>" in answer or "<think>" in "".join(streamed)),
+        "think_leak": int(
+            any(tag in text for tag in ("<think>", "</think>") for text in (answer, "".join(streamed)))
+        ),
         "sources": [
             {"n": s["n"], "doc_id": s["doc_id"], "text": s["text"][:300]} for s in final.get("sources", [])
         ],
