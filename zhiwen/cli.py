@@ -53,6 +53,7 @@ def ingest(
     kb: KbOption = "default",
 ) -> None:
     """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
+    service.open_kb(kb, create=True)  # store errors (a bad ZHIWEN_CHROMA_URL...) before any progress bar
     with Progress(
         TextColumn("[bold]embedding[/] chunks"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False,

@@ -179,3 +179,38 @@ def test_ingest_of_nothing_readable(ingested: Home, tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "bad.pptx: unsupported file type" in proc.stderr and "missing.txt: no such file" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        (
+            "ZHIWEN_CHECKPOINT_URL",
+            "sqlite:///threads.db",
+            "ZHIWEN_CHECKPOINT_URL must be a postgresql:// URL",
+        ),
+        ("ZHIWEN_CHROMA_URL", "chroma:8000", "ZHIWEN_CHROMA_URL must be an http(s)://host:port URL"),
+    ],
+)
+def test_a_store_url_of_the_wrong_kind_is_a_one_line_error(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    (tmp_path / "a.txt").write_text("The wire transfer fee is 15 dollars.", encoding="utf-8")
+    env = {**os.environ, "ZHIWEN_HOME": str(tmp_path / "home")}
+    args: tuple[str, ...] = ("ingest", str(tmp_path / "a.txt"), "--kb", "x")
+    if variable == "ZHIWEN_CHECKPOINT_URL":  # threads are opened by ask, on an existing knowledge base
+        run = [sys.executable, "-m", "zhiwen.cli", *args]
+        assert subprocess.run(run, env=env, capture_output=True, timeout=300, check=False).returncode == 0
+        args = ("ask", "What is the fee?", "--kb", "x")
+    env[variable] = value
+    proc = subprocess.run(
+        [sys.executable, "-m", "zhiwen.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("zhiwen: error: ") and says in line, line

@@ -36,7 +36,7 @@ class Context:
         default=True,
         metadata={
             "description": "Stream answer tokens as the model writes them (a draft the quality gate then "
-            "refuses has been shown, followed by the refusal). False: send the answer only once it is checked."
+            "withdraws is followed by a notice saying so). False: send the answer only once it is checked."
         },
     )
     persona: Literal["bank", "general"] = field(

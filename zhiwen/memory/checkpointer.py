@@ -23,7 +23,12 @@ __all__ = ["open_checkpointer"]
 async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """An async checkpointer, open for the duration of the context."""
     url = os.environ.get("ZHIWEN_CHECKPOINT_URL", "")
-    if url.startswith("postgres"):
+    if url and not url.startswith(("postgres://", "postgresql://")):
+        # Any other value used to fall back to SQLite without a word: threads a replica never shares.
+        raise ZhiwenError(
+            f"ZHIWEN_CHECKPOINT_URL must be a postgresql:// URL, or unset for SQLite in ZHIWEN_HOME (got {url!r})"
+        )
+    if url:
         try:
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         except ImportError as exc:

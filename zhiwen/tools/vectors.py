@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from zhiwen.errors import EmbeddingModelMismatch
+from zhiwen.errors import EmbeddingModelMismatch, ZhiwenError
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embeddings import Vectors
 
@@ -35,6 +35,8 @@ class VectorStore:
         if url:
             # A shared Chroma server for several replicas: one collection per knowledge-base folder name.
             parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ZhiwenError(f"ZHIWEN_CHROMA_URL must be an http(s)://host:port URL (got {url!r})")
             self._client = chromadb.HttpClient(
                 host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https",
                 settings=chroma_settings,
