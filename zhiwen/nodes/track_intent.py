@@ -33,21 +33,21 @@ _GREETING = re.compile(
     r"[\s!！。.?？,，~]*(zhiwen|知问)?[\s!！。.?？]*$",
     re.IGNORECASE,
 )
-# Unsafe: asking for credentials (anyone's, unless it is about one's own: how to reset them), or for
-# another person's data. A mention of another person is not enough: "how do I send money to another
-# customer" and "别人转账给我，如何查询到账" are ordinary banking questions (they were refused).
+# Unsafe: asking for credentials or identity numbers (anyone's, unless the message is about one's own: how
+# to reset them), or for data of someone else's. A mention of another person alone is not enough: "how do
+# I send money to another customer" and "别人转账给我，如何查询到账" are ordinary banking questions.
 _SECRET = re.compile(
-    r"(密码|验证码|口令|pin码|cvv|安全码|password|passcode|one[- ]time code|\botp\b|\bpin\b|security code)",
+    r"(密码|验证码|口令|pin码|cvv|安全码|卡号|身份证号|证件号|客户名单|客户信息|"
+    r"password|passcode|one[- ]time code|\botp\b|\bpin\b|security code|card numbers?|customer list|"
+    r"social security|id numbers?)",
     re.IGNORECASE,
 )
-_OTHERS_DATA = re.compile(
-    r"((他人|别人|其他客户|其他人|某人|张三|李四)的.{0,4}(卡号|身份证|证件|账户|账号|余额|信息|资料|手机|电话|地址|交易|流水|"
-    r"密码|验证码)|客户名单|客户信息|"
-    r"(someone else'?s|another customer'?s|other (customers|people)'?s?|other customers)\s+(\w+\s+){0,2}"
-    r"(card|account|balance|details|information|data|address|phone|password|pin|records?|transactions?|numbers?)|"
-    r"customer list|social security numbers?|id numbers? of)",
+_THEIR_DATA = re.compile(
+    r"(账户|账号|余额|手机|电话|地址|住址|交易|流水|信息|名下|"
+    r"\b(account|balance|details|information|data|address|phone|records?|transactions?)\b)",
     re.IGNORECASE,
 )
+_MINE = re.compile(r"(我的|本人|自己|\bmy\b|\bmine\b)", re.IGNORECASE)
 _UNSAFE_ACTION = re.compile(
     r"(告诉|给我|提供|查询|查一下|透露|发给|导出|获取|破解|绕过|重置|"
     r"\b(tell|give|show|send|reveal|export|list|get|look up|find out|bypass|crack|hack|reset)\b)",
@@ -58,8 +58,8 @@ _POLICY_QUESTION = re.compile(
 )
 # Other people's data is never served; one's own credentials may be asked about (how to reset them).
 _OTHERS = re.compile(
-    r"(他人|别人|其他客户|其他人|某人|客户名单|张三|李四|other customers?|someone else'?s|another customer|"
-    r"customer list|other people'?s)",
+    r"(他人|别人|其他客户|其他人|某人|对方|客户名单|张三|李四|王五|other customers?|someone else'?s|"
+    r"another customer|customer list|other people'?s)",
     re.IGNORECASE,
 )
 _SELF_SERVICE = re.compile(
@@ -85,8 +85,10 @@ def classify(text: str, has_history: bool) -> tuple[str, str]:
     if not stripped:
         return "empty", "the message is empty"
     if _UNSAFE_ACTION.search(stripped) and not _POLICY_QUESTION.search(stripped):
-        secret = _SECRET.search(stripped) and (_OTHERS.search(stripped) or not _SELF_SERVICE.search(stripped))
-        if secret or _OTHERS_DATA.search(stripped):
+        others = _OTHERS.search(stripped)
+        secret = _SECRET.search(stripped) and (others or not _SELF_SERVICE.search(stripped))
+        theirs = others and _THEIR_DATA.search(stripped) and not _MINE.search(stripped)
+        if secret or theirs:
             return "unsafe", "asks for credentials or other people's data"
     if _GREETING.match(stripped):
         return "greeting", "greeting or small talk"
