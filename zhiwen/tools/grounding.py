@@ -25,25 +25,23 @@ __all__ = [
 ]
 
 _CITE = re.compile(r"\s*\[(\d{1,3})\]")
-# Phrases that always mean the model declined; and phrases that mean it only when they are about the
-# sources ("资料中未提及", "the context does not mention"): alone they are ordinary statements of fact
-# ("年费不包含附属卡", "the fee does not include the supplementary card"), which were refused as refusals.
+# Phrases that always mean the model declined; and phrases that mean it only when the sources are their
+# subject ("资料中未提及", "the context does not mention"): alone, or after "根据资料，", they are statements
+# of fact ("年费不包含附属卡", "the fee does not include VAT"), which were refused as refusals.
 _REFUSAL = re.compile(
-    r"(无法回答|无法从|没有找到|未找到|找不到|不知道|无法确定|资料中没有|"
+    r"(无法回答|无法从|没有找到|未找到|找不到(相关|答案|有关|该|这)|不知道|无法确定|资料中没有|"
     r"cannot (answer|find|determine)|can't (answer|find)|could not find|couldn't find|"
     r"no (relevant )?information (about|on|in|regarding)|no relevant information|"
     r"i don't know|unable to (answer|find|determine))",
     re.IGNORECASE,
 )
-_REFUSAL_IF_ABOUT_SOURCES = re.compile(
-    r"(不包含|没有提供|未提供|未提及|没有提及|没有提到|未提到|没有相关|无相关|没有说明|未说明|"
-    r"do(es)?(n't| not) (contain|provide|mention|include|say|specify|state|cover)|"
-    r"(is|are)(n't| not) (mentioned|provided|specified|stated|available|given|included) in)",
-    re.IGNORECASE,
-)
-_SOURCES_WORD = re.compile(
-    r"(资料|文档|知识库|上下文|来源|参考|所给|提供的信息|给定|"
-    r"source|document|context|knowledge base|passage|provided information|information provided|given text)",
+_SOURCES_SAY_NOT = re.compile(
+    r"((资料|文档|知识库|上下文|来源|所给(的)?(信息|内容)|提供的(信息|内容|资料))(中|里|内|里面|当中)?(并)?"
+    r"(不包含|没有提供|未提供|没有相关|无相关)|"
+    r"\b(sources?|documents?|context|knowledge base|passages?|(provided|given) (text|information))\b"
+    r"\s+(do(es)?(n't| not)|did(n't| not))\s+(contain|provide|mention|include|say|specify|state|cover)|"
+    r"\b(is|are)(n't| not) (mentioned|provided|specified|stated|available|given|included) in the "
+    r"(sources?|documents?|context|knowledge base|passages?|provided|given))",
     re.IGNORECASE,
 )
 
@@ -159,18 +157,28 @@ def add_citations(answer: str, checks: Sequence[SentenceCheck]) -> str:
     return "".join(out)
 
 
+# Saying something is not mentioned is about the text: with the sources named anywhere in the sentence
+# ("根据所给资料，没有提到…") it is a refusal.
+_NOT_MENTIONED = re.compile(
+    r"(未提及|没有提及|没有提到|未提到|没有说明|未说明|没有记载|未记载|"
+    r"do(es)?(n't| not) (mention|say|specify|state)|(is|are)(n't| not) (mentioned|specified|stated))",
+    re.IGNORECASE,
+)
+_SOURCES_WORD = re.compile(
+    r"(资料|文档|知识库|上下文|来源|所给|提供的信息|"
+    r"\b(sources?|documents?|context|knowledge base|passages?|provided information|information provided)\b)",
+    re.IGNORECASE,
+)
+
+
 def is_refusal(answer: str) -> bool:
     """The model said the sources do not hold the answer (not merely that something lacks something)."""
     head = answer[:300]
-    if _REFUSAL.search(head):
+    if _REFUSAL.search(head) or _SOURCES_SAY_NOT.search(head):
         return True
     return any(
-        _SOURCES_WORD.search(sentence) for sentence in _sentences_with(_REFUSAL_IF_ABOUT_SOURCES, head)
+        _NOT_MENTIONED.search(head[a:b]) and _SOURCES_WORD.search(head[a:b]) for a, b in split_sentences(head)
     )
-
-
-def _sentences_with(pattern: re.Pattern[str], text: str) -> list[str]:
-    return [text[a:b] for a, b in split_sentences(text) if pattern.search(text[a:b])]
 
 
 def relevance(question: str, answer: str, used_sources: Sequence[str]) -> float:

@@ -115,6 +115,10 @@ def test_refusals(text: str) -> None:
         "年费不包含附属卡的费用[1]。",
         "该产品未提供纸质对账单，只提供电子对账单。",
         "Online banking is not available in branches outside the mainland.",
+        "根据资料，年费不包含附属卡费用[1]。",
+        "According to the documents, the fee does not include VAT.",
+        "参考利率不包含浮动部分。",
+        "如果找不到卡片，请立即挂失。",
     ],
 )
 def test_answers_are_not_refusals(text: str) -> None:
