@@ -75,24 +75,35 @@ def _numbers(text: str) -> set[str]:
     return figures(_CITE.sub("", text))
 
 
-def _backing(terms: set[str], source_terms: Sequence[set[str]], cited: tuple[int, ...]) -> set[int]:
-    """The sources a sentence's figures must come from: the ones its words (figures left out) match best,
-    and the ones it cites.
+def _words(terms: set[str]) -> set[str]:
+    return {t for t in terms if not any(ch.isdigit() for ch in t)}
 
-    Taken from any retrieved source, "the Gold card fee is 2000 yuan" passed on a Platinum passage's 2000;
-    matched with its figures, both passages tie. Without them the Gold passage wins, and 2000 is not in it.
+
+def _backing(terms: set[str], source_sentences: Sequence[list[set[str]]], cited: tuple[int, ...]) -> set[int]:
+    """The sources a sentence's figures must come from: the one whose words (figures left out) match it best.
+
+    Taken from any retrieved source, "the Gold card fee is 2000 yuan" passed on a Platinum passage's 2000:
+    matched with its figures, both passages tie. Without them the Gold passage covers more of the sentence;
+    where two cover it all ("白金卡" holds "金卡"), the one whose matching sentence adds fewest other words
+    wins. A source the sentence cites counts too, if it matched as well as the best.
     """
-    words = {t for t in terms if not any(ch.isdigit() for ch in t)}
-    scores = [len(words & st) / max(len(words), 1) for st in source_terms]
-    top = max(scores, default=0.0)
-    return {i for i, s in enumerate(scores) if s >= top - 1e-9} | {
-        n - 1 for n in cited if 1 <= n <= len(scores)
-    }
+    words = _words(terms)
+    if not words:
+        return set(range(len(source_sentences)))
+    ranked: list[tuple[float, int]] = []  # (coverage, -extra words) of each source's best sentence
+    for sentences in source_sentences:
+        fits = [(len(words & s) / len(words), -len(_words(s) - words)) for s in sentences] or [(0.0, 0)]
+        ranked.append(max(fits))
+    top = max((r[0] for r in ranked), default=0.0)
+    tied = {i for i, r in enumerate(ranked) if r[0] >= top - 1e-9}
+    closest = max(ranked[i][1] for i in tied) if tied else 0
+    return {i for i in tied if ranked[i][1] == closest} | {n - 1 for n in cited if n - 1 in tied}
 
 
 def check_sentences(answer: str, sources: Sequence[str], threshold: float = 0.6) -> list[SentenceCheck]:
     """Support of each answer sentence that has content words, against the numbered ``sources``."""
     source_terms = [_terms(s) for s in sources]
+    source_sentences = [[_terms(s[a:b]) for a, b in split_sentences(s)] for s in sources]
     source_numbers = [figures(s, lenient=True) for s in sources]
     checks = []
     for start, end in split_sentences(answer):
@@ -104,7 +115,7 @@ def check_sentences(answer: str, sources: Sequence[str], threshold: float = 0.6)
         best_score = max(scores, default=0.0)
         best = scores.index(best_score) + 1 if scores and best_score >= threshold else 0
         cited = tuple(int(m.group(1)) for m in _CITE.finditer(text))
-        backing = _backing(terms, source_terms, cited)
+        backing = _backing(terms, source_sentences, cited)
         numbers_ok = _numbers(text) <= set().union(*(source_numbers[i] for i in backing))
         checks.append(
             SentenceCheck(text.strip(), start, end, best_score, best, cited, numbers_ok, tuple(scores))

@@ -29,6 +29,15 @@ from zhiwen.tools.figures import figures
         ("白金卡年费两千元", {"2000"}),
         ("百分之五", {"5"}),
         ("百分之二十", {"20"}),
+        ("百分之三点五", {"3.5"}),
+        ("3千元", {"3000"}),
+        ("3000万元", {"30000000"}),
+        ("单笔限额为三千万", {"30000000"}),
+        ("低0.2个百分点", {"0.2"}),
+        ("两三年", {"3"}),  # "两" is left out, as in "两个"; a source's "2-3年" holds 3
+        ("两年", {"2"}),
+        ("十年", {"10"}),
+        ("百元", {"100"}),
     ],
 )
 def test_figures_have_one_spelling(text: str, expected: set[str]) -> None:
@@ -36,7 +45,26 @@ def test_figures_have_one_spelling(text: str, expected: set[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["我们一起办理", "统一标准", "十分重要", "千万不要", "万一丢失", "第一条", "两个", "一年"]
+    "text",
+    [
+        "我们一起办理",
+        "统一标准",
+        "十分重要",
+        "千万不要",
+        "万一丢失",
+        "第一条",
+        "两个",
+        "一年",
+        "两三个工作日",
+        "百货商场",
+        "百姓",
+        "百度",
+        "十足",
+        "千里之外",
+        "上百家",
+        "数百",
+        "几十万",
+    ],
 )
 def test_numeral_characters_in_ordinary_words_are_not_figures(text: str) -> None:
     assert figures(text) == set()

@@ -165,11 +165,21 @@ CARDS = [
         ("The Gold card annual fee is 300 yuan.", True),
         ("The Platinum card annual fee is 2000 yuan.", True),
         ("The annual fee is 300 yuan.", True),  # both passages fit the words: either may back it
-        ("The Gold card annual fee is 2000 yuan [2].", True),  # the cited passage holds it (and is checked)
+        ("The Gold card annual fee is 2000 yuan [2].", False),  # citing the Platinum passage does not help
+        ("The Platinum card annual fee is 2000 yuan [2].", True),
     ],
 )
 def test_a_figure_must_come_from_the_passage_its_words_match(sentence: str, ok: bool) -> None:
     (check,) = check_sentences(sentence, CARDS)
+    assert check.numbers_ok is ok
+
+
+@pytest.mark.parametrize(
+    ("sentence", "ok"),
+    [("金卡年费为2000元。", False), ("白金卡年费为2000元。", True), ("金卡年费为一千元。", True)],
+)
+def test_a_passage_whose_words_contain_the_sentences_loses_to_the_exact_one(sentence: str, ok: bool) -> None:
+    (check,) = check_sentences(sentence, ["金卡年费为1000元。", "白金卡年费为2000元。"])
     assert check.numbers_ok is ok
 
 
