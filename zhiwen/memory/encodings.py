@@ -39,8 +39,8 @@ def _common(char: str, encoding: str) -> bool:
         return False
     if len(code) != 2:
         return False
-    if encoding == "gb18030":  # GB2312 punctuation rows and its 3,755 level-1 (most used) hanzi
-        return 0xA1 <= code[0] <= 0xA9 or 0xB0 <= code[0] <= 0xD7
+    if encoding == "gb18030":  # GB2312 punctuation rows (not kana, Greek, Cyrillic), level-1 hanzi
+        return 0xA1 <= code[0] <= 0xA3 or code[0] == 0xA9 or 0xB0 <= code[0] <= 0xD7
     value = code[0] << 8 | code[1]  # Big5 symbols and its 5,401 frequently used hanzi
     return 0xA140 <= value <= 0xA3BF or 0xA440 <= value <= 0xC67E
 
@@ -72,7 +72,9 @@ def decode_text(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        pass
+        text = raw.decode("utf-8", errors="replace")
+        if text.count("\ufffd") <= max(1, len(text) // 1000):
+            return text  # UTF-8 with a stray bad byte, or cut mid-character: keep it, not refuse it
     best: tuple[float, str] | None = None
     for encoding in _LEGACY:
         scored = _legacy_score(raw, encoding)

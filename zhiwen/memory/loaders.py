@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,8 @@ def _read_html(path: Path) -> str:
     """An HTML file's text in the encoding its ``<meta charset>`` declares, else as any text file."""
     raw = path.read_bytes()
     declared = declared_html_charset(raw)
+    with contextlib.suppress(UnicodeDecodeError):
+        return raw.decode("utf-8")  # valid UTF-8 wins over a leftover legacy declaration
     if declared is not None and declared not in ("utf-8", "utf-16", "utf-32"):
         try:
             return raw.decode(_SUPERSETS.get(declared, declared))

@@ -100,6 +100,21 @@ def test_legacy_and_unicode_encodings_are_read_right(tmp_path: Path, text: str, 
     assert doc.text == text
 
 
+def test_short_big5_and_nearly_utf8_text_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "short.txt"
+    path.write_bytes("分期還款".encode("big5"))  # read as GB18030 it was kana and Cyrillic
+    assert load_path(path)[0].text == "分期還款"
+    path.write_bytes("年费说明。".encode() * 200 + "年".encode()[:2])  # cut mid-character
+    assert load_path(path)[0].text.startswith("年费说明。")
+
+
+def test_valid_utf8_html_wins_over_a_stale_legacy_charset(tmp_path: Path) -> None:
+    path = tmp_path / "stale.html"
+    html = '<html><head><meta charset="gb2312"></head><body><p>年费说明</p></body></html>'
+    path.write_bytes(html.encode())
+    assert "年费说明" in load_path(path)[0].text
+
+
 def test_bytes_no_encoding_reads_cleanly_are_refused_not_indexed_garbled(tmp_path: Path) -> None:
     path = tmp_path / "random.txt"
     path.write_bytes(bytes(range(0x81, 0xFF)) * 4)  # every legacy codec decodes some of it, none cleanly
