@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "EmbeddingModelMismatch",
+    "KnowledgeBaseBusy",
     "KnowledgeBaseNotFound",
     "LLMUnavailable",
     "ModelFileError",
@@ -26,6 +27,10 @@ class LLMUnavailable(ZhiwenError):
 
 class KnowledgeBaseNotFound(ZhiwenError):
     """No knowledge base of that name exists."""
+
+
+class KnowledgeBaseBusy(ZhiwenError):
+    """Another writer (an ingest) holds the knowledge base, and the caller chose not to wait."""
 
 
 class EmbeddingModelMismatch(ZhiwenError):

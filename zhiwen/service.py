@@ -14,9 +14,14 @@ __all__ = ["close_all", "drop_kb", "forget_kb", "get_embedder", "ingest", "open_
 
 
 def ingest(
-    name: str, paths: Iterable[Path], progress: Progress | None = None, settings: Settings | None = None
+    name: str,
+    paths: Iterable[Path],
+    progress: Progress | None = None,
+    settings: Settings | None = None,
+    wait: bool = True,
 ) -> IngestReport:
-    return ingest_paths(open_kb(name, create=True, settings=settings), paths, progress)
+    """``wait=False``: ``KnowledgeBaseBusy`` at once if another ingest is writing into it (the server)."""
+    return ingest_paths(open_kb(name, create=True, settings=settings), paths, progress, wait=wait)
 
 
 def search(

@@ -56,11 +56,15 @@ def load_all(paths: Iterable[Path], report: IngestReport) -> list[Document]:
 
 
 def ingest_paths(
-    kb: KnowledgeBase, paths: Iterable[Path], progress: Progress | None = None, batch_chunks: int = 32
+    kb: KnowledgeBase,
+    paths: Iterable[Path],
+    progress: Progress | None = None,
+    batch_chunks: int = 32,
+    wait: bool = True,
 ) -> IngestReport:
     report = IngestReport()
     docs = load_all(paths, report)
-    return ingest_documents(kb, docs, report, progress, batch_chunks)
+    return ingest_documents(kb, docs, report, progress, batch_chunks, wait)
 
 
 def ingest_documents(
@@ -69,14 +73,16 @@ def ingest_documents(
     report: IngestReport | None = None,
     progress: Progress | None = None,
     batch_chunks: int = 32,
+    wait: bool = True,
 ) -> IngestReport:
     """Add new documents, replace changed ones (same source, new content), skip unchanged ones.
 
     ``progress(done, total)`` is called in chunk units as groups commit. Holds the knowledge base's write
-    lock throughout: a second ingest into it (another process, or the server) waits for this one.
+    lock throughout: a second ingest into it (another process, or the server) waits for this one, or
+    with ``wait=False`` raises ``KnowledgeBaseBusy``.
     """
     report = report or IngestReport()
-    with kb.writing():
+    with kb.writing(wait):
         kb.sweep_orphan_vectors()
         todo = _plan(kb, docs, report)
         total = sum(len(w.chunks) for w in todo)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
+from zhiwen.errors import KnowledgeBaseBusy, KnowledgeBaseNotFound, ZhiwenError
 from zhiwen.memory.catalog import Catalog, DocumentRow
 from zhiwen.tools.bm25 import BM25Index, ScoredId
 from zhiwen.tools.embeddings import Embedder
@@ -129,20 +129,22 @@ class KnowledgeBase:
         self.catalog.close()
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, wait: bool = True) -> Iterator[None]:
         """Hold the knowledge base's write lock (a file lock, so it holds across processes and threads).
 
         Ingests, deletes and the orphan-vector sweep take it: the sweep deletes vectors whose chunks are
         not in the catalog, and another writer's vectors are in Chroma before its catalog commit, so a
         sweep running beside an ingest deleted vectors that were about to be used. Writers wait for
-        each other; searches never take it.
+        each other (``wait=False``: ``KnowledgeBaseBusy`` at once, for the server, whose worker threads
+        must not sit out a long ingest); searches never take it.
         """
-        with open(self.path / "write.lock", "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with _write_lock(self.path, self.name, wait):
+            yield
+
+    def ensure_not_busy(self) -> None:
+        """``KnowledgeBaseBusy`` if another writer holds the write lock right now."""
+        with self.writing(wait=False):
+            pass
 
     def tokens(self, text: str) -> list[str]:
         return tokenize(text, self.cjk_mode)
@@ -187,18 +189,18 @@ class KnowledgeBase:
     def documents(self) -> list[DocumentRow]:
         return self.catalog.documents()
 
-    def delete_document(self, ref: str) -> list[DocumentRow]:
+    def delete_document(self, ref: str, wait: bool = True) -> list[DocumentRow]:
         """Remove documents by id, source path or folder from both indexes; returns what was removed."""
         if not ref.strip("/ \t\n"):
             # "" or "/" would match every document as a folder prefix: never delete all by accident.
             raise ZhiwenError(f"no document {ref!r}: name a document id, source path or folder")
-        found = self.catalog.find_documents(ref)
-        if not found and not os.path.isabs(ref):  # a path typed relative to here; sources are absolute
-            found = self.catalog.find_documents(os.path.abspath(ref))
-        if not found:
-            raise ZhiwenError(f"no document {ref!r} in knowledge base {self.name!r}")
-        chunk_ids = [cid for d in found for cid in self.catalog.chunk_ids_of(d.doc_id)]
-        with self.writing():
+        with self.writing(wait):  # read what to delete under the lock too: an ingest may replace it
+            found = self.catalog.find_documents(ref)
+            if not found and not os.path.isabs(ref):  # a path typed relative to here; sources are absolute
+                found = self.catalog.find_documents(os.path.abspath(ref))
+            if not found:
+                raise ZhiwenError(f"no document {ref!r} in knowledge base {self.name!r}")
+            chunk_ids = [cid for d in found for cid in self.catalog.chunk_ids_of(d.doc_id)]
             with self.catalog.transaction() as db:
                 for d in found:
                     Catalog.remove_document(db, d.doc_id)
@@ -300,13 +302,27 @@ def list_kbs(root: Path) -> list[tuple[str, int, int]]:
     return out
 
 
-def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None) -> None:
+@contextlib.contextmanager
+def _write_lock(path: Path, name: str, wait: bool) -> Iterator[None]:
+    with open(path / "write.lock", "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise KnowledgeBaseBusy(
+                f"knowledge base {name!r} is being written (an ingest is running); try again when it ends"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None, wait: bool = True) -> None:
     """Delete a knowledge base's folder once no ingest writes into it; ``before()`` runs just before."""
     path = kb_dir(root, name)
     if not (path / "kb.sqlite").exists():
         raise KnowledgeBaseNotFound(f"no knowledge base named {name!r}")
-    with open(path / "write.lock", "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # an ingest into it (any process) finishes first
+    with _write_lock(path, name, wait):  # an ingest into it (any process) finishes first
         if before is not None:
             before()
         shutil.rmtree(path)

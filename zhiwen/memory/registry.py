@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from zhiwen.errors import KnowledgeBaseNotFound
+from zhiwen.errors import KnowledgeBaseBusy, KnowledgeBaseNotFound
 from zhiwen.memory.kb import KnowledgeBase, delete_kb
 from zhiwen.settings import Settings, get_settings
 from zhiwen.tools.embedding_cache import CachedEmbedder
@@ -55,7 +55,7 @@ def forget_kb(name: str, settings: Settings | None = None) -> None:
         kb.close()
 
 
-def drop_kb(name: str, settings: Settings | None = None) -> None:
+def drop_kb(name: str, settings: Settings | None = None, wait: bool = True) -> None:
     """Delete a knowledge base from disk, safely beside the requests and ingests using it.
 
     It stops being opened at once (``KnowledgeBaseNotFound``): before, a request opening it between its
@@ -71,7 +71,12 @@ def drop_kb(name: str, settings: Settings | None = None) -> None:
         kb = _kbs.pop(key, None)
         _dropping.add(key)
     try:
-        delete_kb(settings.kb_root, name, before=kb.close if kb is not None else None)
+        delete_kb(settings.kb_root, name, before=kb.close if kb is not None else None, wait=wait)
+    except KnowledgeBaseBusy:
+        with _lock:  # not dropped after all: it stays open for its users
+            if kb is not None:
+                _kbs.setdefault(key, kb)
+        raise
     finally:
         with _lock:
             _dropping.discard(key)

@@ -11,7 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zhiwen.errors import EmbeddingModelMismatch, KnowledgeBaseNotFound, LLMUnavailable, ZhiwenError
+from zhiwen.errors import (
+    EmbeddingModelMismatch,
+    KnowledgeBaseBusy,
+    KnowledgeBaseNotFound,
+    LLMUnavailable,
+    ZhiwenError,
+)
 
 __all__ = ["APIError", "error_body", "install_error_handlers"]
 
@@ -99,6 +105,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KnowledgeBaseNotFound)
     async def _kb_missing(_: Request, exc: KnowledgeBaseNotFound) -> JSONResponse:
         return _json(404, str(exc), "model", "model_not_found")
+
+    @app.exception_handler(KnowledgeBaseBusy)
+    async def _busy(_: Request, exc: KnowledgeBaseBusy) -> JSONResponse:
+        return _json(409, str(exc), code="kb_busy", headers={"Retry-After": "5"})
 
     @app.exception_handler(EmbeddingModelMismatch)
     async def _mismatch(_: Request, exc: EmbeddingModelMismatch) -> JSONResponse:

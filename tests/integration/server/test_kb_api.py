@@ -196,3 +196,28 @@ def test_bad_search_is_400(api: httpx.Client, kit: type[Kit]) -> None:
     kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": ""}), 400, "query")
     kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": "x", "mode": "magic"}), 400, "mode")
     kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": "x", "top_k": 0}), 400, "top_k")
+
+
+def test_writes_while_an_ingest_runs_are_409_not_a_blocked_worker(api: httpx.Client, kit: type[Kit]) -> None:
+    import fcntl
+
+    kb = "busy-kb"
+    assert api.post("/v1/kbs", json={"name": kb}).status_code == 201
+    assert _upload(api, kb, ("safe.txt", SAFE.encode(), "text/plain")).status_code == 201
+    doc_id = _documents(api, kb)[0]["id"]
+    with open(kb_dir(get_settings().kb_root, kb) / "write.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process's ingest holds the knowledge base
+        try:
+            for resp in (
+                _upload(api, kb, ("loan.md", LOAN.encode(), "text/markdown")),
+                api.delete(f"/v1/kbs/{kb}/documents/{doc_id}"),
+                api.delete(f"/v1/kbs/{kb}"),
+            ):
+                error = kit.assert_error(resp, 409, "ingest is running")
+                assert error["code"] == "kb_busy" and resp.headers["retry-after"] == "5"
+            assert not (kb_dir(get_settings().kb_root, kb) / "uploads" / "loan.md").exists()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    assert [d["id"] for d in _documents(api, kb)] == [doc_id]  # nothing was half done
+    assert _search(api, kb, "safe deposit box")  # and it still answers
+    assert api.delete(f"/v1/kbs/{kb}").status_code == 204

@@ -66,7 +66,7 @@ async def create_knowledge_base(body: KnowledgeBaseIn) -> dict[str, Any]:
 async def delete_knowledge_base(name: str = KbName) -> Response:
     _require(name)
     try:
-        await asyncio.to_thread(service.drop_kb, name)
+        await asyncio.to_thread(service.drop_kb, name, None, False)
     except KnowledgeBaseNotFound as exc:
         raise APIError(404, str(exc), "name", "kb_not_found") from exc
     return Response(status_code=204)
@@ -95,6 +95,10 @@ async def list_documents(name: str = KbName) -> dict[str, Any]:
 @router.post("/{name}/documents", status_code=201, summary="Upload documents (.txt .md .html .pdf .jsonl)")
 async def upload_documents(name: str = KbName, files: list[UploadFile] = File(...)) -> dict[str, Any]:
     _require(name)
+    # Refuse while an ingest writes into it, before the files are saved over their older versions; a
+    # worker thread waiting out a long ingest would hold up the server's other requests.
+    kb = await asyncio.to_thread(service.open_kb, name)
+    await asyncio.to_thread(kb.ensure_not_busy)
     folder = kb_dir(get_settings().kb_root, name) / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     saved: list[FsPath] = []
@@ -130,7 +134,7 @@ async def delete_document(name: str = KbName, doc_id: str = Path(min_length=1, m
     kb = await asyncio.to_thread(service.open_kb, name)
     if await asyncio.to_thread(kb.catalog.document, doc_id) is None:
         raise APIError(404, f"no document {doc_id!r} in {name!r}", "doc_id", "document_not_found")
-    await asyncio.to_thread(kb.delete_document, doc_id)
+    await asyncio.to_thread(kb.delete_document, doc_id, False)
     return Response(status_code=204)
 
 
