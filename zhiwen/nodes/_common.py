@@ -49,7 +49,7 @@ def context_of(runtime: Runtime[Context] | None) -> Context:
     if ctx is None:
         return Context()
     values = ctx if isinstance(ctx, Mapping) else {n: getattr(ctx, n) for n in _FIELDS if hasattr(ctx, n)}
-    return Context(**{n: v for n, v in values.items() if n in _FIELDS})
+    return Context(**{n: v for n, v in values.items() if n in _FIELDS and v is not None})  # None: unset
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Context))

@@ -67,7 +67,7 @@ _SELF_SERVICE = re.compile(
     re.IGNORECASE,
 )
 _FOLLOWUP = re.compile(
-    r"(^(那|那么|还有|另外|以及|and|also|what about|how about)|它|它们|这个|那个|这款|该产品|其(?![他余实中次])|上述|"
+    r"(^(那|那么|还有|另外|以及|and|also|what about|how about)|(?<!其)它|这个|那个|这款|该产品|(?<!尤)其(?![他它余实中次])|上述|"
     r"\b(it|its|they|them|their|this|that|these|those)\b)",
     re.IGNORECASE,
 )
@@ -132,16 +132,21 @@ def _keeps_new_terms(message: str, rewritten: str) -> bool:
     return sum(t in kept for t in terms) / len(terms) >= 0.5
 
 
-_FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(年|月|日|号|%|％)?")
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(个月|年|月|日|号|天|周|%|％|元|万元|万)?")
+_KIND = {"个月": "time", "年": "time", "月": "time", "日": "time", "号": "time", "天": "time", "周": "time",
+         "%": "rate", "％": "rate", "元": "money", "万元": "money", "万": "money"}  # fmt: skip
 
 
 def _fallback_condense(question: str, previous: str) -> str:
-    """The previous question with the new message after it; figures the new message brings replace the old
-    ones ("2023年首付比例是多少？" then "那2024年呢？" asks about 2024 only)."""
+    """The previous question with the new message after it; a figure the new message brings replaces the old
+    ones of its kind ("2023年首付比例是多少？" then "那2024年呢？" asks about 2024 only; an amount stays)."""
     if not previous:
         return question
-    if _FIGURE.search(question):
-        previous = _FIGURE.sub("", previous)
+    kinds = {_KIND.get(m.group(1) or "", "") for m in _FIGURE.finditer(question)}
+    if kinds:
+        previous = _FIGURE.sub(
+            lambda m: "" if _KIND.get(m.group(1) or "", "") in kinds else m.group(0), previous
+        )
     return f"{previous} {question}".strip()
 
 

@@ -247,7 +247,16 @@ def test_unsafe_and_greeting_make_no_model_call(model_override: None) -> None:
     assert model.calls == []
 
 
-@pytest.mark.parametrize("text", ["转账手续费是多少", "其他银行的转账手续费？", "其实我想问房贷利率是多少"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "转账手续费是多少",
+        "其他银行的转账手续费？",
+        "其实我想问房贷利率是多少",
+        "其它银行可以转账吗",
+        "尤其是大额转账的手续费",
+    ],
+)
 def test_whole_short_questions_are_not_followups(text: str) -> None:
     assert classify(text, has_history=True)[0] == "question"
 
@@ -284,3 +293,9 @@ def test_a_new_figure_replaces_the_old_one_in_the_condensed_question() -> None:
 def test_a_message_without_letters_keeps_the_conversations_language() -> None:
     before = {"label": "question", "language": "en", "query": "What was the down payment in 2023?"}
     assert _run_on_thread(before, "What was the down payment in 2023?", "2024?")["intent"]["language"] == "en"
+
+
+def test_a_new_figure_replaces_only_old_figures_of_its_kind() -> None:
+    before = {"label": "question", "language": "zh", "query": "1年期定期存款利率是多少，起存金额5000元"}
+    out = _run_on_thread(before, "1年期定期存款利率是多少，起存金额5000元", "那3个月的呢")
+    assert out["intent"]["query"] == "期定期存款利率是多少，起存金额5000元 那3个月的呢"

@@ -176,6 +176,7 @@ async def chat_completions(
     finally:
         gone.cancel()  # from here on sse-starlette listens for the disconnect itself
     if gone.done() and not gone.cancelled():
+        first.cancel()
         await pump.close()
         rt.metrics.cancelled.inc()
         return JSONResponse(error_body(499, "the client closed the request"), status_code=499)
