@@ -9,6 +9,7 @@ LangGraph does not surface the raw tokens.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -97,7 +98,7 @@ class ReasoningChatOpenAI(ChatOpenAI):
                 return None
             timeout = self.request_timeout if isinstance(self.request_timeout, (int, float)) else None
             base_url = self.openai_api_base or "https://api.openai.com/v1"
-            self._http = CompletionStream(base_url, headers, timeout, self.max_retries or 0)
+            self._http = _shared_stream(base_url, headers, timeout, self.max_retries or 0)
         return self._http
 
     def _convert_chunk_to_generation_chunk(
@@ -228,6 +229,25 @@ def make_chat_model(
         filter_think=filter_think,
         expect_open_in_prompt=expect_open_in_prompt,
     )
+
+
+_streams: dict[tuple[object, ...], CompletionStream] = {}
+_streams_lock = threading.Lock()
+
+
+def _shared_stream(
+    base_url: str, headers: dict[str, str], timeout: float | None, max_retries: int
+) -> CompletionStream:
+    """One streaming client (and connection pool) per endpoint, shared by every model that talks to it.
+
+    Models differ by temperature and max_tokens, which a server's clients choose per request; with a pool
+    each, every new combination opened connections that lived until the event loop ended.
+    """
+    key = (base_url, tuple(sorted(headers.items())), timeout, max_retries)
+    with _streams_lock:
+        if key not in _streams:
+            _streams[key] = CompletionStream(base_url, headers, timeout, max_retries)
+        return _streams[key]
 
 
 class ThinkFilteringChatModel(BaseChatModel):

@@ -46,3 +46,14 @@ def test_a_local_endpoint_is_reached_directly_despite_an_http_proxy(monkeypatch:
             return answer, models.status_code
 
         assert asyncio.run(ask()) == ("pong", 200)
+
+
+def test_models_of_one_endpoint_stream_through_one_connection_pool() -> None:
+    async def streams() -> set[int]:
+        models = [
+            chat_model(Context(base_url="http://127.0.0.1:9/v1", temperature=t / 10, max_tokens=50 + t))
+            for t in range(5)
+        ]
+        return {id(m._completion_stream()) for m in models}  # type: ignore[attr-defined]
+
+    assert len(asyncio.run(streams())) == 1
