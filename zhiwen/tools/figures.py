@@ -114,9 +114,17 @@ def _chinese(text: str, out: set[str]) -> None:
             out.update(str(v) for v in values)
 
 
+_FRACTION = re.compile(r"(\d*)([\u00bc-\u00be\u2150-\u215e])")
+
+
+def _decimal_fraction(m: re.Match[str]) -> str:
+    """ "6½" is 6.5: NFKC alone made it "61⁄2", and so the figures 61 and 2."""
+    return _plain(int(m.group(1) or 0) + unicodedata.numeric(m.group(2)))
+
+
 def figures(text: str, lenient: bool = False) -> set[str]:
     """Canonical figures in ``text``. ``lenient`` (for sources) also keeps the bare digits of "3万" ("3")."""
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", _FRACTION.sub(_decimal_fraction, text))
     out: set[str] = set()
     _arabic(text, lenient, out)
     _chinese(text, out)

@@ -38,6 +38,8 @@ from zhiwen.tools.figures import figures
         ("两年", {"2"}),
         ("十年", {"10"}),
         ("百元", {"100"}),
+        ("Mario Addison added 6½ sacks", {"6.5"}),  # NFKC alone gave 61 and 2
+        ("¾ of a point", {"0.75"}),
     ],
 )
 def test_figures_have_one_spelling(text: str, expected: set[str]) -> None:
