@@ -25,7 +25,7 @@ from rich.progress import (
 
 from zhiwen import service
 from zhiwen.errors import ZhiwenError
-from zhiwen.graph.context import Context
+from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.memory.kb import SearchMode, list_kbs
 from zhiwen.settings import get_settings
 
@@ -159,9 +159,7 @@ CheckedOnlyOption = Annotated[
 
 
 def _context(kb: str, local_model: str | None, checked_only: bool = False) -> Context:
-    return Context(
-        kb=kb, local_model=local_model, stream_drafts=not checked_only, persona=get_settings().persona
-    )
+    return context_from_settings(kb=kb, local_model=local_model, stream_drafts=not checked_only)
 
 
 @app.command()

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         default="bank",
         description="Who the assistant says it is in `zhiwen ask/chat/serve`: bank, or general (no bank named).",
     )
+    llm_think_open_in_prompt: bool = Field(
+        default=False,
+        description="The endpoint's chat template opens <think> in the prompt (DeepSeek-R1 style served "
+        "without a reasoning parser), so the reply's reasoning arrives without its opening tag.",
+    )
     embeddings_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1 for embeddings.")
     embeddings_model: str | None = Field(default=None, description="Embedding model name at that URL.")
     embeddings_api_key: str = Field(default="EMPTY", description="API key for embeddings_base_url.")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS
+from zhiwen.settings import get_settings
 
-__all__ = ["Context"]
+__all__ = ["Context", "context_from_settings"]
 
 
 @dataclass(kw_only=True)
@@ -104,3 +105,12 @@ class Context:
         default=False,
         metadata={"description": "The model's template opens <think> in the prompt (DeepSeek-R1 style)."},
     )
+
+
+def context_from_settings(**fields: Any) -> Context:
+    """A ``Context`` for ``zhiwen ask/chat/serve``: the process settings (``ZHIWEN_PERSONA``,
+    ``ZHIWEN_LLM_THINK_OPEN_IN_PROMPT``) fill what ``fields`` leave unset."""
+    settings = get_settings()
+    fields.setdefault("persona", settings.persona)
+    fields.setdefault("expect_think_open_in_prompt", settings.llm_think_open_in_prompt)
+    return Context(**fields)

@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from sse_starlette import EventSourceResponse
 
 from zhiwen.errors import EmbeddingModelMismatch, KnowledgeBaseNotFound, LLMUnavailable, ZhiwenError
-from zhiwen.graph.context import Context
+from zhiwen.graph.context import context_from_settings
 from zhiwen.memory.kb import list_kbs
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.chat_stream import ChatFrames, fill_usage, finish_reason
@@ -136,7 +136,7 @@ async def chat_completions(
             409, f"thread {thread!r} has a turn running; send the next message after it ends",
             "thread_id", "thread_busy",
         )  # fmt: skip
-    ctx = Context(kb=kb, persona=get_settings().persona)
+    ctx = context_from_settings(kb=kb)
     ctx.stream_drafts = rt.settings.stream_drafts if body.stream_drafts is None else body.stream_drafts
     if body.temperature is not None:
         ctx.temperature = body.temperature
