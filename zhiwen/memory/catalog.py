@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zhiwen.memory.chunking import CHUNKER_VERSION
 from zhiwen.memory.documents import Chunk, Document
 
 __all__ = ["Catalog", "ChunkRow", "DocumentRow"]
@@ -30,7 +31,11 @@ CREATE TABLE IF NOT EXISTS chunks (
   chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
   ordinal INTEGER NOT NULL, text TEXT NOT NULL, tokens TEXT NOT NULL, metadata TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS chunking (
+  doc_id TEXT PRIMARY KEY REFERENCES documents(doc_id) ON DELETE CASCADE, version INTEGER NOT NULL);
 """
+# ``chunking`` is a table of its own, not a column of ``documents``, so that an older zhiwen still reads
+# the catalog (its ``SELECT *`` rows keep their shape); a document without a row was chunked by version 1.
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,28 @@ class Catalog:
             ).fetchall()
         return [DocumentRow(*r) for r in rows]
 
+    def chunker_version(self, doc_id: str) -> int:
+        """The version of the chunker that cut the stored document (1: stored before versions were kept)."""
+        with self._lock:
+            row = self._db.execute("SELECT version FROM chunking WHERE doc_id = ?", (doc_id,)).fetchone()
+        return 1 if row is None else int(row[0])
+
+    def mark_chunked(self, doc_ids: Sequence[str], version: int = CHUNKER_VERSION) -> None:
+        """Record that the current chunker cuts these stored documents into the chunks they have.
+
+        No generation bump: nothing a search reads changes.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO chunking VALUES (?, ?)", [(d, version) for d in doc_ids]
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def chunk_ids_of(self, doc_id: str) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
@@ -165,6 +192,7 @@ class Catalog:
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
             (doc.id, doc.source, doc.title, doc.sha256, len(chunks), len(doc.text), time.time()),
         )
+        db.execute("INSERT OR REPLACE INTO chunking VALUES (?, ?)", (doc.id, CHUNKER_VERSION))
         db.executemany(
             "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
             [

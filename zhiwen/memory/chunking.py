@@ -10,7 +10,12 @@ import re
 
 from zhiwen.memory.documents import Chunk, Document, content_hash
 
-__all__ = ["chunk_document", "split_sentences"]
+__all__ = ["CHUNKER_VERSION", "chunk_document", "split_sentences"]
+
+# Stored with each document: an ingest re-chunks documents chunked by an older version (only those
+# whose chunks come out different are re-embedded). 2: sentences longer than a chunk are cut at line,
+# clause or word breaks, with overlap, instead of every ``size`` characters mid-word.
+CHUNKER_VERSION = 2
 
 # ATX headings: "#" marks, then spaces or tabs (not a newline: a lone "#" line is no heading).
 _HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
@@ -33,8 +38,55 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
-def _hard_split(s: int, e: int, size: int) -> list[tuple[int, int]]:
-    return [(i, min(i + size, e)) for i in range(s, e, size)]
+# Where a sentence longer than a chunk may be cut, best first: a line end, a clause mark, a space.
+_SOFT_BREAKS = (re.compile(r"\n"), re.compile(r"[，、,：:）)」』”’]"), re.compile(r"\s"))
+
+
+def _break_after(text: str, lo: int, hi: int, latest: bool) -> int | None:
+    """The position just after the best soft break in ``text[lo:hi]`` (the last of its kind when
+    ``latest``, else the first), or None when there is none."""
+    for pattern in _SOFT_BREAKS:
+        ends = [m.end() for m in pattern.finditer(text, lo, hi)]
+        if ends:
+            return ends[-1] if latest else ends[0]
+    return None
+
+
+def _splits_a_word(text: str, pos: int) -> bool:
+    return (
+        0 < pos < len(text)
+        and text[pos - 1].isascii()
+        and text[pos - 1].isalnum()
+        and (text[pos].isascii() and text[pos].isalnum())
+    )
+
+
+def _soft_split(text: str, s: int, e: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Pieces of at most ``size`` characters covering the over-long sentence ``text[s:e]``.
+
+    Each piece ends at the last line, clause or word break of its second half (a Latin word is never
+    cut unless it is half a chunk long; unpunctuated Chinese is cut anywhere) and the next one starts
+    up to ``overlap`` characters earlier, at a break when there is one.
+    """
+    pieces: list[tuple[int, int]] = []
+    start = s
+    while e - start > size:
+        end = _break_after(text, start + size // 2, start + size, latest=True) or start + size
+        if _splits_a_word(text, end):
+            word_start = end
+            while word_start > start + size // 2 and _splits_a_word(text, word_start):
+                word_start -= 1
+            end = word_start if not _splits_a_word(text, word_start) else end
+        pieces.append((start, end))
+        back = max(end - overlap, start + 1)
+        nxt = _break_after(text, back, end, latest=False) if overlap else None
+        if nxt is None or nxt >= end:
+            nxt = back if overlap else end
+            while nxt < end and _splits_a_word(text, nxt):
+                nxt += 1
+        start = nxt
+    pieces.append((start, e))
+    return pieces
 
 
 def _sections(text: str) -> list[tuple[int, int, str]]:
@@ -69,7 +121,7 @@ def chunk_document(doc: Document, size: int = 600, overlap: int = 100) -> list[C
         for sec_start, sec_end, heading in _sections(text):
             current: tuple[int, int] | None = None
             for s, e in split_sentences(text, sec_start, sec_end):
-                for hs, he in _hard_split(s, e, size) if e - s > size else [(s, e)]:
+                for hs, he in _soft_split(text, s, e, size, overlap) if e - s > size else [(s, e)]:
                     if current is None:
                         current = (hs, he)
                     elif he - current[0] <= size:

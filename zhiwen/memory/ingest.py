@@ -15,7 +15,7 @@ import numpy as np
 
 from zhiwen.errors import UnsupportedFile
 from zhiwen.memory.catalog import Catalog
-from zhiwen.memory.chunking import chunk_document
+from zhiwen.memory.chunking import CHUNKER_VERSION, chunk_document
 from zhiwen.memory.documents import Chunk, Document
 from zhiwen.memory.kb import KnowledgeBase
 from zhiwen.memory.loaders import iter_paths, load_path
@@ -32,12 +32,14 @@ class IngestReport:
     added: int = 0
     replaced: int = 0
     unchanged: int = 0
+    rechunked: int = 0  # unchanged documents cut anew by a newer chunker (counted in ``replaced`` too)
     chunks: int = 0
     skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        rechunked = f" ({self.rechunked} re-chunked by a newer chunker)" if self.rechunked else ""
         return (
-            f"{self.added} added, {self.replaced} replaced, {self.unchanged} unchanged, "
+            f"{self.added} added, {self.replaced} replaced{rechunked}, {self.unchanged} unchanged, "
             f"{self.chunks} chunks indexed, {len(self.skipped)} skipped"
         )
 
@@ -112,6 +114,7 @@ class _Work:
     chunks: list[Chunk]
     old_chunks: list[str]  # the ids of the chunks the document had
     replaces: str = ""  # the id of an older record of it stored under another spelling of its path
+    rechunk: bool = False  # same content, cut anew by a newer chunker
 
 
 def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list[_Work]:
@@ -120,6 +123,7 @@ def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list
     seen: set[str] = set()
     # Stored under a relative path by an older version: the same file, now known by its absolute path.
     legacy = {os.path.abspath(row.source): row for row in kb.catalog.relative_documents()}
+    same_cut: list[str] = []  # older chunker, same chunks: only the version is recorded
     for doc in docs:
         if doc.id in seen:
             report.skipped.append(f"{doc.source}: duplicate document id {doc.id!r} in this batch")
@@ -127,7 +131,16 @@ def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list
         seen.add(doc.id)
         old = kb.catalog.document(doc.id)
         if old is not None and old.sha256 == doc.sha256:
-            report.unchanged += 1
+            if kb.catalog.chunker_version(doc.id) >= CHUNKER_VERSION:
+                report.unchanged += 1
+                continue
+            chunks = chunk_document(doc)
+            old_chunks = kb.catalog.chunk_ids_of(doc.id)
+            if {c.id for c in chunks} == set(old_chunks):
+                same_cut.append(doc.id)
+                report.unchanged += 1
+            else:
+                todo.append(_Work(doc, chunks, old_chunks, rechunk=True))
             continue
         moved = legacy.get(doc.source) if old is None else None
         old_id = old.doc_id if old is not None else moved.doc_id if moved is not None else ""
@@ -137,6 +150,8 @@ def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list
             continue
         old_chunks = kb.catalog.chunk_ids_of(old_id) if old_id else []
         todo.append(_Work(doc, chunks, old_chunks, moved.doc_id if moved is not None else ""))
+    if same_cut:
+        kb.catalog.mark_chunked(same_cut)
     return todo
 
 
@@ -152,6 +167,7 @@ def _commit_group(kb: KnowledgeBase, group: list[_Work], report: IngestReport) -
             Catalog.put_document(db, w.doc, w.chunks, [kb.tokens(c.text) for c in w.chunks])
             if w.old_chunks:
                 report.replaced += 1
+                report.rechunked += w.rechunk
                 new_ids = {c.id for c in w.chunks}
                 stale.extend(cid for cid in w.old_chunks if cid not in new_ids)
             else:

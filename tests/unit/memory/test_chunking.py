@@ -83,9 +83,48 @@ def test_unbreakable_text_is_hard_split() -> None:
     _check_spans(doc, chunks)
 
 
+def test_long_unpunctuated_lines_are_cut_between_words_with_overlap() -> None:
+    # pypdf output and lists: lines without sentence ends. Version 1 cut every 600 characters mid-word.
+    words = itertools.cycle("account transfer limit daily international settlement currency".split())
+    lines = [" ".join(next(words) for _ in range(9)) for _ in range(60)]
+    text = "\n".join(lines)
+    doc = Document("scan.txt", text, "scan")
+    chunks = chunk_document(doc, size=600, overlap=100)
+    assert len(chunks) > 4
+    for a, b in itertools.pairwise(chunks):
+        assert text[a.end - 1] == "\n" or a.end == len(text), "a chunk ends at a line end"
+        assert text[b.start - 1] == "\n", "the next one starts at a line start"
+        assert 0 < a.end - b.start <= 100, "and repeats the end of the one before"
+    assert all(c.end - c.start <= 600 for c in chunks)
+    _check_spans(doc, chunks)
+
+
+def test_long_sentence_without_lines_is_cut_at_clause_then_word_breaks() -> None:
+    clauses = "，".join(f"第{i}项费用按照合同约定收取" for i in range(40)) + "。"
+    doc = Document("fees.txt", clauses, "fees")
+    chunks = chunk_document(doc, size=120, overlap=30)
+    assert all(clauses[c.end - 1] in "，。" for c in chunks), "cut after a clause mark"
+    english = " ".join(["interchange"] * 200)
+    chunks = chunk_document(Document("e.txt", english, "e"), size=100, overlap=25)
+    for c in chunks:
+        assert set(c.text.split()) == {"interchange"}, "no word is cut"
+    for a, b in itertools.pairwise(chunks):
+        assert 0 < a.end - b.start <= 25
+
+
+def test_unpunctuated_chinese_is_cut_anywhere_with_overlap() -> None:
+    text = "".join(chr(0x4E00 + (i * 7) % 500) for i in range(1000))
+    doc = Document("cjk.txt", text, "cjk")
+    chunks = chunk_document(doc, size=200, overlap=50)
+    assert all(c.end - c.start <= 200 for c in chunks)
+    for a, b in itertools.pairwise(chunks):
+        assert a.end - b.start == 50
+    _check_spans(doc, chunks)
+
+
 @settings(max_examples=150, deadline=None)
 @given(
-    st.text(alphabet=list("ab 中文字。！？；.!\n#"), max_size=700),
+    st.text(alphabet=list("ab 中文字。！？；.!\n#，,"), max_size=700),
     st.integers(min_value=20, max_value=200),
     st.integers(min_value=0, max_value=60),
 )

@@ -13,6 +13,7 @@ import pytest
 from fakes import HashEmbedder
 
 from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
+from zhiwen.memory.chunking import CHUNKER_VERSION
 from zhiwen.memory.documents import Document
 from zhiwen.memory.ingest import ingest_documents, ingest_paths
 from zhiwen.memory.kb import KnowledgeBase, delete_kb, kb_dir, list_kbs
@@ -77,6 +78,44 @@ def test_ingest_then_reingest_unchanged(kb: KnowledgeBase, folder: Path, fake_em
     assert kb.catalog.generation == generation, "nothing committed"
     assert fake_embedder.calls == calls, "nothing embedded"
     assert_consistent(kb)
+
+
+def _as_if_chunked_by_version_1(kb: KnowledgeBase) -> None:
+    with kb.catalog.transaction() as db:
+        db.execute("DELETE FROM chunking")
+
+
+def test_a_newer_chunker_recuts_only_documents_whose_chunks_change(
+    kb: KnowledgeBase, folder: Path, fake_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zhiwen.memory.ingest as ingest_module
+
+    lines = "\n".join(f"line {i} of a scanned statement with no sentence ends" for i in range(40))
+    (folder / "scan.txt").write_text(lines, encoding="utf-8")
+    # Version 1 cut over-long sentences every ``size`` characters: stand in for it with fixed cuts.
+    real = ingest_module.chunk_document
+    monkeypatch.setattr(ingest_module, "chunk_document", lambda doc: real(doc, size=300, overlap=0))
+    ingest_paths(kb, [folder])
+    monkeypatch.setattr(ingest_module, "chunk_document", real)
+    _as_if_chunked_by_version_1(kb)
+    scan = doc_of(kb, folder / "scan.txt")
+    old_ids = set(kb.catalog.chunk_ids_of(scan))
+    assert kb.catalog.chunker_version(scan) == 1
+
+    calls = fake_embedder.calls
+    report = ingest_paths(kb, [folder])
+    assert (report.added, report.replaced, report.rechunked, report.unchanged) == (0, 1, 1, 4)
+    assert "1 replaced (1 re-chunked by a newer chunker)" in report.summary()
+    assert fake_embedder.calls == calls + 1, "only the re-cut document is embedded"
+    new_ids = set(kb.catalog.chunk_ids_of(scan))
+    assert new_ids == {c.id for c in real(Document(str(folder / "scan.txt"), lines, "scan"))} != old_ids
+    assert all(kb.catalog.chunker_version(d.doc_id) == CHUNKER_VERSION for d in kb.documents())
+    assert_consistent(kb)
+
+    generation = kb.catalog.generation
+    again = ingest_paths(kb, [folder])
+    assert (again.replaced, again.rechunked, again.unchanged) == (0, 0, 5)
+    assert kb.catalog.generation == generation
 
 
 def test_changed_file_replaces_its_chunks(kb: KnowledgeBase, folder: Path) -> None:
