@@ -96,6 +96,12 @@ class Catalog:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
 
+    def setdefault_meta(self, key: str, value: str) -> str:
+        """The stored value of ``key``, storing ``value`` first when there is none (first writer wins)."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)", (key, value))
+            return str(self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
     @property
     def generation(self) -> int:
         return int(self.get_meta("generation") or 0)

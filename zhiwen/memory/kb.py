@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -94,8 +95,16 @@ class KnowledgeBase:
             self.catalog.set_meta("name", name)
             self.catalog.set_meta("cjk_mode", cjk_mode)
             self.catalog.set_meta("embedding_model", embedder.name)
+        # Its own collection on a shared Chroma server (ZHIWEN_CHROMA_URL): replicas share it through the
+        # catalog, but two installs with a knowledge base of one name never do (an ingest's orphan sweep in
+        # one deleted the other's vectors). Knowledge bases made before this keep the name they used.
+        legacy = f"zhiwen-{path.name}"[:512]
+        fresh = f"zhiwen-{path.name}"[:499] + f"-{uuid.uuid4().hex[:12]}"
+        self.server_collection = self.catalog.setdefault_meta(
+            "chroma_collection", fresh if stored_mode is None else legacy
+        )
         try:
-            self.vectors = VectorStore(path / "chroma", embedder.name)
+            self.vectors = VectorStore(path / "chroma", embedder.name, self.server_collection)
         except BaseException:
             self.catalog.close()
             raise
@@ -325,4 +334,12 @@ def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None, w
     with _write_lock(path, name, wait):  # an ingest into it (any process) finishes first
         if before is not None:
             before()
+        catalog = Catalog(path / "kb.sqlite")
+        try:
+            collection = catalog.get_meta("chroma_collection") or f"zhiwen-{path.name}"[:512]
+        finally:
+            catalog.close()
+        from zhiwen.tools.vectors import drop_server_collection
+
+        drop_server_collection(collection)  # first: a server that is down leaves the knowledge base whole
         shutil.rmtree(path)

@@ -17,33 +17,58 @@ from zhiwen.errors import EmbeddingModelMismatch, ZhiwenError
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embeddings import Vectors
 
-__all__ = ["VectorStore"]
+__all__ = ["VectorStore", "drop_server_collection"]
 
 _COLLECTION = "chunks"
 _MAX_BATCH = 5000
 
 
+def _server_client() -> Any | None:
+    """A client of the shared Chroma server ``ZHIWEN_CHROMA_URL``, or None when it is not set."""
+    url = os.environ.get("ZHIWEN_CHROMA_URL")
+    if not url:
+        return None
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ZhiwenError(f"ZHIWEN_CHROMA_URL must be an http(s)://host:port URL (got {url!r})")
+    return chromadb.HttpClient(
+        host=parsed.hostname, port=parsed.port or 8000, ssl=parsed.scheme == "https",
+        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+    )  # fmt: skip
+
+
+def drop_server_collection(name: str) -> None:
+    """Delete a dropped knowledge base's collection from the shared Chroma server (no-op without one)."""
+    server = _server_client()
+    if server is None:
+        return
+    from chromadb.errors import NotFoundError
+
+    try:
+        server.delete_collection(name)
+    except NotFoundError:
+        pass  # never written to, or dropped by another replica
+
+
 class VectorStore:
     """One Chroma collection of chunk vectors, tagged with the chunks' document id."""
 
-    def __init__(self, path: Path, embedding_model: str) -> None:
+    def __init__(self, path: Path, embedding_model: str, server_collection: str) -> None:
+        """Vectors in the Chroma folder ``path``, or in ``server_collection`` of ``ZHIWEN_CHROMA_URL``."""
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-        url = os.environ.get("ZHIWEN_CHROMA_URL")
-        if url:
-            # A shared Chroma server for several replicas: one collection per knowledge-base folder name.
-            parsed = urlparse(url)
-            if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise ZhiwenError(f"ZHIWEN_CHROMA_URL must be an http(s)://host:port URL (got {url!r})")
-            self._client = chromadb.HttpClient(
-                host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000, ssl=parsed.scheme == "https",
-                settings=chroma_settings,
-            )  # fmt: skip
-            collection = f"zhiwen-{path.parent.name}"[:512]
+        server = _server_client()
+        if server is not None:
+            self._client: Any = server
+            collection = server_collection
         else:
-            self._client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            self._client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+            )
             collection = _COLLECTION
         self._col = self._client.get_or_create_collection(
             collection,

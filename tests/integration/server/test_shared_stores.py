@@ -161,8 +161,96 @@ def test_a_chroma_server_gives_the_same_hits_as_the_embedded_store(
         assert got == expected
         names = [c.name for c in chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
                  .list_collections()]  # fmt: skip
-        assert "zhiwen-remote" in names  # the vectors live in the server, not on local disk
+        collection = service.open_kb("remote").server_collection
+        assert collection.startswith("zhiwen-remote-") and collection in names  # in the server, not on disk
         assert not (get_settings().kb_root / "remote" / "chroma").exists()
+    finally:
+        close_all()
+        get_settings.cache_clear()
+
+
+def _server_collections(chroma_url: str) -> set[str]:
+    import chromadb
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+    return {c.name for c in client.list_collections()}
+
+
+def test_two_installs_sharing_a_chroma_server_keep_their_vectors_apart(
+    env: Env, kit: type[Kit], chroma_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zhiwen.memory.registry import drop_kb
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in kit.DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    other = tmp_path / "other-docs"
+    other.mkdir()
+    (other / "notes.md").write_text("# Notes\n\nThe branch opens at nine.\n", encoding="utf-8")
+    monkeypatch.setenv("ZHIWEN_CHROMA_URL", chroma_url)
+
+    def install(home: str) -> None:
+        close_all()
+        monkeypatch.setenv("ZHIWEN_HOME", str(tmp_path / home))
+        get_settings.cache_clear()
+
+    try:
+        install("first")
+        service.ingest("shared-name", [docs])
+        first_hits = [h.id for h in service.open_kb("shared-name").search(kit.QUESTION, top_k=3)]
+        first = service.open_kb("shared-name").server_collection
+        install("second")  # another install, same server, a knowledge base of the same name
+        service.ingest("shared-name", [other])  # its orphan sweep used to delete the first one's vectors
+        second = service.open_kb("shared-name").server_collection
+        assert first != second and {first, second} <= _server_collections(chroma_url)
+
+        install("first")
+        kb = service.open_kb("shared-name")
+        assert kb.vectors.count() == kb.catalog.counts()[1] > 0
+        assert [h.id for h in kb.search(kit.QUESTION, top_k=3)] == first_hits
+
+        drop_kb("shared-name")
+        assert first not in _server_collections(chroma_url), "dropping a knowledge base drops its vectors"
+        assert second in _server_collections(chroma_url)
+    finally:
+        close_all()
+        get_settings.cache_clear()
+
+
+def test_a_knowledge_base_made_before_collection_ids_keeps_its_collection(
+    env: Env, kit: type[Kit], chroma_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in kit.DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    monkeypatch.setenv("ZHIWEN_CHROMA_URL", chroma_url)
+    get_settings.cache_clear()
+    try:
+        service.ingest("older", [docs])
+        kb = service.open_kb("older")
+        path, hits = kb.path, [h.id for h in kb.search(kit.QUESTION, top_k=3)]
+        close_all()
+        # As an older zhiwen left it: vectors in the collection named after the folder, no name stored.
+        import chromadb
+
+        client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+        with sqlite3.connect(path / "kb.sqlite") as db:
+            (stored,) = db.execute("SELECT value FROM meta WHERE key = 'chroma_collection'").fetchone()
+            db.execute("DELETE FROM meta WHERE key = 'chroma_collection'")
+        old = client.get_collection(stored)
+        data = old.get(include=["embeddings", "metadatas"])
+        legacy = client.create_collection("zhiwen-older", embedding_function=None,
+                                          configuration={"hnsw": {"space": "cosine"}}, metadata=old.metadata)  # fmt: skip
+        legacy.add(ids=data["ids"], embeddings=data["embeddings"], metadatas=data["metadatas"])
+        client.delete_collection(stored)
+
+        kb = service.open_kb("older")
+        assert kb.server_collection == "zhiwen-older"
+        assert [h.id for h in kb.search(kit.QUESTION, top_k=3)] == hits
     finally:
         close_all()
         get_settings.cache_clear()
