@@ -210,7 +210,8 @@ def demo(local_model: ModelOption = None) -> None:
 def eval_suite(
     suite: Annotated[str, typer.Argument(help="Suite YAML file, or a name under ./evals (e.g. smoke).")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: evals/runs/<suite>).")
+        Path | None,
+        typer.Option("--out", help="Output folder (default: evals/runs/<the suite's name>, from here)."),
     ] = None,
     limit: Annotated[
         int | None,
@@ -289,7 +290,19 @@ def serve(
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="zhiwen")  # the same name under `python -m`
+    except typer.TyperException as exc:  # click's errors (typer vendors click; its classes are private)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `zhiwen` or `zhiwen kb` alone: typer showed the help
+            sys.exit(2)
+        # A bad option or argument: one line, not click's framed panel.
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err.print(f"zhiwen: error: {message}{where}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        err.print("zhiwen: interrupted")
+        sys.exit(130)
     except ZhiwenError as exc:
         err.print(f"zhiwen: error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
@@ -299,6 +312,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("zhiwen: interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _invalid_settings(exc: ValidationError) -> str:

@@ -167,6 +167,30 @@ def test_bad_mode(ingested: Home) -> None:
     assert_user_error(ingested.run("search", "年费", "--kb", KB, "--mode", "sparse"), "--mode", "'sparse'")
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["eval", "smoke", "--limit", "0"], ["'--limit'", "zhiwen eval --help"]),
+        (["eval", "smoke", "--limit", "abc"], ["'--limit'", "integer"]),
+        (["ask"], ["Missing argument 'question'", "zhiwen ask --help"]),
+        (["ask", "年费", "--bogus"], ["No such option: --bogus"]),
+        (["nosuchcommand"], ["No such command 'nosuchcommand'", "zhiwen --help"]),
+        (["serve", "--port", "0"], ["'--port'"]),
+    ],
+)
+def test_usage_errors_are_one_line(ingested: Home, args: list[str], fragments: list[str]) -> None:
+    # click's own framed usage panel took ten lines; every other error here is one line.
+    proc = ingested.run(*args)
+    assert proc.returncode == 2
+    assert_user_error(proc, *fragments)
+
+
+def test_help_and_bare_groups_still_show_help(ingested: Home) -> None:
+    assert ingested.run("--help").returncode == 0
+    bare = ingested.run("kb")
+    assert bare.returncode == 2 and "zhiwen kb" in bare.stdout + bare.stderr and "list" in bare.stdout + bare.stderr
+
+
 @pytest.mark.parametrize("query", ["", "   "])
 def test_empty_query(ingested: Home, query: str) -> None:
     assert_user_error(ingested.run("search", query, "--kb", KB), "empty")

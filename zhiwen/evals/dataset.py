@@ -44,12 +44,21 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _answers(path: Path) -> dict[str, list[Any]]:
-    """Gold answers by query id; each must be a list (a bare string would be scored letter by letter)."""
+    """Gold answers by query id: a list of strings, or of lists of alternative strings (RGB slots).
+
+    Checked here: a bare string would be scored letter by letter, and a number stopped a run mid-way.
+    """
     answers = {}
     for row in _jsonl(path):
-        if not isinstance(row.get("answers"), list):
-            raise ValueError(f"{path.name}: answers of {row['_id']!r} must be a list of strings")
-        answers[row["_id"]] = row["answers"]
+        gold = row.get("answers")
+        if not isinstance(gold, list) or not all(
+            isinstance(g, str) or (isinstance(g, list) and all(isinstance(a, str) for a in g)) for g in gold
+        ):
+            raise ValueError(
+                f"{path.name}: answers of {row['_id']!r} must be a list of strings (or of lists of "
+                f"alternative strings), got {json.dumps(gold, ensure_ascii=False)[:80]}"
+            )
+        answers[row["_id"]] = gold
     return answers
 
 
@@ -81,7 +90,13 @@ def _cut(suite: Suite, folder: Path) -> EvalSet:
     answers = _answers(folder / "answers.jsonl") if (folder / "answers.jsonl").exists() else {}
     gold = {qid: {d for d, rel in judged.items() if rel > 0} for qid, judged in qrels.items()}
     # A query with no relevant passage says nothing about ranking (trec_eval leaves it out too).
-    queries = [q for q in _jsonl(folder / "queries.jsonl") if gold.get(q["_id"])]
+    all_queries = _jsonl(folder / "queries.jsonl")
+    seen: set[str] = set()
+    for q in all_queries:
+        if q["_id"] in seen:
+            raise ValueError(f"queries.jsonl: query id {q['_id']!r} appears twice (it would be run twice)")
+        seen.add(q["_id"])
+    queries = [q for q in all_queries if gold.get(q["_id"])]
     if not queries:
         raise ValueError("no query in queries.jsonl has a relevant passage in qrels/test.tsv")
     chosen = queries[: suite.questions] if suite.questions else queries

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -131,7 +132,13 @@ def _done_ids(path: Path) -> set[str]:
     with path.open("rb+") as f:  # drop a last line cut by an interruption, so appends start on a new line
         data = f.read()
         if data and not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
+            tail = data[data.rfind(b"\n") + 1 :]
+            try:
+                json.loads(tail)
+            except ValueError:
+                f.truncate(data.rfind(b"\n") + 1)
+            else:
+                f.write(b"\n")  # a whole record without its newline (an edited file): kept
     # A turn that failed (endpoint down, stream cut) says nothing about answer quality: it runs again, and its
     # new record supersedes the failed one (read_records keeps the last record of each question).
     return {r["id"] for r in read_records(path) if "id" in r and "error" not in r}
@@ -179,12 +186,15 @@ def _check_resumable(suite: Suite, out: Path) -> None:
     records must keep its context.
     """
     saved = out / "suite.json"
-    if not saved.exists() or not any(p.stat().st_size for p in (out / "records").glob("*.jsonl")):
+    if not any(p.stat().st_size for p in (out / "records").glob("*.jsonl")):
         return  # no records yet: nothing to stay comparable with
     try:
         old = Suite.model_validate_json(saved.read_text(encoding="utf-8"))
-    except ValueError:
-        return  # not readable as a suite: nothing to compare with (the records stay as they are)
+    except (OSError, ValueError) as exc:
+        raise ZhiwenError(
+            f"{out} holds records but its suite.json, the settings they were made with, is missing or "
+            f"unreadable ({type(exc).__name__}); choose another --out, or delete its records/ folder to start over"
+        ) from exc
     changed = [f for f in _RECORD_FIELDS if getattr(old, f) != getattr(suite, f)]
     old_contexts = {c.name: c.context for c in old.configurations}
     for config in suite.configurations:
@@ -216,7 +226,9 @@ async def _run(
     kb = build_kb(suite, data, progress)
     graph = build().compile()
     (out / "records").mkdir(parents=True, exist_ok=True)
-    (out / "suite.json").write_text(suite.model_dump_json(indent=2), encoding="utf-8")
+    saved = out / "suite.json.tmp"  # replaced whole: a cut write must not leave a suite that cannot be read
+    saved.write_text(suite.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(saved, out / "suite.json")
     for config in chosen.configurations:
         path = files[config.name]
         ctx = _context(suite, config, kb.name)

@@ -20,7 +20,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of a run in file order, the last one of each question only (a rerun of a failed turn
     supersedes it); a line cut by an interruption is skipped."""
     by_id: dict[Any, dict[str, Any]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    # "\n" only: records are written with ensure_ascii=False, and splitlines() also breaks at U+2028,
+    # U+2029 and \x85 inside a record's text, which lost the record and re-ran it on every resume.
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n")):
+        if not line.strip():
+            continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError:

@@ -226,6 +226,23 @@ def test_a_bare_string_answer_is_refused_not_scored_letter_by_letter(env: Path) 
         load_eval_set(suite())
 
 
+def test_a_number_among_the_answers_is_refused_before_any_turn(env: Path) -> None:
+    folder = Path(os.environ["ZHIWEN_DATASETS"]) / "tiny-beir"
+    (folder / "answers.jsonl").write_text(json.dumps({"_id": "q1", "answers": [1889]}) + "\n")
+    with pytest.raises(ZhiwenError, match=r"answers of 'q1' must be a list of strings.*got \[1889\]"):
+        load_eval_set(suite())
+    (folder / "answers.jsonl").write_text(json.dumps({"_id": "q1", "answers": [["1889", "一八八九"]]}) + "\n")
+    assert load_eval_set(suite(negatives=0)).questions[0].answers == [["1889", "一八八九"]]  # RGB slots
+
+
+def test_a_query_id_given_twice_is_refused(env: Path) -> None:
+    folder = Path(os.environ["ZHIWEN_DATASETS"]) / "tiny-beir"
+    with (folder / "queries.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"_id": "q2", "text": "How high is Mount Fuji?"}) + "\n")
+    with pytest.raises(ZhiwenError, match=r"query id 'q2' appears twice"):
+        load_eval_set(suite())
+
+
 def test_a_dataset_whose_queries_have_no_qrels_is_a_zhiwen_error(env: Path) -> None:
     folder = Path(os.environ["ZHIWEN_DATASETS"]) / "tiny-beir"
     (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nother\td1\t1\n", encoding="utf-8")
@@ -471,6 +488,45 @@ def test_a_line_cut_by_an_interruption_is_run_again(env: Path) -> None:
     asyncio.run(run_suite(suite(), env, limit=2))
     assert model.calls == ["q2"]
     assert [r["id"] for r in read_records(path)] == ["q1", "q2"]
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(env: Path) -> None:
+    model = use_model()
+    files = asyncio.run(run_suite(suite(), env, limit=2))
+    path = files["hybrid"]
+    path.write_text(path.read_text(encoding="utf-8").rstrip("\n"), encoding="utf-8")  # as an editor saves it
+    model.calls.clear()
+    asyncio.run(run_suite(suite(), env, limit=2))
+    assert model.calls == [], "the last record was deleted and its question run again"
+    assert path.read_text(encoding="utf-8").endswith("\n") and len(lines_of(path)) == 2
+
+
+def test_records_holding_unicode_line_separators_are_read_once(env: Path) -> None:
+    # json.dumps(ensure_ascii=False) leaves U+2028, U+2029 and \x85 as they are; splitlines() broke there.
+    path = env / "records" / "hybrid.jsonl"
+    path.parent.mkdir(parents=True)
+    answers = {"q1": "1889\u2028completed.", "q2": "3776\x85metres", "q3": "Atlantic\u2029Ocean"}
+    path.write_text(
+        "".join(json.dumps({"id": q, "answer": a}, ensure_ascii=False) + "\n" for q, a in answers.items()),
+        encoding="utf-8",
+    )
+    assert {r["id"]: r["answer"] for r in read_records(path)} == answers
+    assert runner._done_ids(path) == set(answers)
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_records_without_a_readable_suite_json_are_not_resumed(env: Path, damage: str) -> None:
+    use_model()
+    files = asyncio.run(run_suite(suite(), env, limit=1))
+    saved = env / "suite.json"
+    if damage == "delete":
+        saved.unlink()
+    else:
+        saved.write_text(saved.read_text(encoding="utf-8")[:40], encoding="utf-8")
+    before = {name: lines_of(path) for name, path in files.items()}
+    with pytest.raises(ZhiwenError, match=r"suite\.json.*missing or unreadable.*choose another --out"):
+        asyncio.run(run_suite(suite(negatives=2), env, limit=2))
+    assert {name: lines_of(path) for name, path in files.items()} == before
 
 
 def test_a_concurrent_run_into_the_same_folder_is_refused(env: Path) -> None:
