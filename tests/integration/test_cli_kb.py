@@ -188,7 +188,11 @@ def test_usage_errors_are_one_line(ingested: Home, args: list[str], fragments: l
 def test_help_and_bare_groups_still_show_help(ingested: Home) -> None:
     assert ingested.run("--help").returncode == 0
     bare = ingested.run("kb")
-    assert bare.returncode == 2 and "zhiwen kb" in bare.stdout + bare.stderr and "list" in bare.stdout + bare.stderr
+    assert (
+        bare.returncode == 2
+        and "zhiwen kb" in bare.stdout + bare.stderr
+        and "list" in bare.stdout + bare.stderr
+    )
 
 
 @pytest.mark.parametrize("query", ["", "   "])

@@ -85,7 +85,9 @@ def test_unbreakable_text_is_hard_split() -> None:
 
 def test_long_unpunctuated_lines_are_cut_between_words_with_overlap() -> None:
     # pypdf output and lists: lines without sentence ends. Version 1 cut every 600 characters mid-word.
-    words = itertools.cycle("account transfer limit daily international settlement currency".split())
+    words = itertools.cycle(
+        ["account", "transfer", "limit", "daily", "international", "settlement", "currency"]
+    )
     lines = [" ".join(next(words) for _ in range(9)) for _ in range(60)]
     text = "\n".join(lines)
     doc = Document("scan.txt", text, "scan")
