@@ -14,7 +14,7 @@ from zhiwen.evals.suite import Suite, datasets_root
 from zhiwen.memory.documents import Document
 from zhiwen.memory.loaders import load_path
 
-__all__ = ["EvalSet", "Question", "load_eval_set"]
+__all__ = ["EvalSet", "Question", "dataset_folder", "load_eval_set"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,16 @@ def _answers(path: Path) -> dict[str, list[Any]]:
     return answers
 
 
+def dataset_folder(suite: Suite) -> Path:
+    """The suite's BEIR folder; ``ZhiwenError`` when it has no corpus."""
+    folder = Path(suite.dataset)
+    if not folder.is_absolute():
+        folder = datasets_root() / folder
+    if not (folder / "corpus.jsonl").exists():
+        raise ZhiwenError(f"dataset folder {folder} has no corpus.jsonl (set ZHIWEN_DATASETS?)")
+    return folder
+
+
 def load_eval_set(suite: Suite) -> EvalSet:
     """The suite's questions and corpus.
 
@@ -69,11 +79,7 @@ def load_eval_set(suite: Suite) -> EvalSet:
     question that needs one of those passages is left out (it would have lost its answer too): on sets that
     ask several questions of one passage (XQuAD, CMRC) the run then has fewer questions than asked for.
     """
-    folder = Path(suite.dataset)
-    if not folder.is_absolute():
-        folder = datasets_root() / folder
-    if not (folder / "corpus.jsonl").exists():
-        raise ZhiwenError(f"dataset folder {folder} has no corpus.jsonl (set ZHIWEN_DATASETS?)")
+    folder = dataset_folder(suite)
     try:
         return _cut(suite, folder)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError

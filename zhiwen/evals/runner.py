@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.evals.answer_metrics import score_answer
-from zhiwen.evals.dataset import EvalSet, Question, load_eval_set
+from zhiwen.evals.dataset import EvalSet, Question, dataset_folder, load_eval_set
 from zhiwen.evals.retrieval_metrics import dedupe, mrr_at_k, ndcg_at_k, recall_at_k
 from zhiwen.evals.suite import Configuration, Suite
 from zhiwen.evals.summary import read_records
@@ -156,6 +156,7 @@ async def run_suite(
     Already-recorded questions are skipped. The saved ``suite.json`` always holds the whole suite, so a later
     run of the other configurations is checked against the same settings.
     """
+    dataset_folder(suite)  # a missing dataset is refused before the output folder is made
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = (out / ".lock").open("w")

@@ -253,6 +253,9 @@ def test_a_dataset_whose_queries_have_no_qrels_is_a_zhiwen_error(env: Path) -> N
 def test_missing_dataset_is_a_zhiwen_error(env: Path) -> None:
     with pytest.raises(ZhiwenError, match=r"no corpus\.jsonl"):
         load_eval_set(suite(dataset="absent"))
+    with pytest.raises(ZhiwenError, match=r"no corpus\.jsonl"):
+        asyncio.run(run_suite(suite(dataset="absent"), env))
+    assert not env.exists(), "refused before the output folder (and its lock) was made"
 
 
 # --- records ------------------------------------------------------------------------------------
