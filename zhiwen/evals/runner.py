@@ -29,6 +29,7 @@ from zhiwen.graph.context import Context
 from zhiwen.memory.ingest import ingest_documents
 from zhiwen.memory.kb import KnowledgeBase
 from zhiwen.memory.registry import open_kb
+from zhiwen.settings import get_settings
 from zhiwen.tools.grounding import is_refusal
 from zhiwen.turns import stream_turn
 
@@ -214,11 +215,13 @@ async def _run(
 ) -> dict[str, Path]:
     chosen = suite.only(configs) if configs else suite
     _check_resumable(suite, out)  # before any slow work, so a refused run costs nothing
+    files = {c.name: out / "records" / f"{c.name}.jsonl" for c in chosen.configurations}
     for config in chosen.configurations:
-        _context(suite, config, "")  # an unknown Context field is an error before the ingest, too
+        ctx = _context(suite, config, "")  # an unknown Context field is an error before the ingest, too
+        if suite.answers and files[config.name].exists():
+            _check_same_model(files[config.name], config.name, answered_by(ctx))
     data = load_eval_set(suite)
     questions = data.questions[:limit] if limit else data.questions
-    files = {c.name: out / "records" / f"{c.name}.jsonl" for c in chosen.configurations}
     done = {name: _done_ids(path) for name, path in files.items()}
     if questions and all(q.id in done[name] for name in files for q in questions):
         # Every question has its record (a finished run, or committed baseline records copied to a fresh
@@ -240,7 +243,9 @@ async def _run(
                 if q.id in done[config.name]:
                     continue
                 ranking = _ranking(kb, q, ctx, suite.retrieval_k)
-                result = await _answer(graph, q, ctx) if suite.answers else {}
+                result = (
+                    {**await _answer(graph, q, ctx), "answered_by": answered_by(ctx)} if suite.answers else {}
+                )
                 record = {"id": q.id, "question": q.text, "gold": q.answers, "negative": q.negative,
                           "relevant": q.relevant, "ranking": ranking[:10], **result,
                           **_score(suite, q, ranking, result)}  # fmt: skip
@@ -249,6 +254,28 @@ async def _run(
             if progress:
                 progress(config.name, len(questions), len(questions))
     return files
+
+
+def answered_by(ctx: Context) -> str:
+    """Which model answers under ``ctx`` (kept in each record): ZHIWEN_LLM_BASE_URL overrides a suite's
+    ``local_model``, so a resume from another shell could otherwise mix two models' answers in one run."""
+    settings = get_settings()
+    if ctx.base_url:
+        return f"{ctx.model or settings.llm_model or 'default'} at {ctx.base_url.rstrip('/')}"
+    if settings.llm_base_url:
+        return f"{ctx.model or settings.llm_model or 'default'} at {settings.llm_base_url.rstrip('/')}"
+    return f"embedded {ctx.local_model or settings.local_model}"
+
+
+def _check_same_model(path: Path, config: str, model: str) -> None:
+    """Refuse to add answers by ``model`` to records answered by another (records before this was kept pass)."""
+    others = {r["answered_by"] for r in read_records(path) if r.get("answered_by", model) != model}
+    if others:
+        raise ZhiwenError(
+            f"the records of configuration {config} in {path.parent.parent} were answered by "
+            f"{', '.join(sorted(others))}, but this run would use {model} (ZHIWEN_LLM_BASE_URL, "
+            "ZHIWEN_LLM_MODEL?); use the same model, or choose another --out"
+        )
 
 
 def _context(suite: Suite, config: Configuration, kb: str) -> Context:

@@ -493,6 +493,22 @@ def test_a_line_cut_by_an_interruption_is_run_again(env: Path) -> None:
     assert [r["id"] for r in read_records(path)] == ["q1", "q2"]
 
 
+def test_a_resume_with_another_model_is_refused(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_model()
+    files = asyncio.run(run_suite(suite(), env, limit=1))
+    (record,) = read_records(files["hybrid"])
+    assert record["answered_by"] == f"embedded {get_settings().local_model}"
+    before = lines_of(files["hybrid"])
+    monkeypatch.setenv("ZHIWEN_LLM_BASE_URL", "http://gpu:8000/v1/")
+    monkeypatch.setenv("ZHIWEN_LLM_MODEL", "qwen-72b")
+    get_settings.cache_clear()
+    with pytest.raises(
+        ZhiwenError, match=r"answered by embedded .* would use qwen-72b at http://gpu:8000/v1 "
+    ):
+        asyncio.run(run_suite(suite(), env, limit=2))
+    assert lines_of(files["hybrid"]) == before
+
+
 def test_a_whole_last_record_without_its_newline_is_kept(env: Path) -> None:
     model = use_model()
     files = asyncio.run(run_suite(suite(), env, limit=2))
