@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -137,15 +137,28 @@ def chroma_url() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_a_chroma_server_gives_the_same_hits_as_the_embedded_store(
-    env: Env, kit: type[Kit], chroma_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import chromadb
-
+def _kit_docs(kit: type[Kit], tmp_path: Path) -> Path:
     docs = tmp_path / "docs"
     docs.mkdir()
     for name, text in kit.DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
+    return docs
+
+
+def _chroma_client(chroma_url: str) -> Any:
+    import chromadb
+
+    return chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+
+
+def _server_collections(chroma_url: str) -> set[str]:
+    return {c.name for c in _chroma_client(chroma_url).list_collections()}
+
+
+def test_a_chroma_server_gives_the_same_hits_as_the_embedded_store(
+    env: Env, kit: type[Kit], chroma_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    docs = _kit_docs(kit, tmp_path)
     queries = [kit.QUESTION, kit.QUESTION_2, "年费"]
     local = service.ingest("local-copy", [docs])
     assert local.added == len(kit.DOCS)
@@ -159,21 +172,13 @@ def test_a_chroma_server_gives_the_same_hits_as_the_embedded_store(
         assert remote.added == len(kit.DOCS)
         got = {q: [h.id for h in service.open_kb("remote").search(q, top_k=3)] for q in queries}
         assert got == expected
-        names = [c.name for c in chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
-                 .list_collections()]  # fmt: skip
         collection = service.open_kb("remote").server_collection
-        assert collection.startswith("zhiwen-remote-") and collection in names  # in the server, not on disk
+        assert collection.startswith("zhiwen-remote-")
+        assert collection in _server_collections(chroma_url)  # the vectors live in the server, not on disk
         assert not (get_settings().kb_root / "remote" / "chroma").exists()
     finally:
         close_all()
         get_settings.cache_clear()
-
-
-def _server_collections(chroma_url: str) -> set[str]:
-    import chromadb
-
-    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
-    return {c.name for c in client.list_collections()}
 
 
 def test_two_installs_sharing_a_chroma_server_keep_their_vectors_apart(
@@ -181,10 +186,7 @@ def test_two_installs_sharing_a_chroma_server_keep_their_vectors_apart(
 ) -> None:
     from zhiwen.memory.registry import drop_kb
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in kit.DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
+    docs = _kit_docs(kit, tmp_path)
     other = tmp_path / "other-docs"
     other.mkdir()
     (other / "notes.md").write_text("# Notes\n\nThe branch opens at nine.\n", encoding="utf-8")
@@ -223,10 +225,7 @@ def test_a_knowledge_base_made_before_collection_ids_keeps_its_collection(
 ) -> None:
     import sqlite3
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in kit.DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
+    docs = _kit_docs(kit, tmp_path)
     monkeypatch.setenv("ZHIWEN_CHROMA_URL", chroma_url)
     get_settings.cache_clear()
     try:
@@ -235,9 +234,7 @@ def test_a_knowledge_base_made_before_collection_ids_keeps_its_collection(
         path, hits = kb.path, [h.id for h in kb.search(kit.QUESTION, top_k=3)]
         close_all()
         # As an older zhiwen left it: vectors in the collection named after the folder, no name stored.
-        import chromadb
-
-        client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+        client = _chroma_client(chroma_url)
         with sqlite3.connect(path / "kb.sqlite") as db:
             (stored,) = db.execute("SELECT value FROM meta WHERE key = 'chroma_collection'").fetchone()
             db.execute("DELETE FROM meta WHERE key = 'chroma_collection'")
