@@ -53,6 +53,13 @@ def ingest(
     kb: KbOption = "default",
 ) -> None:
     """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
+    from zhiwen.memory.kb import kb_dir
+    from zhiwen.memory.registry import drop_kb
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if len(missing) == len(paths):  # a typo in the only path: one line, and no empty knowledge base made
+        raise ZhiwenError(f"no such file or folder: {', '.join(missing)}; nothing ingested")
+    made_here = not (kb_dir(get_settings().kb_root, kb) / "kb.sqlite").exists()
     service.open_kb(kb, create=True)  # store errors (a bad ZHIWEN_CHROMA_URL...) before any progress bar
     with Progress(
         TextColumn("[bold]embedding[/] chunks"), BarColumn(), MofNCompleteColumn(),
@@ -64,6 +71,8 @@ def ingest(
         err.print(f"[yellow]skipped[/] {reason}", highlight=False)
     out.print(f"{kb}: {report.summary()}", highlight=False)
     if report.added + report.replaced + report.unchanged == 0 and report.skipped:
+        if made_here:
+            drop_kb(kb)  # made by this ingest and left empty: not listed as if it held something
         raise typer.Exit(1)
     # ask and chat default to the demo's 'sample': say how to reach what was just added.
     name = shlex.quote(kb)

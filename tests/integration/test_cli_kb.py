@@ -207,6 +207,15 @@ def test_ingest_of_nothing_readable(ingested: Home, tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "bad.pptx: unsupported file type" in proc.stderr and "missing.txt: no such file" in proc.stderr
+    assert "other" not in ingested.run("kb", "list").stdout, (
+        "a knowledge base made empty by this ingest is gone"
+    )
+
+
+def test_ingest_of_only_missing_paths_is_a_one_line_error(ingested: Home, tmp_path: Path) -> None:
+    proc = ingested.run("ingest", str(tmp_path / "typo"), "--kb", "typo-kb")
+    assert_user_error(proc, "no such file or folder", "typo", "nothing ingested")
+    assert "typo-kb" not in ingested.run("kb", "list").stdout
 
 
 @pytest.mark.parametrize(
