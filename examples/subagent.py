@@ -30,6 +30,7 @@ from zhiwen.graph.builder import graph as zhiwen_graph
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import InputState, Source
 from zhiwen.memory.registry import open_kb
+from zhiwen.settings import DEFAULT_KB
 
 __all__ = ["TicketState", "Token", "build_shared", "build_wrapper", "stream_tokens"]
 
@@ -114,7 +115,9 @@ async def main(kb: str, question: str, shared: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Run zhiwen as a sub-agent of a parent graph.")
     parser.add_argument("question")
-    parser.add_argument("--kb", default="sample", help="knowledge base to answer from")
+    parser.add_argument(
+        "--kb", default=DEFAULT_KB, help=f"knowledge base to answer from (default: {DEFAULT_KB})"
+    )
     parser.add_argument("--shared", action="store_true", help="embed zhiwen as a node sharing `messages`")
     args = parser.parse_args()
     try:

@@ -33,3 +33,24 @@ def e5() -> E5Embedder:
 def fake_embedder() -> HashEmbedder:
     """A fast deterministic embedder whose vectors are close for texts sharing tokens."""
     return HashEmbedder()
+
+
+@pytest.fixture
+def no_blocking_calls() -> Iterator[None]:
+    """Fail any blocking call made on a running event loop, as ``langgraph dev`` does (it runs graphs
+    under ``blockbuster``), but stricter: file reads and writes, ``os.stat`` and lock waits count too.
+
+    Blocking calls in worker threads (``asyncio.to_thread``) are allowed; that is where they belong.
+    """
+    from blockbuster import BlockBuster
+
+    detector = BlockBuster(excluded_modules=[])
+    for module, func in (("logging/__init__.py", "emit"), ("logging/__init__.py", "flush")):
+        # pytest captures log records on the loop thread: the test's own plumbing, not the turn's.
+        for name in ("io.TextIOWrapper.write", "io.BufferedWriter.write"):
+            detector.functions[name].can_block_in(module, func)
+    detector.activate()
+    try:
+        yield
+    finally:
+        detector.deactivate()

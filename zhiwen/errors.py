@@ -21,12 +21,17 @@ class ModelFileError(ZhiwenError):
     """A bundled model file is missing, incomplete or fails its checksum."""
 
 
-class LLMUnavailable(ZhiwenError):
+# The two errors a graph run raises to its caller are also builtin kinds: LangGraph's API server (Studio,
+# `langgraph dev`) passes on the message only of builtin exception types and shows others as "An internal
+# error occurred", which told a Studio user nothing about the knowledge base they had named.
+
+
+class LLMUnavailable(ZhiwenError, RuntimeError):
     """The chat model endpoint cannot be reached or failed to start."""
 
 
-class KnowledgeBaseNotFound(ZhiwenError):
-    """No knowledge base of that name exists."""
+class KnowledgeBaseNotFound(ZhiwenError, ValueError):
+    """No knowledge base of that name exists (a wrong value of ``Context.kb``, ``--kb`` or the model name)."""
 
 
 class KnowledgeBaseBusy(ZhiwenError):

@@ -10,7 +10,11 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["DEFAULT_KB", "Settings", "get_settings"]
+
+# The knowledge base every surface uses when none is named: `zhiwen ingest/search/kb/ask/chat`, the server's
+# models `zhiwen` and `default` (ZHIWEN_DEFAULT_KB changes that one), and the graph's `Context.kb`.
+DEFAULT_KB = "default"
 
 
 def _default_home() -> Path:

@@ -25,7 +25,7 @@ from zhiwen.memory.checkpointer import open_checkpointer
 from zhiwen.testing.scripted_llm import Script, ScriptedLLMServer
 from zhiwen.turns import TurnEvent, stream_turn
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60), pytest.mark.usefixtures("no_blocking_calls")]
 
 SECRET = "秘密推理 secret"
 LEAK_MARKERS = ("秘密", "secret", "<think>", "</think>", "think>")

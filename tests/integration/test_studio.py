@@ -1,12 +1,17 @@
-"""LangGraph Studio: ``langgraph dev`` loads langgraph.json and shows the graph and its Context fields.
+"""LangGraph Studio: ``langgraph dev`` serves the graph, its forms, and real knowledge-base turns.
 
-No turn runs here (that needs a model); the schemas Studio draws its forms from are enough.
+Set up as a user does: ``zhiwen ingest`` into the default knowledge base, the model endpoint in the
+environment, then ``langgraph dev`` as docs/studio.md says: without ``--allow-blocking``, so the server runs
+every turn under its blocking-call detector and a blocking call in a node fails the run. Turns go through
+the LangGraph SDK, as Studio's own client does (``runs.stream`` with ``values`` and ``messages-tuple``). The
+model is the scripted OpenAI-compatible server, answering with think text that must never surface.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -24,8 +29,10 @@ import httpx
 import pytest
 
 from zhiwen.graph.context import Context
+from zhiwen.settings import DEFAULT_KB
+from zhiwen.testing.scripted_llm import Script, ScriptedLLMServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 LANGGRAPH = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
@@ -61,10 +68,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     pytest.fail("langgraph dev left processes behind")
 
 
+DOCS = {
+    "card.md": "# 金卡信用卡\n\n金卡信用卡的年费为每年三百元人民币。首年免收年费。\n",
+    "wire.md": "# Wire transfers\n\nInternational wire transfers take three business days. "
+    "The fee for an international wire transfer is 15 dollars.\n",
+}
+
+
 @dataclass
 class Studio:
     client: httpx.Client
     log: Path
+    url: str
+    llm: ScriptedLLMServer
 
     def warnings(self) -> str:
         text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text())
@@ -72,13 +88,32 @@ class Studio:
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
-    """``langgraph dev`` on a free port; its scratch folder (.langgraph_api) goes to a temporary cwd."""
+def llm() -> Iterator[ScriptedLLMServer]:
+    with ScriptedLLMServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory, llm: ScriptedLLMServer) -> Iterator[Studio]:
+    """``langgraph dev`` on a free port over a knowledge base ``zhiwen ingest`` made; its scratch folder
+    (.langgraph_api) goes to a temporary cwd."""
     if LANGGRAPH is None or importlib.util.find_spec("langgraph_api") is None:
         pytest.skip('langgraph CLI not installed: pip install "langgraph-cli[inmem]" (in the dev extra)')
     tmp = tmp_path_factory.mktemp("studio")
+    docs = tmp / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
     port = free_port()
-    env = {**os.environ, **OFFLINE, "ZHIWEN_HOME": str(tmp / "home")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZHIWEN_", "LANGGRAPH_ALLOW"))}
+    env |= {**OFFLINE, "ZHIWEN_HOME": str(tmp / "home"), "ZHIWEN_LLM_BASE_URL": llm.base_url}
+    env |= {"ZHIWEN_LLM_MODEL": "scripted"}
+    zhiwen = shutil.which("zhiwen", path=str(Path(sys.executable).parent))
+    assert zhiwen is not None
+    ingest = subprocess.run(
+        [zhiwen, "ingest", str(docs)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert ingest.returncode == 0, ingest.stderr
     cmd = [LANGGRAPH, "dev", "--config", str(ROOT / "langgraph.json"), "--no-browser", "--no-reload"]
     log = tmp / "langgraph-dev.log"
     with log.open("wb") as out:
@@ -100,7 +135,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
             if time.monotonic() > deadline:
                 pytest.fail(f"langgraph dev not ready after 120 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.25)
-        yield Studio(client, log)
+        yield Studio(client, log, f"http://127.0.0.1:{port}", llm)
     finally:
         client.close()
         stop(proc)
@@ -138,7 +173,7 @@ def test_context_fields_and_descriptions(schemas: dict[str, Any]) -> None:
     for f in dataclasses.fields(Context):
         assert f.name in properties, f"Context.{f.name} missing from Studio's form"
         assert properties[f.name]["description"] == f.metadata["description"]
-    assert properties["kb"]["default"] == "sample"
+    assert properties["kb"]["default"] == DEFAULT_KB
     assert properties["top_k"]["default"] == 3
     assert properties["top_k"]["type"] == "integer"
     assert set(properties["retrieval_mode"]["enum"]) == {"hybrid", "bm25", "dense"}
@@ -152,3 +187,76 @@ def test_input_and_output_schemas(studio: Studio, schemas: dict[str, Any]) -> No
     assert {"messages", "answer", "sources", "quality", "reasoning", "intent"} <= set(
         schemas["output_schema"]["properties"]
     )
+
+
+def _run(studio: Studio, thread_id: str, question: str, **context: Any) -> tuple[list[Any], str, list[str]]:
+    """One turn through the SDK: (stream parts, all of them as JSON, the answer tokens ``generate`` streamed)."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=studio.url)
+    parts = list(
+        client.runs.stream(
+            thread_id,
+            "zhiwen",
+            input={"messages": [{"role": "human", "content": question}]},
+            context=context or None,
+            stream_mode=["values", "messages-tuple"],
+        )
+    )
+    tokens = [
+        str(p.data[0].get("content") or "")
+        for p in parts
+        if p.event == "messages" and p.data[1].get("langgraph_node") == "generate"
+    ]
+    return parts, json.dumps([p.data for p in parts], ensure_ascii=False), [t for t in tokens if t]
+
+
+def test_a_conversation_in_studio(studio: Studio) -> None:
+    """Greeting, a Chinese and an English question on one thread: sourced answers, streamed tokens, no think
+    text, the history kept; the default knowledge base is the one `zhiwen ingest` filled."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=studio.url)
+    thread = client.threads.create()["thread_id"]
+    studio.llm.llm.enqueue(
+        Script(text="<think>秘密推理</think>您好！我是知问，可以回答知识库里的问题。"),
+        Script(text="<think>秘密推理</think>金卡信用卡的年费为每年三百元人民币。", chunk_size=2),
+        Script(text="<think>secret plan</think>International wire transfers take three business days."),
+    )
+    turns = [
+        ("你好", None, None),
+        ("金卡信用卡的年费是多少？", "三百元", "card.md"),
+        ("How long do international wire transfers take?", "three business days", "wire.md"),
+    ]
+    for question, fact, source in turns:
+        parts, text, tokens = _run(studio, thread, question)
+        assert not [p for p in parts if p.event == "error"], text[-2000:]
+        # Reasoning may travel beside the answer (a chunk's reasoning_content, as vLLM's parser sends it);
+        # no answer text, streamed or kept, may carry it.
+        final = [p.data for p in parts if p.event == "values"][-1]
+        answers = [*tokens, final["answer"], *(m["content"] for m in final["messages"])]
+        assert not [a for a in answers if re.search("秘密|secret plan|think>", a)], answers
+        assert len(tokens) > 3, f"the answer of {question!r} streams token by token"
+        if fact is None:
+            assert final["answer"].startswith("您好") and final["sources"] == []
+            continue
+        assert fact in final["answer"] and "[1]" in final["answer"], final["answer"]
+        assert final["sources"][0]["source"].endswith(source)
+        assert final["quality"]["verdict"] == "pass"
+        assert re.sub(r"\s*\[\d+\]", "", final["answer"]) == "".join(tokens).strip()
+    history = client.threads.get_state(thread)["values"]["messages"]
+    assert [m["type"] for m in history] == ["human", "ai"] * 3, "the thread keeps the whole conversation"
+    assert [m["content"] for m in history[::2]] == [q for q, _, _ in turns]
+    assert "allow-blocking" not in studio.log.read_text(), "runs were checked for blocking calls"
+
+
+def test_a_missing_knowledge_base_is_a_clear_run_error(studio: Studio) -> None:
+    from langgraph_sdk import get_sync_client
+
+    thread = get_sync_client(url=studio.url).threads.create()["thread_id"]
+    parts, text, _ = _run(studio, thread, "金卡信用卡的年费是多少？", kb="没有的库")
+    errors = [p.data for p in parts if p.event == "error"]
+    assert errors, text[-2000:]
+    assert errors[0]["error"] == "KnowledgeBaseNotFound"
+    assert "no knowledge base named '没有的库' (existing: default)" in errors[0]["message"]
+    assert "zhiwen ingest PATH --kb" in errors[0]["message"]

@@ -1,4 +1,6 @@
-"""Build the turn graph. ``graph`` is compiled without a checkpointer: callers attach their own."""
+"""Build the turn graph. ``graph`` is compiled without a checkpointer: callers attach their own.
+
+Its nodes are async, and each also runs in a sync parent graph (``sync_bridge``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from langgraph.graph.state import CompiledStateGraph
 from zhiwen.graph.context import Context
 from zhiwen.graph.routing import route_after_evaluate, route_intent
 from zhiwen.graph.state import InputState, OutputState, State
+from zhiwen.graph.sync_bridge import dual_node, dual_route
 from zhiwen.nodes.evaluate import evaluate
 from zhiwen.nodes.generate import generate
 from zhiwen.nodes.refuse import refuse
@@ -21,18 +24,18 @@ __all__ = ["build", "graph"]
 def build() -> StateGraph[State, Context, InputState, OutputState]:
     """The uncompiled graph: track_intent -> (retrieve ->) generate -> strip_think -> evaluate (-> retry)."""
     builder = StateGraph(State, context_schema=Context, input_schema=InputState, output_schema=OutputState)
-    builder.add_node("track_intent", track_intent)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("generate", generate)
-    builder.add_node("strip_think", strip_think)
-    builder.add_node("evaluate", evaluate)
-    builder.add_node("refuse", refuse)
+    builder.add_node("track_intent", dual_node(track_intent))
+    builder.add_node("retrieve", dual_node(retrieve))
+    builder.add_node("generate", dual_node(generate))
+    builder.add_node("strip_think", dual_node(strip_think))
+    builder.add_node("evaluate", dual_node(evaluate))
+    builder.add_node("refuse", dual_node(refuse))
     builder.add_edge(START, "track_intent")
-    builder.add_conditional_edges("track_intent", route_intent)
+    builder.add_conditional_edges("track_intent", dual_route(route_intent))
     builder.add_edge("retrieve", "generate")
     builder.add_edge("generate", "strip_think")
     builder.add_edge("strip_think", "evaluate")
-    builder.add_conditional_edges("evaluate", route_after_evaluate)
+    builder.add_conditional_edges("evaluate", dual_route(route_after_evaluate))
     builder.add_edge("refuse", END)
     return builder
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS
-from zhiwen.settings import get_settings
+from zhiwen.settings import DEFAULT_KB, get_settings
 
 __all__ = ["Context", "context_from_settings"]
 
@@ -15,7 +15,7 @@ __all__ = ["Context", "context_from_settings"]
 class Context:
     """Everything one run may change; environment variables only supply endpoints and folders."""
 
-    kb: str = field(default="sample", metadata={"description": "Knowledge base to answer from."})
+    kb: str = field(default=DEFAULT_KB, metadata={"description": "Knowledge base to answer from."})
     model: str | None = field(
         default=None,
         metadata={

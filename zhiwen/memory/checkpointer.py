@@ -6,6 +6,8 @@ share threads between server replicas; otherwise threads live in ``$ZHIWEN_HOME/
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,20 +30,21 @@ async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheck
         raise ZhiwenError(
             f"ZHIWEN_CHECKPOINT_URL must be a postgresql:// URL, or unset for SQLite in ZHIWEN_HOME (got {url!r})"
         )
+    # Imports and file-system calls run in a worker thread: a first import reads files (psycopg's loads its
+    # C library), and a server opens its checkpointer on the event loop every request shares.
     if url:
         try:
-            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+            postgres = await asyncio.to_thread(importlib.import_module, "langgraph.checkpoint.postgres.aio")
         except ImportError as exc:
             raise ZhiwenError(
                 "ZHIWEN_CHECKPOINT_URL is Postgres: pip install langgraph-checkpoint-postgres"
             ) from exc
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+        async with postgres.AsyncPostgresSaver.from_conn_string(url) as saver:
             await saver.setup()
             yield saver
         return
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
+    sqlite = await asyncio.to_thread(importlib.import_module, "langgraph.checkpoint.sqlite.aio")
     db = path or get_settings().home / "threads.sqlite"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(db)) as saver:
+    await asyncio.to_thread(db.parent.mkdir, parents=True, exist_ok=True)
+    async with sqlite.AsyncSqliteSaver.from_conn_string(str(db)) as saver:
         yield saver

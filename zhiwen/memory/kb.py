@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import threading
 import uuid
@@ -44,6 +45,7 @@ __all__ = [
     "delete_kb",
     "kb_dir",
     "list_kbs",
+    "not_found_message",
 ]
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
@@ -60,6 +62,16 @@ def kb_dir(root: Path, name: str) -> Path:
         else "kb-" + hashlib.sha1(name.encode()).hexdigest()[:16]
     )
     return root / slug
+
+
+def not_found_message(root: Path, name: str) -> str:
+    """What every surface says of a missing knowledge base: which exist, and how to make this one."""
+    known = ", ".join(n for n, _, _ in list_kbs(root)) or "none yet"
+    return (
+        f"no knowledge base named {name!r} (existing: {known}); create it by ingesting documents into it "
+        f"(zhiwen ingest PATH --kb {shlex.quote(name)}, or POST /v1/kbs then upload), or choose an existing "
+        "one (--kb on the command line, the model name over the API, Context.kb in a graph run)"
+    )
 
 
 @dataclass(frozen=True)
@@ -125,10 +137,7 @@ class KnowledgeBase:
         path = kb_dir(root, name)
         if not (path / "kb.sqlite").exists():
             if not create:
-                known = ", ".join(n for n, _, _ in list_kbs(root)) or "none yet"
-                raise KnowledgeBaseNotFound(
-                    f"no knowledge base named {name!r} (known: {known}); ingest into it first"
-                )
+                raise KnowledgeBaseNotFound(not_found_message(root, name))
             path.mkdir(parents=True, exist_ok=True)
         return cls(path, name, embedder, cjk_mode)
 

@@ -22,7 +22,15 @@ from zhiwen.tools.llm import ThinkFilteringChatModel, make_chat_model, message_t
 from zhiwen.tools.llm_server import LLMEndpoint, resolve_endpoint
 from zhiwen.tools.think_tags import strip_think
 
-__all__ = ["approx_tokens", "chat_model", "context_of", "history", "last_user_text", "set_model_override"]
+__all__ = [
+    "achat_model",
+    "approx_tokens",
+    "chat_model",
+    "context_of",
+    "history",
+    "last_user_text",
+    "set_model_override",
+]
 
 # Models per (endpoint, max tokens, temperature...): a server's clients choose temperature and max_tokens per
 # request, so the cache is bounded, and the models of one endpoint share one HTTP client (connection pool)
@@ -75,21 +83,37 @@ def _endpoint(ctx: Context) -> LLMEndpoint:
     return LLMEndpoint(endpoint.base_url, ctx.model or endpoint.model, endpoint.api_key)
 
 
-def _forget_models_of_other_loops() -> None:
+def _forget_models_of_other_loops(loop: asyncio.AbstractEventLoop | None) -> None:
     """Models hold async HTTP connections bound to one event loop: start afresh in a new loop."""
     global _models_loop
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
+    if loop is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
     if _models_loop is None or _models_loop() is not loop:
         _models.clear()
         _clients.clear()
         _models_loop = weakref.ref(loop)
 
 
-def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = True) -> BaseChatModel:
-    """The chat model for this run: think-filtered for answers; raw (callers tag it nostream) otherwise."""
+async def achat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = True) -> BaseChatModel:
+    """``chat_model`` for a node: made off the event loop, since a first call reads TLS certificates and
+    package metadata from disk and may start (and wait for) the embedded model server."""
+    loop = asyncio.get_running_loop()
+    return await asyncio.to_thread(chat_model, ctx, max_tokens, filtered, loop)
+
+
+def chat_model(
+    ctx: Context,
+    max_tokens: int | None = None,
+    filtered: bool = True,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> BaseChatModel:
+    """The chat model for this run: think-filtered for answers; raw (callers tag it nostream) otherwise.
+
+    ``loop`` is the event loop that will use it (default: the running one).
+    """
     if _override is not None:
         if filtered and not _override_filters_think:
             return ThinkFilteringChatModel(inner=_override)
@@ -98,7 +122,7 @@ def chat_model(ctx: Context, max_tokens: int | None = None, filtered: bool = Tru
     tokens = max_tokens or ctx.max_tokens
     key = (endpoint, tokens, ctx.temperature, ctx.request_timeout, filtered, ctx.expect_think_open_in_prompt)
     with _lock:
-        _forget_models_of_other_loops()
+        _forget_models_of_other_loops(loop)
         model = _models.get(key)
         if model is None:
             if endpoint.base_url not in _clients:

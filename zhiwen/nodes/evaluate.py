@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import Quality, Source, State
-from zhiwen.nodes._common import chat_model, context_of
+from zhiwen.nodes._common import achat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.tools.anchors import anchored
 from zhiwen.tools.grounding import (
@@ -45,7 +45,7 @@ def next_strategy(attempt: int) -> str:
 
 async def _judge_says_no(ctx: Context, context: str, answer: str) -> bool:
     try:
-        model = chat_model(ctx, max_tokens=4, filtered=True).with_config(tags=["nostream"])
+        model = (await achat_model(ctx, max_tokens=4, filtered=True)).with_config(tags=["nostream"])
         reply = await model.ainvoke(
             [
                 SystemMessage("You are a strict fact checker."),

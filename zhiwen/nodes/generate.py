@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from zhiwen.errors import LLMUnavailable
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import State
-from zhiwen.nodes._common import chat_model, context_of, history
+from zhiwen.nodes._common import achat_model, context_of, history
 from zhiwen.nodes.prompts import SYSTEM, chitchat_prompt, context_block, system_prompt
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.openai_stream import ChunkStallError
@@ -72,7 +72,7 @@ def _answer_sink() -> Callable[[AnswerDelta], None] | None:
 async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     start = time.perf_counter()
     ctx = context_of(runtime)
-    model = chat_model(ctx)
+    model = await achat_model(ctx)
     sink = _answer_sink()
     write = sink if sink is not None else (runtime.stream_writer if runtime is not None else None)
     attempt = state.get("attempt", 0)

@@ -45,13 +45,12 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         top_k = 1  # the small model does best with the single most likely chunk
     elif strategy == "wider":
         top_k = ctx.top_k * 2
-    kb = open_kb(ctx.kb)
-    hits = await asyncio.to_thread(
-        kb.search,
-        query,
-        top_k=top_k,
-        mode=ctx.retrieval_mode,
-        weights={"bm25": ctx.bm25_weight, "dense": ctx.dense_weight},
-        rrf_k=ctx.rrf_k,
-    )
+    weights = {"bm25": ctx.bm25_weight, "dense": ctx.dense_weight}
+
+    def search() -> list[Hit]:  # opening a knowledge base touches disk: off the event loop, with the search
+        return open_kb(ctx.kb).search(
+            query, top_k=top_k, mode=ctx.retrieval_mode, weights=weights, rrf_k=ctx.rrf_k
+        )
+
+    hits = await asyncio.to_thread(search)
     return {"sources": to_sources(hits), "timings": {"retrieval": time.perf_counter() - start}}

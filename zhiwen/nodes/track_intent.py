@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import Intent, State
-from zhiwen.nodes._common import chat_model, context_of, history, last_user_text
+from zhiwen.nodes._common import achat_model, context_of, history, last_user_text
 from zhiwen.nodes.prompts import CONDENSE_SYSTEM
 from zhiwen.tools.language import detect_language
 from zhiwen.tools.llm import message_text
@@ -170,7 +170,7 @@ async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any
         query, method = _fallback_condense(text.strip(), str(previous)), "rules-fallback"
         if ctx.condense_with_llm:
             try:
-                model = chat_model(ctx, max_tokens=80, filtered=False).with_config(tags=["nostream"])
+                model = (await achat_model(ctx, max_tokens=80, filtered=False)).with_config(tags=["nostream"])
                 convo = "\n".join(
                     f"{'User' if isinstance(m, HumanMessage) else 'Assistant'}: {m.content}"
                     for m in past[-4:]

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zhiwen.settings import DEFAULT_KB
+
 __all__ = ["ServerSettings", "get_server_settings"]
 
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "your-api-key", "sk-xxx", "xxx", "test"}
@@ -21,7 +23,7 @@ class ServerSettings(BaseSettings):
     api_keys: str = Field(default="", description="Comma-separated bearer tokens accepted by the API.")
     allow_open: bool = Field(default=False, description="Serve without API keys (local use only).")
     default_kb: str = Field(
-        default="sample", description="Knowledge base used when the model name is 'zhiwen'."
+        default=DEFAULT_KB, description="Knowledge base used when the model name is 'zhiwen' or 'default'."
     )
     rate_per_minute: int = Field(default=120, ge=1, description="Requests per minute per API key.")
     max_concurrent: int = Field(default=16, ge=1, description="Requests in flight per API key.")

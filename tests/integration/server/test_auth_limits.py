@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from zhiwen.testing.scripted_llm import ScriptedLLM
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_blocking_calls")]
 
 KEY_A, KEY_B = "key-aaaaaaaaaaaa", "key-bbbbbbbbbbbb"
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from zhiwen.testing.scripted_llm import ScriptedLLM
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_blocking_calls")]
 
 MAX_BODY = 20_000
 MAX_CHARS = 2_000

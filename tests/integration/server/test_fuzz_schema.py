@@ -27,7 +27,7 @@ from zhiwen.server.settings import ServerSettings
 if TYPE_CHECKING:
     from conftest import Env, Kit
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_blocking_calls")]
 
 MAX_EXAMPLES = int(os.environ.get("ZHIWEN_FUZZ_EXAMPLES", "30"))
 CASES: Counter[str] = Counter()

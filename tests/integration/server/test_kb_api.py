@@ -16,7 +16,7 @@ from zhiwen.settings import get_settings
 if TYPE_CHECKING:
     from conftest import Env, Kit
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_blocking_calls")]
 
 MAX_UPLOAD = 4096
 KB = "uploads-kb"

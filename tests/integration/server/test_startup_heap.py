@@ -15,7 +15,7 @@ from zhiwen.server.app import create_app
 if TYPE_CHECKING:
     from conftest import Env, Kit
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_blocking_calls")]
 
 
 @pytest.fixture

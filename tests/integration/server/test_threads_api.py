@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from zhiwen.testing.scripted_llm import ScriptedLLM
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_blocking_calls")]
 
 THINK = "<think>secret reasoning about fees</think>"
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from zhiwen.testing.scripted_llm import ScriptedLLM
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_blocking_calls")]
 
 SLOW = [f"w{i} " for i in range(40)]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, get_args, get_type_hints
 
 import pytest
@@ -29,7 +28,7 @@ def _state(label: str = "question", **extra: Any) -> State:
     ],
 )
 def test_route_intent(label: str, expected: str) -> None:
-    assert asyncio.run(route_intent(_state(label))) == expected
+    assert route_intent(_state(label)) == expected
 
 
 @pytest.mark.parametrize(
@@ -43,11 +42,11 @@ def test_route_intent(label: str, expected: str) -> None:
     ],
 )
 def test_route_after_evaluate(quality: dict[str, Any], expected: str) -> None:
-    assert asyncio.run(route_after_evaluate(_state(quality=quality))) == expected
+    assert route_after_evaluate(_state(quality=quality)) == expected
 
 
 def test_route_after_evaluate_without_quality_ends() -> None:
-    assert asyncio.run(route_after_evaluate(_state())) == "__end__"
+    assert route_after_evaluate(_state()) == "__end__"
 
 
 def test_routes_are_declared_in_the_signatures() -> None:

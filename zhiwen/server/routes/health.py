@@ -59,7 +59,7 @@ async def live() -> dict[str, str]:
 )
 async def ready(request: Request) -> JSONResponse:
     model_ok, model_detail = await _model_answers()
-    store_ok, store_detail = _store_open()
+    store_ok, store_detail = await asyncio.to_thread(_store_open)  # a file-system call: off the loop
     checkpointer_ok = runtime_of(request).checkpointer is not None
     ok = model_ok and store_ok and checkpointer_ok
     body = {"status": "ready" if ok else "not ready", "model": model_detail, "store": store_detail}

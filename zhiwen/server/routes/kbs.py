@@ -39,13 +39,35 @@ def sanitize_filename(name: str) -> str:
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
-def _exists(name: str) -> bool:
-    return (kb_dir(get_settings().kb_root, name) / "kb.sqlite").exists()
+async def _exists(name: str) -> bool:
+    """Off the event loop: a file-system check (a slow or network disk stalls every stream)."""
+    return await asyncio.to_thread((kb_dir(get_settings().kb_root, name) / "kb.sqlite").exists)
 
 
-def _require(name: str) -> None:
-    if not _exists(name):
+async def _require(name: str) -> None:
+    if not await _exists(name):
         raise APIError(404, f"no knowledge base named {name!r}", "name", "kb_not_found")
+
+
+def _save_uploads(folder: FsPath, received: list[tuple[str, bytes]]) -> tuple[list[FsPath], list[str]]:
+    """Write the uploaded files under safe names into ``folder``: (saved paths, reasons for the rejected)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[FsPath] = []
+    rejected: list[str] = []
+    for filename, content in received:
+        safe = sanitize_filename(filename)
+        if FsPath(safe).suffix.lower() not in SUPPORTED_SUFFIXES:
+            rejected.append(f"{safe}: unsupported file type; use {', '.join(SUPPORTED_SUFFIXES)}")
+            continue
+        target = folder / safe
+        if target.resolve().parent != folder.resolve():
+            rejected.append(f"{safe}: invalid file name")
+            continue
+        tmp = target.with_name(f".{safe}.upload")
+        tmp.write_bytes(content)
+        tmp.replace(target)
+        saved.append(target)
+    return saved, rejected
 
 
 @router.get("", summary="Knowledge bases with document and chunk counts")
@@ -56,15 +78,16 @@ async def list_knowledge_bases() -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="Create an empty knowledge base")
 async def create_knowledge_base(body: KnowledgeBaseIn) -> dict[str, Any]:
-    if _exists(body.name):
+    if await _exists(body.name):
         raise APIError(409, f"knowledge base {body.name!r} already exists", "name", "kb_exists")
     kb = await asyncio.to_thread(service.open_kb, body.name, True)
-    return {k: v for k, v in kb.stats().items() if k != "path"}  # no server paths in responses
+    stats = await asyncio.to_thread(kb.stats)
+    return {k: v for k, v in stats.items() if k != "path"}  # no server paths in responses
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a knowledge base and all its documents")
 async def delete_knowledge_base(name: str = KbName) -> Response:
-    _require(name)
+    await _require(name)
     try:
         await asyncio.to_thread(service.drop_kb, name, None, False)
     except KnowledgeBaseNotFound as exc:
@@ -74,7 +97,7 @@ async def delete_knowledge_base(name: str = KbName) -> Response:
 
 @router.get("/{name}/documents", summary="Documents of a knowledge base")
 async def list_documents(name: str = KbName) -> dict[str, Any]:
-    _require(name)
+    await _require(name)
     kb = await asyncio.to_thread(service.open_kb, name)  # a first open loads the store and BM25 index
     docs = await asyncio.to_thread(kb.documents)
     return {
@@ -94,28 +117,14 @@ async def list_documents(name: str = KbName) -> dict[str, Any]:
 
 @router.post("/{name}/documents", status_code=201, summary="Upload documents (.txt .md .html .pdf .jsonl)")
 async def upload_documents(name: str = KbName, files: list[UploadFile] = File(...)) -> dict[str, Any]:
-    _require(name)
+    await _require(name)
     # Refuse while an ingest writes into it, before the files are saved over their older versions; a
     # worker thread waiting out a long ingest would hold up the server's other requests.
     kb = await asyncio.to_thread(service.open_kb, name)
     await asyncio.to_thread(kb.ensure_not_busy)
     folder = kb_dir(get_settings().kb_root, name) / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    saved: list[FsPath] = []
-    rejected: list[str] = []
-    for upload in files:
-        safe = sanitize_filename(upload.filename or "document")
-        if FsPath(safe).suffix.lower() not in SUPPORTED_SUFFIXES:
-            rejected.append(f"{safe}: unsupported file type; use {', '.join(SUPPORTED_SUFFIXES)}")
-            continue
-        target = folder / safe
-        if target.resolve().parent != folder.resolve():
-            rejected.append(f"{safe}: invalid file name")
-            continue
-        tmp = target.with_name(f".{safe}.upload")
-        tmp.write_bytes(await upload.read())
-        tmp.replace(target)
-        saved.append(target)
+    received = [(upload.filename or "document", await upload.read()) for upload in files]
+    saved, rejected = await asyncio.to_thread(_save_uploads, folder, received)  # file writes: off the loop
     if not saved:
         raise APIError(400, "no supported file in the upload: " + "; ".join(rejected), "files")
     report = await asyncio.to_thread(service.ingest, name, saved)
@@ -130,7 +139,7 @@ async def upload_documents(name: str = KbName, files: list[UploadFile] = File(..
 
 @router.delete("/{name}/documents/{doc_id}", status_code=204, summary="Remove a document from both indexes")
 async def delete_document(name: str = KbName, doc_id: str = Path(min_length=1, max_length=256)) -> Response:
-    _require(name)
+    await _require(name)
     kb = await asyncio.to_thread(service.open_kb, name)
     if await asyncio.to_thread(kb.catalog.document, doc_id) is None:
         raise APIError(404, f"no document {doc_id!r} in {name!r}", "doc_id", "document_not_found")
@@ -140,7 +149,7 @@ async def delete_document(name: str = KbName, doc_id: str = Path(min_length=1, m
 
 @router.post("/{name}/search", summary="Search without the LLM (same hits as `zhiwen search --json`)")
 async def search(body: SearchRequest, name: str = KbName) -> dict[str, Any]:
-    _require(name)
+    await _require(name)
     hits = await asyncio.to_thread(
         service.search, name, body.query, body.top_k, body.mode, None,
         bm25_weight=body.bm25_weight, dense_weight=body.dense_weight, rrf_k=body.rrf_k,
