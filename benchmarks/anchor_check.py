@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from zhiwen.evals.suite import datasets_root
 from zhiwen.tools.anchors import anchored
 
 
@@ -71,8 +72,14 @@ def measure(root: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=["rgb-zh"], help="sets under --data-root")
-    p.add_argument("--data-root", type=Path, default=Path("/work/shared/datasets"))
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="BEIR sets folder (default: ZHIWEN_DATASETS, else $ZHIWEN_HOME/datasets)",
+    )
     args = p.parse_args(argv)
+    args.data_root = args.data_root or datasets_root()
     for name in args.datasets:
         r = measure(args.data_root / name)
         print(

@@ -41,6 +41,7 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
+from zhiwen.evals.suite import datasets_root
 from zhiwen.memory.catalog import Catalog
 from zhiwen.memory.chunking import chunk_document
 from zhiwen.memory.documents import Chunk, Document, content_hash
@@ -970,7 +971,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent / "results", help="where results go"
     )
-    p.add_argument("--data-root", type=Path, default=Path("/work/shared/datasets"), help="BEIR sets folder")
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="BEIR sets folder (default: ZHIWEN_DATASETS, else $ZHIWEN_HOME/datasets)",
+    )
     p.add_argument(
         "--cache",
         type=Path,
@@ -988,7 +994,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--tmp", type=Path, default=None, help="parent of the scratch folder (default: system temp)"
     )
     p.add_argument("--keep", action="store_true", help="keep the scratch knowledge bases (for profiling)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.data_root = args.data_root or datasets_root()
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,11 +23,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from zhiwen import service
+from zhiwen import __version__, service
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.memory.kb import SearchMode, list_kbs
-from zhiwen.settings import get_settings
+from zhiwen.settings import DEFAULT_KB, get_settings
 
 app = typer.Typer(
     help="知问 zhiwen: strict, sourced knowledge-base chat in Chinese and English.",
@@ -42,7 +42,24 @@ app.add_typer(kb_app, name="kb")
 err = Console(stderr=True)
 out = Console()
 
-KbOption = Annotated[str, typer.Option("--kb", help="Knowledge base name (any language).")]
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"zhiwen {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    """知问 zhiwen: strict, sourced knowledge-base chat in Chinese and English."""
+
+
+KbOption = Annotated[str, typer.Option("--kb", help="Knowledge base name (any language).", show_default=True)]
 
 
 @app.command()
@@ -50,7 +67,7 @@ def ingest(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or folders: .txt .md .html .pdf, BEIR corpus .jsonl.")
     ],
-    kb: KbOption = "default",
+    kb: KbOption = DEFAULT_KB,
 ) -> None:
     """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
     from zhiwen.memory.kb import kb_dir
@@ -74,16 +91,15 @@ def ingest(
         if made_here:
             drop_kb(kb)  # made by this ingest and left empty: not listed as if it held something
         raise typer.Exit(1)
-    # ask and chat default to the demo's 'sample': say how to reach what was just added.
-    name = shlex.quote(kb)
-    err.print(f'ask it: zhiwen ask "…" --kb {name}   ·   chat: zhiwen chat --kb {name}', style="dim",
+    option = "" if kb == DEFAULT_KB else f" --kb {shlex.quote(kb)}"  # say how to reach what was just added
+    err.print(f'ask it: zhiwen ask "…"{option}   ·   chat: zhiwen chat{option}', style="dim",
               highlight=False, markup=False)  # fmt: skip
 
 
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    kb: KbOption = "default",
+    kb: KbOption = DEFAULT_KB,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="How many hits.")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid, bm25 or dense.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of hits.")] = False,
@@ -118,7 +134,7 @@ def kb_list() -> None:
 
 
 @kb_app.command("docs")
-def kb_docs(kb: KbOption = "default") -> None:
+def kb_docs(kb: KbOption = DEFAULT_KB) -> None:
     """Documents of a knowledge base."""
     for d in service.open_kb(kb).documents():
         out.print(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}", highlight=False)
@@ -127,7 +143,7 @@ def kb_docs(kb: KbOption = "default") -> None:
 @kb_app.command("delete")
 def kb_delete(
     document: Annotated[str, typer.Argument(help="Document id, source path, or folder of sources.")],
-    kb: KbOption = "default",
+    kb: KbOption = DEFAULT_KB,
 ) -> None:
     """Remove a document from both indexes of a knowledge base."""
     removed = service.open_kb(kb).delete_document(document)
@@ -174,7 +190,7 @@ def _context(kb: str, local_model: str | None, checked_only: bool = False) -> Co
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    kb: KbOption = "sample",
+    kb: KbOption = DEFAULT_KB,
     thread: ThreadOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print answer, sources, quality, reasoning, intent.")
@@ -193,7 +209,7 @@ def ask(
 
 @app.command()
 def chat(
-    kb: KbOption = "sample",
+    kb: KbOption = DEFAULT_KB,
     thread: ThreadOption = None,
     local_model: ModelOption = None,
     checked_only: CheckedOnlyOption = False,
@@ -217,7 +233,13 @@ def demo(local_model: ModelOption = None) -> None:
 
 @app.command("eval")
 def eval_suite(
-    suite: Annotated[str, typer.Argument(help="Suite YAML file, or a name under ./evals (e.g. smoke).")],
+    suite: Annotated[
+        str | None, typer.Argument(help="Suite YAML file, or a name under ./evals (e.g. smoke).")
+    ] = None,
+    list_suites: Annotated[
+        bool,
+        typer.Option("--list", help="List the suites under ./evals, whether each can run here, and exit."),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Output folder (default: evals/runs/<the suite's name>, from here)."),
@@ -243,6 +265,11 @@ def eval_suite(
     from zhiwen.evals.suite import load_suite
     from zhiwen.evals.summary import check_limits, gate_ledger, read_records, rescore, summarize
 
+    if list_suites:
+        _list_suites()
+        return
+    if suite is None:
+        raise ZhiwenError("name a suite (e.g. `zhiwen eval smoke`), or list them with `zhiwen eval --list`")
     spec = load_suite(suite)
     chosen = spec.only(config) if config else spec
     folder = out or Path("evals") / "runs" / spec.name
@@ -270,6 +297,35 @@ def eval_suite(
     err.print(f"reports: {paths['html']} · {paths['json']}", highlight=False)
     if failures:
         raise typer.Exit(1)
+
+
+def _list_suites() -> None:
+    """A table of the suites: which can run here, and the dataset folder each of the others waits for."""
+    from rich.table import Table
+
+    from zhiwen.evals.suite import datasets_root, load_suite, suite_files
+
+    files = suite_files()
+    if not files:
+        raise ZhiwenError("no suites in ./evals: run from a zhiwen checkout, or pass a suite's YAML file")
+    table = Table(box=None, pad_edge=False)
+    table.add_column("suite", no_wrap=True)
+    table.add_column("runs here")
+    table.add_column("dataset", overflow="fold")
+    for path in files:
+        try:
+            spec = load_suite(str(path))
+        except ZhiwenError as exc:
+            table.add_row(path.stem, "invalid", str(exc))
+            continue
+        found = (spec.dataset_path / "corpus.jsonl").exists()
+        table.add_row(spec.name, "yes" if found else "no", str(spec.dataset_path))
+    out.print(table)
+    out.print(
+        f"datasets are looked for in {datasets_root()} (ZHIWEN_DATASETS); `zhiwen eval NAME` of a suite "
+        "that cannot run says where to get its dataset",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -14,7 +14,7 @@ from zhiwen.evals.suite import Suite, datasets_root
 from zhiwen.memory.documents import Document
 from zhiwen.memory.loaders import load_path
 
-__all__ = ["EvalSet", "Question", "dataset_folder", "load_eval_set"]
+__all__ = ["LAYOUT", "EvalSet", "Question", "dataset_folder", "load_eval_set"]
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,19 @@ def _answers(path: Path) -> dict[str, list[Any]]:
     return answers
 
 
+LAYOUT = "corpus.jsonl, queries.jsonl, qrels/test.tsv, answers.jsonl (BEIR layout, docs/evaluation.md)"
+
+
 def dataset_folder(suite: Suite) -> Path:
-    """The suite's BEIR folder; ``ZhiwenError`` when it has no corpus."""
-    folder = Path(suite.dataset)
-    if not folder.is_absolute():
-        folder = datasets_root() / folder
+    """The suite's BEIR folder; ``ZhiwenError`` saying where to get it and how to lay it out when missing."""
+    folder = suite.dataset_path
     if not (folder / "corpus.jsonl").exists():
-        raise ZhiwenError(f"dataset folder {folder} has no corpus.jsonl (set ZHIWEN_DATASETS?)")
+        where = f"get it from {suite.source}; " if suite.source else ""
+        raise ZhiwenError(
+            f"suite {suite.name} needs the dataset {suite.dataset!r} in {folder}, which has no corpus.jsonl: "
+            f"{where}lay it out there as {LAYOUT}, or set ZHIWEN_DATASETS to the folder that holds "
+            f"{Path(suite.dataset).name}/ (now {datasets_root()})"
+        )
     return folder
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from zhiwen.errors import ZhiwenError
+from zhiwen.settings import get_settings
 
-__all__ = ["Configuration", "Suite", "datasets_root", "load_suite"]
+__all__ = ["Configuration", "Suite", "datasets_root", "load_suite", "suite_files"]
 
 
 class Configuration(BaseModel):
@@ -23,12 +24,14 @@ class Configuration(BaseModel):
 
 
 class Suite(BaseModel):
-    """What to evaluate. Paths in ``dataset`` are relative to ``ZHIWEN_DATASETS`` (default /work/shared/datasets)."""
+    """What to evaluate. ``dataset`` is a folder name under ``datasets_root()``, or a path starting with
+    ``./`` or ``../`` relative to the suite's own file (a slice shipped beside it)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     description: str = ""
     dataset: str
+    source: str = Field(default="", description="Where to get the dataset: its public source and licence.")
     language: Literal["zh", "en"]
     questions: int | None = Field(default=None, ge=1, description="First N judged questions (all if unset).")
     corpus: Literal["full", "judged"] = Field(
@@ -71,6 +74,18 @@ class Suite(BaseModel):
                 )
         return self
 
+    _file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def dataset_path(self) -> Path:
+        """Where this suite's dataset folder is expected."""
+        path = Path(self.dataset).expanduser()
+        if path.is_absolute():
+            return path
+        if self.dataset.startswith(("./", "../")) and self._file is not None:
+            return self._file.parent / path
+        return datasets_root() / path
+
     def only(self, names: list[str]) -> Suite:
         """This suite restricted to the named configurations (their floors and ceilings with them)."""
         known = [c.name for c in self.configurations]
@@ -80,17 +95,26 @@ class Suite(BaseModel):
                 f"suite {self.name} has no configuration {', '.join(unknown)} (it has: {', '.join(known)})"
             )
         keep = set(names)
-        return self.model_copy(
+        narrowed = self.model_copy(
             update={
                 "configurations": [c for c in self.configurations if c.name in keep],
                 "floors": {k: v for k, v in self.floors.items() if k in keep},
                 "ceilings": {k: v for k, v in self.ceilings.items() if k in keep},
             }
         )
+        narrowed._file = self._file
+        return narrowed
 
 
 def datasets_root() -> Path:
-    return Path(os.environ.get("ZHIWEN_DATASETS", "/work/shared/datasets"))
+    """``ZHIWEN_DATASETS``, else ``datasets`` under ``ZHIWEN_HOME``: never a path of some build machine."""
+    named = os.environ.get("ZHIWEN_DATASETS", "").strip()
+    return Path(named).expanduser() if named else get_settings().home / "datasets"
+
+
+def suite_files(folder: Path = Path("evals")) -> list[Path]:
+    """The suite files of a folder (default: ./evals of a checkout), by name."""
+    return sorted(folder.glob("*.yaml"))
 
 
 def load_suite(ref: str) -> Suite:
@@ -99,11 +123,13 @@ def load_suite(ref: str) -> Suite:
     if not path.is_file() and (Path("evals") / f"{ref}.yaml").is_file():
         path = Path("evals") / f"{ref}.yaml"
     if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in Path("evals").glob("*.yaml"))) or "none found"
+        known = ", ".join(p.stem for p in suite_files()) or "none found: run from a zhiwen checkout"
         raise ZhiwenError(f"no suite {ref!r} (a YAML file, or a name in ./evals: {known})")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Suite.model_validate(raw)
+        suite = Suite.model_validate(raw)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
         first = str(exc).splitlines()
         raise ZhiwenError(f"{path}: invalid suite: {' '.join(first[:3])}") from exc
+    suite._file = path.resolve()
+    return suite

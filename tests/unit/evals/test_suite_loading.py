@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from zhiwen.errors import ZhiwenError
+from zhiwen.evals.dataset import dataset_folder
 from zhiwen.evals.runner import _context
 from zhiwen.evals.suite import Suite, datasets_root, load_suite
 from zhiwen.evals.summary import summarize
@@ -130,11 +131,60 @@ def test_a_file_that_is_not_text_is_a_zhiwen_error(tmp_path: Path) -> None:
         load_suite(str(path))
 
 
-def test_datasets_root_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_datasets_root_follows_the_environment(
+    tmp_path: Path, zhiwen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ZHIWEN_DATASETS", str(tmp_path))
     assert datasets_root() == tmp_path
     monkeypatch.delenv("ZHIWEN_DATASETS")
-    assert datasets_root() == Path("/work/shared/datasets")
+    assert datasets_root() == zhiwen_home / "datasets", (
+        "the default is under ZHIWEN_HOME, not a machine's path"
+    )
+
+
+def _suite_file(folder: Path, dataset: str, source: str = "") -> Path:
+    raw = {"name": "s", "dataset": dataset, "language": "en", "configurations": [{"name": "hybrid"}]}
+    if source:
+        raw["source"] = source
+    path = folder / "s.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_a_dataset_beside_the_suite_is_found_relative_to_its_file(
+    tmp_path: Path, zhiwen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "suites" / "data" / "mini").mkdir(parents=True)
+    (tmp_path / "suites" / "data" / "mini" / "corpus.jsonl").write_text('{"_id": "1", "text": "x"}\n')
+    path = _suite_file(tmp_path / "suites", "./data/mini")
+    monkeypatch.chdir(zhiwen_home)  # anywhere: the path is the suite file's, not the working directory's
+    suite = load_suite(str(path))
+    assert dataset_folder(suite) == tmp_path / "suites" / "data" / "mini"
+    assert dataset_folder(suite.only(["hybrid"])) == tmp_path / "suites" / "data" / "mini"
+
+
+def test_a_missing_dataset_says_where_to_get_it_and_how_to_lay_it_out(
+    tmp_path: Path, zhiwen_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZHIWEN_DATASETS", raising=False)
+    suite = load_suite(
+        str(_suite_file(tmp_path, "scifact", source="allenai/scifact via BEIR (CC BY-NC 2.0)"))
+    )
+    with pytest.raises(ZhiwenError) as caught:
+        dataset_folder(suite)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(zhiwen_home / "datasets" / "scifact") in message
+    assert "get it from allenai/scifact via BEIR (CC BY-NC 2.0)" in message
+    assert "corpus.jsonl, queries.jsonl, qrels/test.tsv" in message
+    assert "ZHIWEN_DATASETS" in message
+
+
+def test_every_suite_says_where_its_dataset_comes_from() -> None:
+    root = Path(__file__).resolve().parents[3]
+    for path in (root / "evals").glob("*.yaml"):
+        suite = load_suite(str(path))
+        assert suite.source, f"{path.name} has no source"
 
 
 def _summary_keys(suite: Suite) -> set[str]:
