@@ -161,6 +161,24 @@ def test_console_script(ingested: Home) -> None:
 
 def test_unknown_kb(ingested: Home) -> None:
     assert_user_error(ingested.run("search", "年费", "--kb", "nope"), "no knowledge base named 'nope'", KB)
+    assert_user_error(ingested.run("search", "年费"), "named 'default'", "zhiwen ingest PATH --kb default")
+
+
+def test_version(ingested: Home) -> None:
+    from zhiwen import __version__
+
+    proc = ingested.run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"zhiwen {__version__}", proc.stderr
+
+
+def test_ingest_and_search_share_the_default_knowledge_base(scratch: Home) -> None:
+    proc = scratch.run("ingest", str(scratch.docs))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("default: ")
+    assert 'zhiwen ask "…"   ·' in proc.stderr, "the hint needs no --kb for the default knowledge base"
+    found = scratch.run("search", "积分", "--json", "--mode", "bm25")
+    assert found.returncode == 0, found.stderr
+    assert "积分" in json.loads(found.stdout)[0]["text"]
 
 
 def test_bad_mode(ingested: Home) -> None:

@@ -183,6 +183,42 @@ def test_missing_dataset_is_one_error_line(env: Env) -> None:
     assert "no corpus.jsonl" in line
 
 
+def test_missing_dataset_says_where_to_get_it(env: Env) -> None:
+    path = env.base / "sourced.yaml"
+    source = "source: example.org/sets/absent (CC BY 4.0)\n"
+    path.write_text(SUITE.format(floor=0.5).replace("tiny-beir", "absent") + source, encoding="utf-8")
+    line = one_line_error(env.eval(str(path), "--out", str(env.base / "run-sourced")))
+    assert "get it from example.org/sets/absent (CC BY 4.0)" in line
+    assert str(env.base / "datasets" / "absent") in line and "qrels/test.tsv" in line
+
+
+def test_list_shows_which_suites_can_run(env: Env) -> None:
+    evals = env.base / "evals"
+    evals.mkdir(exist_ok=True)
+    (evals / "here.yaml").write_text(SUITE.format(floor=0.5).replace("cli-tiny", "here"), encoding="utf-8")
+    (evals / "away.yaml").write_text(
+        SUITE.format(floor=0.5).replace("cli-tiny", "away").replace("tiny-beir", "absent"), encoding="utf-8"
+    )
+    proc = env.eval("--list")
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.split()}
+    assert rows["here"][0] == "yes" and rows["away"][0] == "no", proc.stdout
+    assert rows["away"][1] == str(env.base / "datasets" / "absent")
+
+
+def test_the_shipped_smoke_suite_runs_on_a_bare_clone(env: Env) -> None:
+    """From the checkout with ZHIWEN_DATASETS unset: the smoke suite's data is the repository's own."""
+    root = Path(__file__).resolve().parents[2]
+    bare = {k: v for k, v in env.env.items() if k != "ZHIWEN_DATASETS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "zhiwen.cli", "eval", "--list"],
+        env=bare, cwd=root, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    smoke = next(line for line in proc.stdout.splitlines() if line.startswith("smoke "))
+    assert smoke.split()[1] == "yes" and "evals/data/xquad-en-smoke" in smoke
+
+
 def test_limit_reports_only_the_first_questions_of_a_longer_run(
     env: Env, passing: tuple[subprocess.CompletedProcess[str], Path]
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import importlib.util
 import os
 import signal
 import socket
@@ -72,6 +73,11 @@ class LocalLLMServer:
 
     def start(self, timeout: float = 120.0) -> LLMEndpoint:
         """Start the server and wait until it answers ``GET /v1/models``."""
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LLMUnavailable(
+                "the embedded model needs the local extra: pip install 'zhiwen[local]' (scripts/setup.sh "
+                "installs it), or set ZHIWEN_LLM_BASE_URL to an OpenAI-compatible endpoint such as vLLM"
+            )
         path = resolve_model(self.model_key, self.settings.home)
         assert self.model is not None
         self.port = _free_port()

