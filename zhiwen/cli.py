@@ -26,6 +26,7 @@ from rich.progress import (
 from zhiwen import __version__, service
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context, context_from_settings
+from zhiwen.keys_cli import keys_app
 from zhiwen.memory.kb import SearchMode, list_kbs
 from zhiwen.settings import DEFAULT_KB, get_settings
 
@@ -39,6 +40,7 @@ kb_app = typer.Typer(
     help="List knowledge bases, list or delete their documents, drop a whole base.", no_args_is_help=True
 )
 app.add_typer(kb_app, name="kb")
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 out = Console()
 

@@ -15,9 +15,11 @@ from zhiwen import __version__
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
 from zhiwen.memory.checkpointer import open_checkpointer
+from zhiwen.memory.keys import keys_path
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.errors import install_error_handlers
 from zhiwen.server.guard import Guard
+from zhiwen.server.keyring import KeyRing
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.routes import chat, health, kbs, threads
 from zhiwen.server.runtime import AppRuntime
@@ -60,23 +62,30 @@ async def _start_model(rt: AppRuntime) -> None:
         log.error("model endpoint unavailable: %s", exc)
 
 
-def refuse_unguarded(settings: ServerSettings) -> None:
-    """ZhiwenError unless API keys are set or open serving was chosen explicitly.
+def keyring_for(settings: ServerSettings) -> KeyRing:
+    """The admin keys of ``ZHIWEN_API_KEYS`` and the keys ``zhiwen keys create`` stored in ZHIWEN_HOME."""
+    return KeyRing(settings.keys, keys_path(get_settings().home))
+
+
+def refuse_unguarded(settings: ServerSettings, keyring: KeyRing | None = None) -> None:
+    """ZhiwenError unless API keys exist (the environment's or stored ones) or open serving was chosen.
 
     ``zhiwen serve`` calls it before uvicorn starts: with several workers the app is built in each
     worker, where a refusal made uvicorn start a new worker again and again.
     """
-    if not settings.keys and not settings.allow_open:
+    guarded = (keyring or keyring_for(settings)).guarded
+    if not guarded and not settings.allow_open:
         raise ZhiwenError(
-            "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated bearer tokens) or, for local use only, "
-            "ZHIWEN_ALLOW_OPEN=true"
+            "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated admin keys), create keys with `zhiwen keys "
+            "create`, or, for local use only, ZHIWEN_ALLOW_OPEN=true"
         )
 
 
 def create_app(settings: ServerSettings | None = None, start_model: bool = True) -> FastAPI:
     settings = settings or get_server_settings()
+    keyring = keyring_for(settings)
     try:
-        refuse_unguarded(settings)
+        refuse_unguarded(settings, keyring)
     except ZhiwenError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -94,7 +103,9 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             if settings.gc_freeze:
                 await asyncio.to_thread(_settle_heap, settings.default_kb)
             task = asyncio.create_task(_start_model(rt)) if start_model else None
+            keys = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_seconds))
             yield
+            keys.cancel()
             if task is not None:
                 task.cancel()
 
@@ -104,13 +115,15 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
         summary="OpenAI-compatible, strictly sourced knowledge-base chat (Chinese and English).",
         lifespan=lifespan,
     )
-    bearer = HTTPBearer(auto_error=False, description="API key from ZHIWEN_API_KEYS")
+    bearer = HTTPBearer(
+        auto_error=False, description="An admin key (ZHIWEN_API_KEYS) or a key from `zhiwen keys create`"
+    )
     for router in (chat.router, threads.router, kbs.router):
         app.include_router(router, dependencies=[Depends(bearer)])
     app.include_router(health.router)
     install_error_handlers(app)
     setup_tracing(app, settings)
-    app.add_middleware(Guard, settings=settings)
+    app.add_middleware(Guard, settings=settings, keyring=keyring)
     return app
 
 

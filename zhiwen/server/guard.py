@@ -1,13 +1,13 @@
 """ASGI middleware for what every API request must pass: API key, rate and concurrency limits, body size.
 
+The key's principal (role, knowledge-base scope) is left in the request state for the routes to check.
+
 Written as plain ASGI (not a FastAPI dependency) so the concurrency slot is held until a streamed
 response has really finished, and oversized bodies are refused while they are read.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
 import time
@@ -18,12 +18,15 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiwen.server.errors import error_body
+from zhiwen.server.keyring import KeyRing
 from zhiwen.server.settings import ServerSettings
 
-__all__ = ["OPEN_PATHS", "OWNER", "Guard"]
+__all__ = ["OPEN_PATHS", "OWNER", "PRINCIPAL", "Guard"]
 
 OWNER = "zhiwen_owner"
 """The request-state entry naming the API key a request came with (empty when the server is open)."""
+PRINCIPAL = "zhiwen_principal"
+"""The request-state entry holding the caller's ``keyring.Principal``."""
 
 OPEN_PATHS = ("/health", "/live", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
 
@@ -71,10 +74,10 @@ class _BodyTooLarge(HTTPException):
 class Guard:
     """Authenticates (constant-time compare), rate-limits per key, and caps request bodies."""
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+    def __init__(self, app: ASGIApp, settings: ServerSettings, keyring: KeyRing) -> None:
         self.app = app
         self.settings = settings
-        self.keys = [k.encode() for k in settings.keys]
+        self.keyring = keyring
         self.limits = _Limits(settings.rate_per_minute, settings.max_concurrent)
         self.stats: dict[str, int] = defaultdict(int)
 
@@ -87,24 +90,10 @@ class Guard:
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
-    def _key_of(self, scope: Scope) -> str | None:
-        """The caller's identity: the matching key's index, 'open' when keys are off, None if refused."""
-        if not self.keys:
-            return "open"
-        headers = dict(scope.get("headers") or [])
-        auth = headers.get(b"authorization", b"")
-        token = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
-        match = None
-        for i, key in enumerate(self.keys):
-            if hmac.compare_digest(token, key):  # no early exit: every key is compared
-                match = f"key{i}"
-        return match
-
     @staticmethod
-    def _owner(scope: Scope) -> str:
-        """Whose threads a request may see: a digest of its key (stable when keys are added or reordered)."""
+    def _token(scope: Scope) -> bytes:
         auth = dict(scope.get("headers") or []).get(b"authorization", b"")
-        return "k" + hashlib.sha256(auth[7:].strip()).hexdigest()[:16]
+        return auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,12 +103,14 @@ class Guard:
         if path in OPEN_PATHS or path.startswith("/docs"):
             await self.app(scope, receive, send)
             return
-        key = self._key_of(scope)
-        if key is None:
-            await self._reply(send, 401, "missing or invalid API key (send Authorization: Bearer <key>)",
+        principal = self.keyring.identify(self._token(scope))
+        if principal is None:
+            await self._reply(send, 401, "missing, invalid or revoked API key (send Authorization: Bearer <key>)",
                               {"WWW-Authenticate": "Bearer"})  # fmt: skip
             return
-        scope.setdefault("state", {})[OWNER] = self._owner(scope) if self.keys else ""
+        state = scope.setdefault("state", {})
+        state[OWNER], state[PRINCIPAL] = principal.owner, principal
+        key = principal.id
         wait = self.limits.take(key)
         if wait > 0:
             await self._reply(send, 429, "rate or concurrency limit reached; retry later",

@@ -20,8 +20,13 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ZHIWEN_", extra="ignore")
 
-    api_keys: str = Field(default="", description="Comma-separated bearer tokens accepted by the API.")
-    allow_open: bool = Field(default=False, description="Serve without API keys (local use only).")
+    api_keys: str = Field(default="", description="Comma-separated admin bearer tokens accepted by the API.")
+    allow_open: bool = Field(
+        default=False, description="Serve without API keys (local use only) while no key exists."
+    )
+    keys_refresh_seconds: float = Field(
+        default=2.0, gt=0, le=300, description="How often a running server re-reads the stored keys."
+    )
     default_kb: str = Field(
         default=DEFAULT_KB, description="Knowledge base used when the model name is 'zhiwen' or 'default'."
     )

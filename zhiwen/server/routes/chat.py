@@ -20,8 +20,10 @@ from zhiwen.errors import EmbeddingModelMismatch, KnowledgeBaseNotFound, LLMUnav
 from zhiwen.graph.context import context_from_settings
 from zhiwen.memory.kb import list_kbs
 from zhiwen.memory.registry import open_kb
+from zhiwen.server.access import Caller, kb_not_found, principal_of
 from zhiwen.server.chat_stream import ChatFrames, fill_usage, finish_reason
 from zhiwen.server.errors import APIError, error_body
+from zhiwen.server.keyring import Principal
 from zhiwen.server.pump import TurnPump
 from zhiwen.server.runtime import AppRuntime, runtime_of, stored_thread
 from zhiwen.server.schemas import ChatRequest, model_card
@@ -37,25 +39,27 @@ router = APIRouter(tags=["chat"])
 _THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-@router.get("/v1/models", summary="One model per knowledge base")
-async def list_models() -> dict[str, Any]:
+@router.get("/v1/models", summary="One model per knowledge base the key may use")
+async def list_models(caller: Caller) -> dict[str, Any]:
     rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
-    return {"object": "list", "data": [model_card(name, docs) for name, docs, _ in rows]}
+    return {"object": "list", "data": [model_card(n, docs) for n, docs, _ in rows if caller.may_use(n)]}
 
 
-def _kb_for(model: str, rt: AppRuntime) -> str:
+def _kb_for(model: str, rt: AppRuntime, caller: Principal) -> str:
     """The knowledge base a model name means: ``zhiwen:NAME`` or NAME; ``zhiwen`` and ``default`` are
     ``ZHIWEN_DEFAULT_KB``, except that a knowledge base really named ``default`` (the CLI's ``ingest``
-    default, listed by /v1/models) is itself."""
+    default, listed by /v1/models) is itself. One outside the caller's scope is answered as missing."""
     name = model.removeprefix("zhiwen:")
     if model == "zhiwen" or (model == "default" and not _exists(model)):
         name = rt.settings.default_kb
     try:
+        if not caller.may_use(name):
+            raise KnowledgeBaseNotFound(name)
         open_kb(name)
     except KnowledgeBaseNotFound as exc:
-        raise APIError(
-            404, f"model {model!r} not found: {exc}; see GET /v1/models", "model", "model_not_found"
-        ) from exc
+        visible = [n for n, _, _ in list_kbs(get_settings().kb_root) if caller.may_use(n)]
+        message = f"model {model!r} not found: {kb_not_found(name, visible)}; see GET /v1/models"
+        raise APIError(404, message, "model", "model_not_found") from exc
     return name
 
 
@@ -124,7 +128,7 @@ async def chat_completions(
     body: ChatRequest, request: Request, x_thread_id: str | None = Header(default=None)
 ) -> JSONResponse | EventSourceResponse:
     rt = runtime_of(request)
-    kb = await asyncio.to_thread(_kb_for, body.model, rt)  # a first open reads the store from disk
+    kb = await asyncio.to_thread(_kb_for, body.model, rt, principal_of(request))  # may read the store
     thread = _thread(body, x_thread_id, rt.settings.thread_from_user)
     stored = stored_thread(request, thread) if thread is not None else None
     messages = _to_messages(body, thread is not None, rt.settings.max_message_chars)

@@ -1,5 +1,6 @@
 """Knowledge bases over HTTP: create, list, delete; upload, list and delete documents; search.
 
+Everything here but search needs an admin key; search needs a key scoped to the knowledge base.
 Uploads are stored under the knowledge base's ``uploads/`` folder with a sanitised name (no paths, no
 hidden files), then ingested by the same code as ``zhiwen ingest``.
 """
@@ -18,7 +19,9 @@ from zhiwen import service
 from zhiwen.errors import KnowledgeBaseNotFound
 from zhiwen.memory.kb import kb_dir, list_kbs
 from zhiwen.memory.loaders import SUPPORTED_SUFFIXES
+from zhiwen.server.access import Admin, Caller, kb_not_found
 from zhiwen.server.errors import APIError
+from zhiwen.server.keyring import OPEN, Principal
 from zhiwen.server.schemas import KnowledgeBaseIn, SearchRequest
 from zhiwen.settings import get_settings
 
@@ -44,9 +47,12 @@ async def _exists(name: str) -> bool:
     return await asyncio.to_thread((kb_dir(get_settings().kb_root, name) / "kb.sqlite").exists)
 
 
-async def _require(name: str) -> None:
-    if not await _exists(name):
-        raise APIError(404, f"no knowledge base named {name!r}", "name", "kb_not_found")
+async def _require(name: str, caller: Principal = OPEN) -> None:
+    """404 for a knowledge base that does not exist or that ``caller`` may not use: the same answer."""
+    if not caller.may_use(name) or not await _exists(name):
+        rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
+        visible = [n for n, _, _ in rows if caller.may_use(n)]
+        raise APIError(404, kb_not_found(name, visible), "name", "kb_not_found")
 
 
 def _save_uploads(folder: FsPath, received: list[tuple[str, bytes]]) -> tuple[list[FsPath], list[str]]:
@@ -71,13 +77,13 @@ def _save_uploads(folder: FsPath, received: list[tuple[str, bytes]]) -> tuple[li
 
 
 @router.get("", summary="Knowledge bases with document and chunk counts")
-async def list_knowledge_bases() -> dict[str, Any]:
+async def list_knowledge_bases(_: Admin) -> dict[str, Any]:
     rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
     return {"object": "list", "data": [{"name": n, "documents": d, "chunks": c} for n, d, c in rows]}
 
 
 @router.post("", status_code=201, summary="Create an empty knowledge base")
-async def create_knowledge_base(body: KnowledgeBaseIn) -> dict[str, Any]:
+async def create_knowledge_base(body: KnowledgeBaseIn, _: Admin) -> dict[str, Any]:
     if await _exists(body.name):
         raise APIError(409, f"knowledge base {body.name!r} already exists", "name", "kb_exists")
     kb = await asyncio.to_thread(service.open_kb, body.name, True)
@@ -86,7 +92,7 @@ async def create_knowledge_base(body: KnowledgeBaseIn) -> dict[str, Any]:
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a knowledge base and all its documents")
-async def delete_knowledge_base(name: str = KbName) -> Response:
+async def delete_knowledge_base(_: Admin, name: str = KbName) -> Response:
     await _require(name)
     try:
         await asyncio.to_thread(service.drop_kb, name, None, False)
@@ -96,7 +102,7 @@ async def delete_knowledge_base(name: str = KbName) -> Response:
 
 
 @router.get("/{name}/documents", summary="Documents of a knowledge base")
-async def list_documents(name: str = KbName) -> dict[str, Any]:
+async def list_documents(_: Admin, name: str = KbName) -> dict[str, Any]:
     await _require(name)
     kb = await asyncio.to_thread(service.open_kb, name)  # a first open loads the store and BM25 index
     docs = await asyncio.to_thread(kb.documents)
@@ -116,7 +122,9 @@ async def list_documents(name: str = KbName) -> dict[str, Any]:
 
 
 @router.post("/{name}/documents", status_code=201, summary="Upload documents (.txt .md .html .pdf .jsonl)")
-async def upload_documents(name: str = KbName, files: list[UploadFile] = File(...)) -> dict[str, Any]:
+async def upload_documents(
+    _: Admin, name: str = KbName, files: list[UploadFile] = File(...)
+) -> dict[str, Any]:
     await _require(name)
     # Refuse while an ingest writes into it, before the files are saved over their older versions; a
     # worker thread waiting out a long ingest would hold up the server's other requests.
@@ -138,7 +146,9 @@ async def upload_documents(name: str = KbName, files: list[UploadFile] = File(..
 
 
 @router.delete("/{name}/documents/{doc_id}", status_code=204, summary="Remove a document from both indexes")
-async def delete_document(name: str = KbName, doc_id: str = Path(min_length=1, max_length=256)) -> Response:
+async def delete_document(
+    _: Admin, name: str = KbName, doc_id: str = Path(min_length=1, max_length=256)
+) -> Response:
     await _require(name)
     kb = await asyncio.to_thread(service.open_kb, name)
     if await asyncio.to_thread(kb.catalog.document, doc_id) is None:
@@ -148,8 +158,8 @@ async def delete_document(name: str = KbName, doc_id: str = Path(min_length=1, m
 
 
 @router.post("/{name}/search", summary="Search without the LLM (same hits as `zhiwen search --json`)")
-async def search(body: SearchRequest, name: str = KbName) -> dict[str, Any]:
-    await _require(name)
+async def search(body: SearchRequest, caller: Caller, name: str = KbName) -> dict[str, Any]:
+    await _require(name, caller)
     hits = await asyncio.to_thread(
         service.search, name, body.query, body.top_k, body.mode, None,
         bm25_weight=body.bm25_weight, dense_weight=body.dense_weight, rrf_k=body.rrf_k,
