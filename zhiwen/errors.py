@@ -27,7 +27,16 @@ class ModelFileError(ZhiwenError):
 
 
 class LLMUnavailable(ZhiwenError, RuntimeError):
-    """The chat model endpoint cannot be reached or failed to start."""
+    """The chat model endpoint cannot be reached or failed to start.
+
+    ``public`` is what a server may tell its clients: no upstream body, log lines or paths (the message,
+    for the log and the command line, may hold them).
+    """
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        first_line = message.splitlines()[0] if message else "the chat model is unavailable"
+        self.public = public or first_line
 
 
 class KnowledgeBaseNotFound(ZhiwenError, ValueError):

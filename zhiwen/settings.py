@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,11 +11,16 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_KB", "Settings", "get_settings"]
+__all__ = ["DEFAULT_KB", "Settings", "get_settings", "redact_url"]
 
 # The knowledge base every surface uses when none is named: `zhiwen ingest/search/kb/ask/chat`, the server's
 # models `zhiwen` and `default` (ZHIWEN_DEFAULT_KB changes that one), and the graph's `Context.kb`.
 DEFAULT_KB = "default"
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a message or a log line: a password in it is replaced by ``***``."""
+    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
 
 
 def _default_home() -> Path:

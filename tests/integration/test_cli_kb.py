@@ -241,10 +241,11 @@ def test_ingest_of_only_missing_paths_is_a_one_line_error(ingested: Home, tmp_pa
     [
         (
             "ZHIWEN_CHECKPOINT_URL",
-            "sqlite:///threads.db",
+            "mysql://app:hunter2@db/threads",
             "ZHIWEN_CHECKPOINT_URL must be a postgresql:// URL",
         ),
         ("ZHIWEN_CHROMA_URL", "chroma:8000", "ZHIWEN_CHROMA_URL must be an http(s)://host:port URL"),
+        ("ZHIWEN_CHROMA_URL", "ftp://ops:hunter2@chroma", "(got 'ftp://ops:***@chroma')"),
     ],
 )
 def test_a_store_url_of_the_wrong_kind_is_a_one_line_error(
@@ -269,3 +270,4 @@ def test_a_store_url_of_the_wrong_kind_is_a_one_line_error(
     assert proc.returncode == 1
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("zhiwen: error: ") and says in line, line
+    assert "hunter2" not in proc.stderr + proc.stdout, "passwords in URLs are never printed"

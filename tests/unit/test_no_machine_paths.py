@@ -27,3 +27,11 @@ def test_no_tracked_file_names_a_build_machine_path() -> None:
         text = path.read_bytes().decode("utf-8", "replace")
         offenders += [f"{path.relative_to(ROOT)}: {m.group(0)}" for m in MACHINE_PATH.finditer(text)]
     assert not offenders, offenders[:20]
+
+
+def test_urls_in_messages_hide_their_password() -> None:
+    from zhiwen.settings import redact_url
+
+    assert redact_url("postgresql://app:s3cr%40t@db:5432/zhiwen") == "postgresql://app:***@db:5432/zhiwen"
+    assert redact_url("postgresql://app@db/zhiwen") == "postgresql://app@db/zhiwen"
+    assert redact_url("http://chroma:8000") == "http://chroma:8000"

@@ -16,7 +16,7 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from zhiwen.errors import ZhiwenError
-from zhiwen.settings import get_settings
+from zhiwen.settings import get_settings, redact_url
 
 __all__ = ["open_checkpointer"]
 
@@ -28,7 +28,7 @@ async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheck
     if url and not url.startswith(("postgres://", "postgresql://")):
         # Any other value used to fall back to SQLite without a word: threads a replica never shares.
         raise ZhiwenError(
-            f"ZHIWEN_CHECKPOINT_URL must be a postgresql:// URL, or unset for SQLite in ZHIWEN_HOME (got {url!r})"
+            f"ZHIWEN_CHECKPOINT_URL must be a postgresql:// URL, or unset for SQLite in ZHIWEN_HOME (got {redact_url(url)!r})"
         )
     # Imports and file-system calls run in a worker thread: a first import reads files (psycopg's loads its
     # C library), and a server opens its checkpointer on the event loop every request shares.

@@ -69,6 +69,17 @@ def _answer_sink() -> Callable[[AnswerDelta], None] | None:
     return sink
 
 
+def _summary(exc: BaseException) -> str:
+    """What went wrong upstream, without the upstream's own words (its body can hold anything)."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    if isinstance(exc, (openai.APITimeoutError, ChunkStallError)):
+        return "timed out"
+    if isinstance(exc, (openai.APIConnectionError, httpx.HTTPError, httpx2.HTTPError)):
+        return "connection failed"
+    return type(exc).__name__
+
+
 async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     start = time.perf_counter()
     ctx = context_of(runtime)
@@ -93,7 +104,10 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 write(AnswerDelta(attempt, text, str(thought or ""), chunk.usage_metadata, language))
     # The openai SDK talks through httpx2; a stream cut mid-way raises its transport errors as they are.
     except (openai.APIError, httpx.HTTPError, httpx2.HTTPError, ChunkStallError) as exc:
-        raise LLMUnavailable(f"the chat model endpoint failed: {type(exc).__name__}: {exc}") from exc
+        raise LLMUnavailable(
+            f"the chat model endpoint failed: {type(exc).__name__}: {exc}",
+            public=f"the chat model endpoint failed: {_summary(exc)}",
+        ) from exc
     return {
         "draft": "".join(texts).strip(),
         "draft_finish": finish,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPBearer
 
 from zhiwen import __version__
@@ -124,6 +125,13 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     install_error_handlers(app)
     setup_tracing(app, settings)
     app.add_middleware(Guard, settings=settings, keyring=keyring)
+    if settings.cors_origin_list:  # outermost: a browser's preflight is answered before the key check
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Thread-Id"],
+        )
     return app
 
 

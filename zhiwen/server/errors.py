@@ -19,7 +19,7 @@ from zhiwen.errors import (
     ZhiwenError,
 )
 
-__all__ = ["APIError", "error_body", "install_error_handlers"]
+__all__ = ["APIError", "error_body", "install_error_handlers", "public_message"]
 
 log = logging.getLogger("zhiwen.server")
 
@@ -40,6 +40,16 @@ def error_body(
             "code": code,
         }
     }
+
+
+def public_message(exc: BaseException) -> str:
+    """What a client may be told of ``exc``: zhiwen's own one-line message, or its summary for the model
+    endpoint (never an upstream body, a log line or a path); anything else only by kind (the log has it)."""
+    if isinstance(exc, LLMUnavailable):
+        return exc.public
+    if isinstance(exc, ZhiwenError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__} (details are in the server's log)"
 
 
 class APIError(Exception):
@@ -116,7 +126,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LLMUnavailable)
     async def _llm(_: Request, exc: LLMUnavailable) -> JSONResponse:
-        return _json(502, str(exc), code="upstream_unavailable")
+        log.warning("model endpoint unavailable: %s", exc)
+        return _json(502, public_message(exc), code="upstream_unavailable")
 
     @app.exception_handler(ZhiwenError)
     async def _zhiwen(_: Request, exc: ZhiwenError) -> JSONResponse:

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiwen.server.errors import error_body
 from zhiwen.server.keyring import KeyRing
+from zhiwen.server.origins import foreign_request
 from zhiwen.server.settings import ServerSettings
 
 __all__ = ["OPEN_PATHS", "OWNER", "PRINCIPAL", "Guard"]
@@ -100,6 +101,11 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
+        if not self.keyring.guarded:
+            refusal = foreign_request(scope, self.settings.cors_origin_list, self.settings.allowed_host_list)
+            if refusal:
+                await self._reply(send, 403, refusal)
+                return
         if path in OPEN_PATHS or path.startswith("/docs"):
             await self.app(scope, receive, send)
             return

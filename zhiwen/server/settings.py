@@ -24,6 +24,15 @@ class ServerSettings(BaseSettings):
     allow_open: bool = Field(
         default=False, description="Serve without API keys (local use only) while no key exists."
     )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated web origins (https://chat.example.com) whose pages may call the API "
+        "(CORS); on a server without keys, the only other sites let through.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated extra host names a server without keys answers to (beside loopback).",
+    )
     keys_refresh_seconds: float = Field(
         default=2.0, gt=0, le=300, description="How often a running server re-reads the stored keys."
     )
@@ -67,6 +76,14 @@ class ServerSettings(BaseSettings):
             if key.lower() in _PLACEHOLDERS or len(key) < 12:
                 raise ValueError("ZHIWEN_API_KEYS holds a placeholder or a key shorter than 12 characters")
         return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def keys(self) -> list[str]:

@@ -108,7 +108,8 @@ class LocalLLMServer:
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise LLMUnavailable(
-                    f"the embedded model server exited at start-up; see {self.log_path}:\n{self._log_tail()}"
+                    f"the embedded model server exited at start-up; see {self.log_path}:\n{self._log_tail()}",
+                    public="the embedded model server exited at start-up (its log is on the server)",
                 )
             with contextlib.suppress(httpx.HTTPError):
                 # trust_env off: a corporate HTTP_PROXY without NO_PROXY would route 127.0.0.1 to the proxy.
@@ -117,7 +118,8 @@ class LocalLLMServer:
             time.sleep(0.1)
         self.stop()
         raise LLMUnavailable(
-            f"the embedded model server did not answer within {timeout:.0f}s; see {self.log_path}"
+            f"the embedded model server did not answer within {timeout:.0f}s; see {self.log_path}",
+            public=f"the embedded model server did not answer within {timeout:.0f}s",
         )
 
     def _log_tail(self, lines: int = 5) -> str:

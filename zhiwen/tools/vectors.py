@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from zhiwen.errors import EmbeddingModelMismatch, ZhiwenError
+from zhiwen.settings import redact_url
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embeddings import Vectors
 
@@ -33,7 +34,7 @@ def _server_client() -> Any | None:
 
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ZhiwenError(f"ZHIWEN_CHROMA_URL must be an http(s)://host:port URL (got {url!r})")
+        raise ZhiwenError(f"ZHIWEN_CHROMA_URL must be an http(s)://host:port URL (got {redact_url(url)!r})")
     return chromadb.HttpClient(
         host=parsed.hostname, port=parsed.port or 8000, ssl=parsed.scheme == "https",
         settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),

@@ -22,8 +22,9 @@ from zhiwen.memory.kb import list_kbs
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.access import Caller, kb_not_found, principal_of
 from zhiwen.server.chat_stream import ChatFrames, fill_usage, finish_reason
-from zhiwen.server.errors import APIError, error_body
+from zhiwen.server.errors import APIError, error_body, public_message
 from zhiwen.server.keyring import Principal
+from zhiwen.server.public import public_sources
 from zhiwen.server.pump import TurnPump
 from zhiwen.server.runtime import AppRuntime, runtime_of, stored_thread
 from zhiwen.server.schemas import ChatRequest, model_card
@@ -113,7 +114,7 @@ def _thread(body: ChatRequest, header: str | None, from_user: bool) -> str | Non
 
 def _extras(state: dict[str, Any], thread: str | None) -> dict[str, Any]:
     return {
-        "sources": state.get("sources", []),
+        "sources": public_sources(state.get("sources", [])),
         "quality": state.get("quality", {}),
         "intent": state.get("intent", {}),
         "answer": state.get("answer", ""),
@@ -203,7 +204,8 @@ def _turn_error(rt: AppRuntime, exc: BaseException | None, when: str) -> Excepti
     if isinstance(exc, ZhiwenError):
         return exc
     log.warning("chat turn failed %s: %r", when, exc)
-    return APIError(502, f"the turn failed {when}: {type(exc).__name__}: {exc}", code="upstream_error")
+    detail = public_message(exc) if exc is not None else "no answer"
+    return APIError(502, f"the turn failed {when}: {detail}", code="upstream_error")
 
 
 async def _disconnected(request: Request) -> None:
@@ -333,7 +335,7 @@ async def _stream(
     except Exception as exc:  # after the first byte an error can only travel inside the stream
         status = 502 if isinstance(exc, LLMUnavailable) else 500
         rt.metrics.requests.labels("chat_stream", str(status)).inc()
-        message = str(exc) if isinstance(exc, ZhiwenError) else f"{type(exc).__name__}: {exc}"
+        message = public_message(exc)
         error = error_body(status, f"the turn failed while streaming: {message}")
         yield (_data(error) + _data("[DONE]")).encode()
     finally:

@@ -69,7 +69,10 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/health", summary="Summary of the server's state")
 async def health(request: Request) -> dict[str, Any]:
     rt = runtime_of(request)
-    return {"status": "ok", "version": __version__, "model_error": rt.model_error or None}
+    # Open to anyone (no key): the model's state, never the error text, which can hold log lines and paths
+    # (the server's log has it).
+    model = "ready" if rt.model_ready else ("unavailable" if rt.model_error else "starting")
+    return {"status": "ok", "version": __version__, "model": model}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -22,6 +22,7 @@ from zhiwen.memory.loaders import SUPPORTED_SUFFIXES
 from zhiwen.server.access import Admin, Caller, kb_not_found
 from zhiwen.server.errors import APIError
 from zhiwen.server.keyring import OPEN, Principal
+from zhiwen.server.public import public_source, public_sources
 from zhiwen.server.schemas import KnowledgeBaseIn, SearchRequest
 from zhiwen.settings import get_settings
 
@@ -111,7 +112,7 @@ async def list_documents(_: Admin, name: str = KbName) -> dict[str, Any]:
         "data": [
             {
                 "id": d.doc_id,
-                "source": d.source,
+                "source": public_source(d.source),
                 "title": d.title,
                 "chunks": d.n_chunks,
                 "characters": d.n_chars,
@@ -164,4 +165,4 @@ async def search(body: SearchRequest, caller: Caller, name: str = KbName) -> dic
         service.search, name, body.query, body.top_k, body.mode, None,
         bm25_weight=body.bm25_weight, dense_weight=body.dense_weight, rrf_k=body.rrf_k,
     )  # fmt: skip
-    return {"object": "list", "data": [h.to_dict() for h in hits]}
+    return {"object": "list", "data": public_sources(h.to_dict() for h in hits)}

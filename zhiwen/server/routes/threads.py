@@ -10,6 +10,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from zhiwen.server.errors import APIError
+from zhiwen.server.public import public_sources
 from zhiwen.server.runtime import runtime_of, stored_thread
 from zhiwen.server.schemas import ThreadIn
 from zhiwen.tools.llm import message_text
@@ -51,7 +52,7 @@ async def get_thread(request: Request, thread_id: str = ThreadId) -> dict[str, A
         "id": thread_id,
         "object": "thread",
         "messages": [_message(m) for m in values.get("messages", [])],
-        "sources": values.get("sources", []),
+        "sources": public_sources(values.get("sources", [])),
         "quality": values.get("quality", {}),
     }
 
