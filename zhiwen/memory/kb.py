@@ -42,6 +42,7 @@ __all__ = [
     "Hit",
     "KnowledgeBase",
     "SearchMode",
+    "check_new_name",
     "delete_kb",
     "kb_dir",
     "list_kbs",
@@ -62,6 +63,25 @@ def kb_dir(root: Path, name: str) -> Path:
         else "kb-" + hashlib.sha1(name.encode()).hexdigest()[:16]
     )
     return root / slug
+
+
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]|\.\.|^[.\-_]|[.\-_]$|^\s|\s$")
+
+
+def check_new_name(name: str) -> None:
+    """Refuse a name for a new knowledge base that a store would reject or that misleads (``ZhiwenError``).
+
+    ASCII names become folder and collection names as they are; a shared Chroma server refuses ``a..b`` or a
+    name ending in ``.`` (its collection rule) only at the first upload, after the base was made. Names in
+    other scripts (中文) are mapped to a hash and need no such care. Existing bases keep their names.
+    """
+    if not name or len(name) > 64:
+        raise ZhiwenError(f"a knowledge base name has 1-64 characters (got {len(name)})")
+    if _UNSAFE_NAME.search(name):
+        raise ZhiwenError(
+            f"knowledge base name {name!r} is refused: no '/', '\\', '..' or control characters, and it may "
+            "not start or end with '.', '-', '_' or a space"
+        )
 
 
 def not_found_message(root: Path, name: str) -> str:
@@ -138,6 +158,7 @@ class KnowledgeBase:
         if not (path / "kb.sqlite").exists():
             if not create:
                 raise KnowledgeBaseNotFound(not_found_message(root, name))
+            check_new_name(name)
             path.mkdir(parents=True, exist_ok=True)
         return cls(path, name, embedder, cjk_mode)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,10 +17,12 @@ from zhiwen import __version__
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
 from zhiwen.memory.checkpointer import open_checkpointer
+from zhiwen.memory.ingest import IngestReport, ingest_paths
 from zhiwen.memory.keys import keys_path
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.errors import install_error_handlers
 from zhiwen.server.guard import Guard
+from zhiwen.server.jobs import IngestWorker, JobStore
 from zhiwen.server.keyring import KeyRing
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.routes import chat, health, kbs, threads
@@ -68,6 +71,24 @@ def keyring_for(settings: ServerSettings) -> KeyRing:
     return KeyRing(settings.keys, keys_path(get_settings().home))
 
 
+def _ingest_worker(settings: ServerSettings) -> IngestWorker:
+    """The upload worker, started; it first takes up the jobs a previous server left unsettled."""
+
+    def documents(kb: str) -> set[str]:
+        return {d.source for d in open_kb(kb).documents()}
+
+    def ingest(kb: str, paths: list[Path], progress: Callable[[int, int], None]) -> IngestReport:
+        # Never creates the knowledge base: a job queued before it was dropped fails instead of reviving it.
+        return ingest_paths(open_kb(kb), paths, progress)
+
+    store = JobStore(get_settings().home / "jobs.sqlite")
+    worker = IngestWorker(
+        store, ingest, documents, settings.max_queued_jobs, settings.max_queued_upload_bytes
+    )
+    worker.start()
+    return worker
+
+
 def refuse_unguarded(settings: ServerSettings, keyring: KeyRing | None = None) -> None:
     """ZhiwenError unless API keys exist (the environment's or stored ones) or open serving was chosen.
 
@@ -93,12 +114,14 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_checkpointer() as saver:
+            jobs = await asyncio.to_thread(_ingest_worker, settings)
             rt = AppRuntime(
                 settings=settings,
                 metrics=Metrics(),
                 threaded=build().compile(checkpointer=saver),
                 stateless=build().compile(),
                 checkpointer=saver,
+                jobs=jobs,
             )
             app.state.zhiwen = rt
             if settings.gc_freeze:
@@ -107,6 +130,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             keys = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_seconds))
             yield
             keys.cancel()
+            jobs.stop()
             if task is not None:
                 task.cancel()
 

@@ -9,6 +9,7 @@ from fastapi import Request
 from langgraph.graph.state import CompiledStateGraph
 
 from zhiwen.server.guard import OWNER
+from zhiwen.server.jobs import IngestWorker
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.pump import TurnPump
 from zhiwen.server.settings import ServerSettings
@@ -25,6 +26,7 @@ class AppRuntime:
     threaded: CompiledStateGraph[Any, Any, Any, Any]
     stateless: CompiledStateGraph[Any, Any, Any, Any]
     checkpointer: Any
+    jobs: IngestWorker
     model_ready: bool = False
     model_error: str = ""
     turns: dict[str, TurnPump] = field(default_factory=dict)

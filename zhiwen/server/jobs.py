@@ -1,0 +1,247 @@
+"""Ingestion jobs: uploads are ingested by one worker thread of their own, never on the pool chat turns use.
+
+An upload answers at once with a job (202); the worker ingests jobs one at a time (so one writer per
+knowledge base), from a bounded queue, and each key may have only so many bytes waiting. Jobs live in
+``ZHIWEN_HOME/jobs.sqlite``: after a restart, jobs that were queued or cut off while running are run again
+(an ingest is idempotent and commits whole documents, so nothing is half-written), and an uploaded file that
+did not become a document is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from zhiwen.errors import ZhiwenError
+from zhiwen.memory.ingest import IngestReport
+
+__all__ = ["IngestWorker", "Job", "JobStore", "QueueFull", "QuotaExceeded"]
+
+log = logging.getLogger("zhiwen.server")
+Status = Literal["queued", "running", "done", "failed"]
+Ingest = Callable[[str, list[Path], Callable[[int, int], None]], IngestReport]
+Documents = Callable[[str], set[str]]
+
+
+class QueueFull(ZhiwenError):
+    """The worker's queue holds as many jobs as it may."""
+
+
+class QuotaExceeded(ZhiwenError):
+    """This key has as many bytes waiting to be ingested as it may."""
+
+
+@dataclass
+class Job:
+    """One upload's ingestion. ``files`` are the saved uploads; ``report`` is filled when it is done."""
+
+    id: str
+    kb: str
+    owner: str
+    files: list[str]
+    bytes: int
+    status: Status = "queued"
+    done: int = 0
+    total: int = 0
+    error: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.status in ("done", "failed")
+
+    def public(self) -> dict[str, Any]:
+        """The job as the API shows it (no server paths: files by name)."""
+        return {
+            "id": self.id,
+            "object": "ingest.job",
+            "knowledge_base": self.kb,
+            "status": self.status,
+            "progress": {"chunks_done": self.done, "chunks_total": self.total},
+            "files": [Path(f).name for f in self.files],
+            "error": self.error or None,
+            "report": self.report or None,
+            "created": int(self.created),
+            "finished": int(self.finished) if self.finished else None,
+        }
+
+
+class JobStore:
+    """Jobs on disk, one row each (the whole job as JSON)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self._lock = threading.Lock()
+        with self._lock, self._db:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kb TEXT NOT NULL, status TEXT NOT NULL, "
+                "created REAL NOT NULL, body TEXT NOT NULL)"
+            )
+
+    def save(self, job: Job) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)",
+                (job.id, job.kb, job.status, job.created, json.dumps(asdict(job), ensure_ascii=False)),
+            )
+
+    def _rows(self, where: str, args: tuple[Any, ...]) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT body FROM jobs WHERE {where} ORDER BY created", args).fetchall()
+        return [Job(**json.loads(r[0])) for r in rows]
+
+    def get(self, kb: str, job_id: str) -> Job | None:
+        found = self._rows("kb = ? AND id = ?", (kb, job_id))
+        return found[0] if found else None
+
+    def of_kb(self, kb: str, limit: int = 100) -> list[Job]:
+        return self._rows("kb = ?", (kb,))[-limit:]
+
+    def unsettled(self) -> list[Job]:
+        return self._rows("status IN ('queued', 'running')", ())
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class IngestWorker:
+    """Runs jobs one after another in a thread of its own; ``submit`` is safe from any thread."""
+
+    def __init__(
+        self, store: JobStore, ingest: Ingest, documents: Documents, max_queued: int, quota_bytes: int
+    ) -> None:
+        self.store, self._ingest, self._documents = store, ingest, documents
+        self.max_queued, self.quota_bytes = max_queued, quota_bytes
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._jobs: dict[str, Job] = {}  # unsettled jobs, by id
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="zhiwen-ingest", daemon=True)
+
+    def start(self) -> None:
+        """Pick up the jobs a previous server left unsettled, then start working."""
+        for job in self.store.unsettled():
+            if job.status == "running":
+                log.warning("ingest job %s was cut off by a restart; running it again", job.id)
+            job.status = "queued"
+            self._enqueue(job)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def _enqueue(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+        self.store.save(job)
+        self._queue.put(job)
+
+    def submit(self, kb: str, owner: str, files: list[Path], size: int) -> Job:
+        """Queue a job; ``QueueFull`` or ``QuotaExceeded`` (the files are then the caller's to remove)."""
+        with self._lock:
+            waiting = [j for j in self._jobs.values() if not j.settled]
+            if len(waiting) >= self.max_queued:
+                raise QueueFull(f"{len(waiting)} ingest jobs are waiting, the most this server queues")
+            held = sum(j.bytes for j in waiting if j.owner == owner)
+            if held + size > self.quota_bytes:
+                raise QuotaExceeded(
+                    f"this key has {held} bytes waiting to be ingested; {size} more would pass its quota of "
+                    f"{self.quota_bytes} (ZHIWEN_MAX_QUEUED_UPLOAD_BYTES)"
+                )
+        job = Job(uuid.uuid4().hex[:16], kb, owner, [str(f) for f in files], size)
+        self._enqueue(job)
+        return job
+
+    def job(self, kb: str, job_id: str) -> Job | None:
+        """The live job if it is unsettled, else the stored one."""
+        with self._lock:
+            live = self._jobs.get(job_id)
+        if live is not None and live.kb == kb:
+            return live
+        return self.store.get(kb, job_id)
+
+    def of_kb(self, kb: str) -> list[Job]:
+        """The knowledge base's jobs, oldest first, unsettled ones as they are now."""
+        with self._lock:
+            live = dict(self._jobs)
+        return [live.get(j.id, j) for j in self.store.of_kb(kb)]
+
+    async def wait(self, job: Job, poll: float = 0.1) -> Job:
+        """Wait (without a thread) until ``job`` is settled."""
+        while not job.settled:
+            await asyncio.sleep(poll)
+        return job
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                self._work(job)
+            except Exception:  # a job's failure is recorded in it; the worker goes on
+                log.exception("ingest job %s failed unexpectedly", job.id)
+
+    def _work(self, job: Job) -> None:
+        job.status = "running"
+        self.store.save(job)
+        last = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal last
+            job.done, job.total = done, total
+            if time.monotonic() - last > 1.0:  # the API reads the live job; the disk copy every second
+                last = time.monotonic()
+                self.store.save(job)
+
+        files = [Path(f) for f in job.files]
+        try:
+            missing = [f.name for f in files if not f.exists()]
+            if missing:
+                raise ZhiwenError(
+                    f"uploaded files are gone: {', '.join(missing)} (the knowledge base or the file was deleted)"
+                )
+            report = self._ingest(job.kb, files, progress)
+            job.report = {
+                "added": report.added, "replaced": report.replaced, "unchanged": report.unchanged,
+                "chunks": report.chunks, "skipped": [_without_folders(s, files) for s in report.skipped],
+            }  # fmt: skip
+            job.status = "done"
+        except Exception as exc:
+            job.status, job.error = (
+                "failed",
+                _without_folders(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, files),
+            )
+            log.warning("ingest job %s into %r failed: %s", job.id, job.kb, exc)
+        finally:
+            self._remove_files_not_ingested(job, files)
+            job.finished = time.time()
+            self.store.save(job)
+            with self._lock:
+                self._jobs.pop(job.id, None)
+
+    def _remove_files_not_ingested(self, job: Job, files: list[Path]) -> None:
+        """An upload that did not become a document (unreadable, skipped, or its job failed) is not kept."""
+        try:
+            sources = self._documents(job.kb)
+        except Exception:  # the knowledge base is gone: none of its uploads stay
+            sources = set()
+        for f in files:
+            if str(f) not in sources and not any(s.startswith(f"{f}#") for s in sources):
+                f.unlink(missing_ok=True)
+
+
+def _without_folders(text: str, files: list[Path]) -> str:
+    """A message with the uploads' paths shortened to their names."""
+    for f in files:
+        text = text.replace(str(f), f.name)
+    return text
