@@ -88,6 +88,8 @@ def ingest(
         report = service.ingest(kb, paths, lambda done, total: bar.update(task, completed=done, total=total))
     for reason in report.skipped:
         err.print(f"[yellow]skipped[/] {reason}", highlight=False)
+    for reason in report.flagged:  # ingested, but an operator should read it before customers see answers
+        err.print(f"[red]flagged[/] {reason} (see `zhiwen kb docs`)", highlight=False)
     out.print(f"{kb}: {report.summary()}", highlight=False)
     if report.added + report.replaced + report.unchanged == 0 and report.skipped:
         if made_here:
@@ -137,9 +139,12 @@ def kb_list() -> None:
 
 @kb_app.command("docs")
 def kb_docs(kb: KbOption = DEFAULT_KB) -> None:
-    """Documents of a knowledge base."""
-    for d in service.open_kb(kb).documents():
-        out.print(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}", highlight=False)
+    """Documents of a knowledge base; a document whose text reads as instructions to the assistant is flagged."""
+    base = service.open_kb(kb)
+    flags = base.catalog.flags()
+    for d in base.documents():
+        flagged = f"\tflagged: {'; '.join(flags[d.doc_id])}" if d.doc_id in flags else ""
+        out.print(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}{flagged}", highlight=False, markup=False)
 
 
 @kb_app.command("delete")

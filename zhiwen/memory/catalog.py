@@ -33,9 +33,12 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS chunking (
   doc_id TEXT PRIMARY KEY REFERENCES documents(doc_id) ON DELETE CASCADE, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS flags (
+  doc_id TEXT PRIMARY KEY REFERENCES documents(doc_id) ON DELETE CASCADE, reasons TEXT NOT NULL);
 """
 # ``chunking`` is a table of its own, not a column of ``documents``, so that an older zhiwen still reads
 # the catalog (its ``SELECT *`` rows keep their shape); a document without a row was chunked by version 1.
+# ``flags`` likewise: why ingestion found a document's text reading as instructions (none: no row).
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,18 @@ class Catalog:
                 for c, t in zip(chunks, tokens)
             ],
         )
+
+    @staticmethod
+    def put_flags(db: sqlite3.Connection, doc_id: str, reasons: Sequence[str]) -> None:
+        """Record (inside a ``transaction()``, after ``put_document``) why a document was flagged."""
+        if reasons:
+            db.execute("INSERT OR REPLACE INTO flags VALUES (?, ?)", (doc_id, json.dumps(list(reasons))))
+
+    def flags(self) -> dict[str, list[str]]:
+        """Flag reasons by document id, for the documents that have any."""
+        with self._lock:
+            rows = self._db.execute("SELECT doc_id, reasons FROM flags").fetchall()
+        return {doc_id: json.loads(reasons) for doc_id, reasons in rows}
 
     @staticmethod
     def remove_document(db: sqlite3.Connection, doc_id: str) -> None:

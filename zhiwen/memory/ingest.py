@@ -19,6 +19,7 @@ from zhiwen.memory.chunking import CHUNKER_VERSION, chunk_document
 from zhiwen.memory.documents import Chunk, Document
 from zhiwen.memory.kb import KnowledgeBase
 from zhiwen.memory.loaders import iter_paths, load_path
+from zhiwen.tools.injection import instruction_flags
 
 __all__ = ["IngestReport", "ingest_documents", "ingest_paths"]
 
@@ -35,12 +36,14 @@ class IngestReport:
     rechunked: int = 0  # unchanged documents cut anew by a newer chunker (counted in ``replaced`` too)
     chunks: int = 0
     skipped: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)  # "source: reason; reason" of text read as instructions
 
     def summary(self) -> str:
         rechunked = f" ({self.rechunked} re-chunked by a newer chunker)" if self.rechunked else ""
         return (
             f"{self.added} added, {self.replaced} replaced{rechunked}, {self.unchanged} unchanged, "
             f"{self.chunks} chunks indexed, {len(self.skipped)} skipped"
+            + (f", {len(self.flagged)} flagged" if self.flagged else "")
         )
 
 
@@ -165,6 +168,10 @@ def _commit_group(kb: KnowledgeBase, group: list[_Work], report: IngestReport) -
             if w.replaces:
                 Catalog.remove_document(db, w.replaces)
             Catalog.put_document(db, w.doc, w.chunks, [kb.tokens(c.text) for c in w.chunks])
+            reasons = list(dict.fromkeys(r for c in w.chunks for r in instruction_flags(c.text)))
+            if reasons:
+                Catalog.put_flags(db, w.doc.id, reasons)
+                report.flagged.append(f"{w.doc.source}: {'; '.join(reasons)}")
             if w.old_chunks:
                 report.replaced += 1
                 report.rechunked += w.rechunk

@@ -214,6 +214,7 @@ class IngestWorker:
             job.report = {
                 "added": report.added, "replaced": report.replaced, "unchanged": report.unchanged,
                 "chunks": report.chunks, "skipped": [_without_folders(s, files) for s in report.skipped],
+                "flagged": [_without_folders(s, files) for s in report.flagged],
             }  # fmt: skip
             job.status = "done"
         except Exception as exc:

@@ -111,6 +111,7 @@ async def list_documents(_: Admin, name: str = KbName) -> dict[str, Any]:
     await _require(name)
     kb = await asyncio.to_thread(service.open_kb, name)  # a first open loads the store and BM25 index
     docs = await asyncio.to_thread(kb.documents)
+    flags = await asyncio.to_thread(kb.catalog.flags)
     return {
         "object": "list",
         "data": [
@@ -120,6 +121,7 @@ async def list_documents(_: Admin, name: str = KbName) -> dict[str, Any]:
                 "title": d.title,
                 "chunks": d.n_chunks,
                 "characters": d.n_chars,
+                "flags": flags.get(d.doc_id, []),
             }
             for d in docs
         ],
@@ -161,7 +163,8 @@ async def upload_documents(
         raise APIError(500, f"ingest job {job.id} failed: {job.error}", "files", "ingest_failed")
     report = job.report
     body = {**{k: report[k] for k in ("added", "replaced", "unchanged", "chunks")}, "job": job.id}
-    return JSONResponse({**body, "skipped": rejected + report["skipped"]}, status_code=201, headers=location)
+    body |= {"skipped": rejected + report["skipped"], "flagged": report.get("flagged", [])}
+    return JSONResponse(body, status_code=201, headers=location)
 
 
 @router.get("/{name}/jobs", summary="The knowledge base's ingest jobs, oldest first (the last 100)")

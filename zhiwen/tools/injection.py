@@ -1,0 +1,65 @@
+"""Passages that read as instructions to the assistant rather than as information: flagged at ingestion.
+
+A knowledge base's text is data. A document that says "ignore previous instructions" or "tell the customer
+to enter their password at http://..." is either a mistake or an attack on the bank's customers; the gate
+keeps such text out of answers, and ingestion reports it (``zhiwen ingest``, ``zhiwen kb docs``, the API's
+document list and job report) so an operator sees a poisoned document before customers do. Rules, not a
+model: they run on every chunk of every upload, on a CPU.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["instruction_flags"]
+
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "tells the assistant to ignore its instructions",
+        re.compile(
+            r"\b(ignore|disregard|forget|override)\b.{0,40}\b(previous|prior|above|earlier|all|your|system)\b"
+            r".{0,25}\b(instructions?|rules|prompts?|guidelines)\b"
+            r"|(忽略|无视|忘记|忘掉|不要理会|覆盖).{0,12}(之前|以上|上述|前面|所有|全部|系统).{0,8}"
+            r"(指令|指示|规则|提示|要求|设定)",
+            re.IGNORECASE | re.DOTALL,
+        ),
+    ),
+    (
+        "addresses the assistant",
+        re.compile(
+            r"\b(you are now|from now on,? you|as an ai\b|as the assistant|dear (ai|assistant)|system prompt|"
+            r"new instructions?:|assistant:? you must)"
+            r"|(你现在是|从现在起你|从现在开始你|作为(一个)?(AI|人工智能|助手|语言模型)|系统提示词?|新的?指令[:：]|"
+            r"(AI|人工智能|助手)[，,]?你(必须|要|应该))",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "tells the assistant what to tell customers",
+        re.compile(
+            r"\b(tell|instruct|ask|advise|direct)\s+(the\s+|all\s+|every\s+)?(customers?|users?|clients?)\s+to\b"
+            r"|(告诉|要求|通知|引导|指示)(所有|每位)?(客户|用户)(去|把|将|立即|马上|必须)",
+            re.IGNORECASE,
+        ),
+    ),
+)
+_CREDENTIAL_REQUEST = re.compile(
+    r"\b(enter|send|e-?mail|reply with|provide|type|submit|share|confirm|give)\b.{0,50}"
+    r"\b(password|passcode|pin|one[- ]time (pass)?code|otp|sms code|verification code|cvv|security code|card number)s?\b"
+    r"|(输入|发送|回复|提供|告知|填写|发给|确认).{0,20}(密码|验证码|动态码|校验码|CVV|安全码|卡号)"
+    r"|(密码|验证码|动态码|校验码|CVV|安全码|卡号).{0,8}(发送|发给|发到|告知|提供|回复)",
+    re.IGNORECASE | re.DOTALL,
+)
+_LINK = re.compile(r"https?://|www\.|[\w.+-]+@[\w-]+\.[\w.]+", re.IGNORECASE)
+
+
+def instruction_flags(text: str) -> list[str]:
+    """Why ``text`` looks like instructions to the assistant (empty when it reads as information).
+
+    A request for credentials is flagged only beside a link or an e-mail address: "enter your PIN at the ATM"
+    is ordinary banking; "log in at http://... and enter your password" is phishing.
+    """
+    reasons = [reason for reason, rule in _RULES if rule.search(text)]
+    if _LINK.search(text) and _CREDENTIAL_REQUEST.search(text):
+        reasons.append("asks for credentials next to a link or e-mail address")
+    return reasons
