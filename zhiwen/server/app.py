@@ -25,6 +25,7 @@ from zhiwen.server.guard import Guard
 from zhiwen.server.jobs import IngestWorker, JobStore
 from zhiwen.server.keyring import KeyRing
 from zhiwen.server.metrics import Metrics
+from zhiwen.server.quotas import Kind, Ledger
 from zhiwen.server.routes import chat, health, kbs, threads
 from zhiwen.server.runtime import AppRuntime
 from zhiwen.server.settings import ServerSettings, get_server_settings
@@ -115,6 +116,8 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_checkpointer() as saver:
             jobs = await asyncio.to_thread(_ingest_worker, settings)
+            limits: dict[Kind, int] = {"kb": settings.max_kbs_per_key, "thread": settings.max_threads_per_key}
+            quotas = await asyncio.to_thread(Ledger, get_settings().home / "quotas.sqlite", limits)
             rt = AppRuntime(
                 settings=settings,
                 metrics=Metrics(),
@@ -122,6 +125,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
                 stateless=build().compile(),
                 checkpointer=saver,
                 jobs=jobs,
+                quotas=quotas,
             )
             app.state.zhiwen = rt
             if settings.gc_freeze:

@@ -12,6 +12,7 @@ from zhiwen.server.guard import OWNER
 from zhiwen.server.jobs import IngestWorker
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.pump import TurnPump
+from zhiwen.server.quotas import Ledger
 from zhiwen.server.settings import ServerSettings
 
 __all__ = ["AppRuntime", "runtime_of", "stored_thread"]
@@ -27,6 +28,7 @@ class AppRuntime:
     stateless: CompiledStateGraph[Any, Any, Any, Any]
     checkpointer: Any
     jobs: IngestWorker
+    quotas: Ledger
     model_ready: bool = False
     model_error: str = ""
     turns: dict[str, TurnPump] = field(default_factory=dict)

@@ -43,6 +43,8 @@ class ServerSettings(BaseSettings):
     max_concurrent: int = Field(default=16, ge=1, description="Requests in flight per API key.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest JSON body accepted.")
     max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest uploaded document.")
+    max_kbs_per_key: int = Field(default=100, ge=1, description="Knowledge bases one key may create.")
+    max_threads_per_key: int = Field(default=10_000, ge=1, description="Threads one key may keep.")
     max_queued_jobs: int = Field(default=16, ge=1, description="Ingest jobs the server queues at most.")
     max_queued_upload_bytes: int = Field(
         default=200_000_000, ge=1, description="Bytes one key may have waiting to be ingested."

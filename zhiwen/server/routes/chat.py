@@ -133,6 +133,8 @@ async def chat_completions(
     thread = _thread(body, x_thread_id, rt.settings.thread_from_user)
     stored = stored_thread(request, thread) if thread is not None else None
     messages = _to_messages(body, thread is not None, rt.settings.max_message_chars)
+    if stored is not None:  # a new thread counts against its key's limit
+        await asyncio.to_thread(rt.quotas.claim, "thread", principal_of(request).id, stored)
     await _reach_model()
     # No await from this check to the registration of the turn below, so no second turn slips between.
     if stored is not None and stored in rt.turns and not rt.turns[stored].task.done():

@@ -88,21 +88,28 @@ async def list_knowledge_bases(_: Admin) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, summary="Create an empty knowledge base")
-async def create_knowledge_base(body: KnowledgeBaseIn, _: Admin) -> dict[str, Any]:
+async def create_knowledge_base(request: Request, body: KnowledgeBaseIn, caller: Admin) -> dict[str, Any]:
     if await _exists(body.name):
         raise APIError(409, f"knowledge base {body.name!r} already exists", "name", "kb_exists")
-    kb = await asyncio.to_thread(service.open_kb, body.name, True)
+    quotas = runtime_of(request).quotas
+    await asyncio.to_thread(quotas.claim, "kb", caller.id, body.name)
+    try:
+        kb = await asyncio.to_thread(service.open_kb, body.name, True)
+    except BaseException:
+        await asyncio.to_thread(quotas.release, "kb", body.name)
+        raise
     stats = await asyncio.to_thread(kb.stats)
     return {k: v for k, v in stats.items() if k != "path"}  # no server paths in responses
 
 
 @router.delete("/{name}", status_code=204, summary="Delete a knowledge base and all its documents")
-async def delete_knowledge_base(_: Admin, name: str = KbName) -> Response:
+async def delete_knowledge_base(request: Request, _: Admin, name: str = KbName) -> Response:
     await _require(name)
     try:
         await asyncio.to_thread(service.drop_kb, name, None, False)
     except KnowledgeBaseNotFound as exc:
         raise APIError(404, str(exc), "name", "kb_not_found") from exc
+    await asyncio.to_thread(runtime_of(request).quotas.release, "kb", name)
     return Response(status_code=204)
 
 

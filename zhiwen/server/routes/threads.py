@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Path, Request, Response
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
+from zhiwen.server.access import principal_of
 from zhiwen.server.errors import APIError
 from zhiwen.server.public import public_sources
 from zhiwen.server.runtime import runtime_of, stored_thread
@@ -35,6 +37,8 @@ def _message(m: BaseMessage) -> dict[str, Any]:
 async def create_thread(request: Request, body: ThreadIn | None = None) -> dict[str, Any]:
     rt = runtime_of(request)
     thread_id = uuid.uuid4().hex
+    owner = principal_of(request).id
+    await asyncio.to_thread(rt.quotas.claim, "thread", owner, stored_thread(request, thread_id))
     await rt.threaded.aupdate_state(
         _config(stored_thread(request, thread_id)), {"messages": []}, as_node="__start__"
     )
@@ -64,4 +68,7 @@ async def delete_thread(request: Request, thread_id: str = ThreadId) -> Response
     if not snapshot.created_at:
         raise APIError(404, f"no thread {thread_id!r}", "thread_id", "thread_not_found")
     await rt.checkpointer.adelete_thread(stored_thread(request, thread_id))
+    await asyncio.to_thread(
+        rt.quotas.release, "thread", stored_thread(request, thread_id), principal_of(request).id
+    )
     return Response(status_code=204)
