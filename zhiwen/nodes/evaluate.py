@@ -28,7 +28,7 @@ from zhiwen.tools.grounding import (
     source_relevance,
 )
 from zhiwen.tools.language import detect_language
-from zhiwen.tools.llm import message_text
+from zhiwen.tools.llm import INCOMPLETE, message_text
 
 __all__ = ["evaluate", "next_strategy"]
 
@@ -83,7 +83,10 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     attempt = state.get("attempt", 0)
     lang = intent["language"]
     leak = "<think>" in draft or "</think>" in draft
-    truncated = state.get("draft_finish") == "length"  # cut at max_tokens: the answer may be unfinished
+    # Cut at max_tokens ("length"), or the stream ended without saying why it stopped ("incomplete"): the
+    # answer may be unfinished. An incomplete one is never passed.
+    truncated = state.get("draft_finish") in ("length", INCOMPLETE)
+    broke_off = state.get("draft_finish") == INCOMPLETE
     if leak:
         draft = re.sub(r"</?think>", "", draft)
     timing = {"evaluation": 0.0}
@@ -128,6 +131,8 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         reasons.append("answer language differs from the question")
     if leak:
         reasons.append("think text leaked into the answer")
+    if broke_off:
+        reasons.append("the answer broke off: the model's stream ended without a finish reason")
     if any(marker in draft for marker in SCAFFOLD_MARKERS):
         reasons.append("the answer repeats the prompt instead of answering")
     ok = not reasons or (reasons == ["answer language differs from the question"] and grounded >= 0.99)

@@ -27,7 +27,10 @@ from zhiwen.tools.llm_server import LLMEndpoint
 from zhiwen.tools.openai_stream import completion_chunks
 from zhiwen.tools.think_tags import ThinkStreamFilter, split_reasoning_content, strip_think
 
-__all__ = ["ReasoningChatOpenAI", "ThinkFilteringChatModel", "make_chat_model", "message_text"]
+INCOMPLETE = "incomplete"
+"""The finish reason of a streamed answer whose stream ended without one."""
+
+__all__ = ["INCOMPLETE", "ReasoningChatOpenAI", "ThinkFilteringChatModel", "make_chat_model", "message_text"]
 
 
 def message_text(message: BaseMessage) -> str:
@@ -177,12 +180,20 @@ class ReasoningChatOpenAI(ChatOpenAI):
                 yield gen
             return
         chunk_class: type = AIMessageChunk
+        finished = False
         async with http.stream(_http_body(payload)) as response:
             async for chunk in completion_chunks(response, self.stream_chunk_timeout):
                 converted = self._convert_chunk_to_generation_chunk(chunk, chunk_class, None)
                 if converted is not None:
                     chunk_class = converted.message.__class__
+                    finished = finished or bool((converted.generation_info or {}).get("finish_reason"))
                     yield converted
+        if not finished:
+            # The body ended and no choice said why it stopped (no [DONE] either, or a proxy cut it): the
+            # answer may be cut short anywhere, so it is marked, and the quality gate does not pass it.
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content=""), generation_info={"finish_reason": INCOMPLETE}
+            )
 
 
 def _http_body(payload: dict[str, Any]) -> dict[str, Any]:
