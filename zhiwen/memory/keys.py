@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from zhiwen.errors import ZhiwenError
+from zhiwen.memory.small_store import SmallStore
 
 __all__ = ["ROLES", "ApiKey", "KeyStore", "Role", "keys_path", "parse_key", "verify"]
 
@@ -65,22 +64,15 @@ def parse_key(token: str) -> tuple[str, str] | None:
     return key_id, secret
 
 
-class KeyStore:
+class KeyStore(SmallStore):
     """The keys of one zhiwen installation. Thread-safe; each call is one short transaction."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, "
-                "role TEXT NOT NULL, kbs TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL, revoked REAL)"
-            )
-
-    def close(self) -> None:
-        self._db.close()
+        super().__init__(
+            path,
+            "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, "
+            "role TEXT NOT NULL, kbs TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL, revoked REAL)",
+        )
 
     def create(self, role: str, kbs: Iterable[str] = (), label: str = "") -> tuple[ApiKey, str]:
         """A new key: (its record, the key to hand out). Chat keys need at least one knowledge base."""

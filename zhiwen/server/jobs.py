@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import queue
-import sqlite3
 import threading
 import time
 import uuid
@@ -24,6 +23,7 @@ from typing import Any, Literal
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.memory.ingest import IngestReport
+from zhiwen.memory.small_store import SmallStore
 
 __all__ = ["IngestWorker", "Job", "JobStore", "QueueFull", "QuotaExceeded"]
 
@@ -78,18 +78,15 @@ class Job:
         }
 
 
-class JobStore:
+class JobStore(SmallStore):
     """Jobs on disk, one row each (the whole job as JSON)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kb TEXT NOT NULL, status TEXT NOT NULL, "
-                "created REAL NOT NULL, body TEXT NOT NULL)"
-            )
+        super().__init__(
+            path,
+            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kb TEXT NOT NULL, status TEXT NOT NULL, "
+            "created REAL NOT NULL, body TEXT NOT NULL)",
+        )
 
     def save(self, job: Job) -> None:
         with self._lock, self._db:
@@ -112,9 +109,6 @@ class JobStore:
 
     def unsettled(self) -> list[Job]:
         return self._rows("status IN ('queued', 'running')", ())
-
-    def close(self) -> None:
-        self._db.close()
 
 
 class IngestWorker:

@@ -6,12 +6,11 @@ the key's limit is refused. Threads made before this ledger existed are counted 
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Literal
 
+from zhiwen.memory.small_store import SmallStore
 from zhiwen.server.errors import APIError
 
 __all__ = ["Kind", "Ledger"]
@@ -19,19 +18,16 @@ __all__ = ["Kind", "Ledger"]
 Kind = Literal["kb", "thread"]
 
 
-class Ledger:
+class Ledger(SmallStore):
     """Thread-safe; call it off the event loop (it is SQLite)."""
 
     def __init__(self, path: Path, limits: dict[Kind, int]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            path,
+            "CREATE TABLE IF NOT EXISTS owned (kind TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, "
+            "made REAL NOT NULL, PRIMARY KEY (kind, owner, name))",
+        )
         self.limits = limits
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-        self._lock = threading.Lock()
-        with self._lock, self._db:
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS owned (kind TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, "
-                "made REAL NOT NULL, PRIMARY KEY (kind, owner, name))"
-            )
 
     def claim(self, kind: Kind, owner: str, name: str) -> None:
         """Count ``name`` as ``owner``'s (again: nothing changes); ``APIError`` 429 past the limit."""
@@ -64,6 +60,3 @@ class Ledger:
                 self._db.execute(
                     "DELETE FROM owned WHERE kind = ? AND owner = ? AND name = ?", (kind, owner, name)
                 )
-
-    def close(self) -> None:
-        self._db.close()
