@@ -28,7 +28,7 @@ from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.keys_cli import keys_app
 from zhiwen.memory.kb import SearchMode, list_kbs
-from zhiwen.settings import DEFAULT_KB, get_settings
+from zhiwen.settings import DEFAULT_KB, get_settings, redact_url
 
 app = typer.Typer(
     help="知问 zhiwen: strict, sourced knowledge-base chat in Chinese and English.",
@@ -394,7 +394,9 @@ def _invalid_settings(exc: ValidationError) -> str:
     parts = []
     for e in exc.errors():
         name = "ZHIWEN_" + "_".join(str(p) for p in e["loc"]).upper()
-        parts.append(f"{name}: {e['msg']} (got {e.get('input')!r})")
+        given = e.get("input")
+        shown = redact_url(given) if isinstance(given, str) else given  # a URL's password is never printed
+        parts.append(f"{name}: {e['msg']} (got {shown!r})")
     return "; ".join(parts)
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from zhiwen.memory.keys import ROLES, KeyStore, keys_path
+from zhiwen.memory.keys import ROLES, KeyStore, open_key_store
 from zhiwen.settings import get_settings
 
 __all__ = ["keys_app"]
@@ -23,7 +23,7 @@ out = Console()
 
 
 def _store() -> KeyStore:
-    return KeyStore(keys_path(get_settings().home))
+    return open_key_store(get_settings())
 
 
 @keys_app.command("create")

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="The endpoint's chat template opens <think> in the prompt (DeepSeek-R1 style served "
         "without a reasoning parser), so the reply's reasoning arrives without its opening tag.",
     )
+    database_url: str | None = Field(
+        default=None,
+        pattern=r"^postgres(ql)?://",
+        description="PostgreSQL shared by every replica: API keys live there (threads too, unless "
+        "ZHIWEN_CHECKPOINT_URL names another).",
+    )
     embeddings_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1 for embeddings.")
     embeddings_model: str | None = Field(default=None, description="Embedding model name at that URL.")
     embeddings_api_key: str = Field(default="EMPTY", description="API key for embeddings_base_url.")

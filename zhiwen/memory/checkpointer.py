@@ -1,6 +1,6 @@
 """Conversation memory: a SQLite checkpointer by default (threads survive restarts), Postgres for scale.
 
-Set ``ZHIWEN_CHECKPOINT_URL=postgresql://...`` (with ``langgraph-checkpoint-postgres`` installed) to
+Set ``ZHIWEN_CHECKPOINT_URL=postgresql://...`` (or ``ZHIWEN_DATABASE_URL``, the shared database) (with ``langgraph-checkpoint-postgres`` installed) to
 share threads between server replicas; otherwise threads live in ``$ZHIWEN_HOME/threads.sqlite``.
 """
 
@@ -24,7 +24,7 @@ __all__ = ["open_checkpointer"]
 @asynccontextmanager
 async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """An async checkpointer, open for the duration of the context."""
-    url = os.environ.get("ZHIWEN_CHECKPOINT_URL", "")
+    url = os.environ.get("ZHIWEN_CHECKPOINT_URL", "") or (get_settings().database_url or "")
     if url and not url.startswith(("postgres://", "postgresql://")):
         # Any other value used to fall back to SQLite without a word: threads a replica never shares.
         raise ZhiwenError(

@@ -1,6 +1,7 @@
 """API keys with roles and knowledge-base scopes, stored as salted hashes (SQLite in ``ZHIWEN_HOME``).
 
-A key reads ``zw_<id>_<secret>``: the id finds its row, the secret is checked against the row's salted
+Stored in ``ZHIWEN_HOME/keys.sqlite``, or in PostgreSQL (table ``zhiwen_keys``) when ``ZHIWEN_DATABASE_URL`` is
+set, so that every replica of a server reads the same keys. A key reads ``zw_<id>_<secret>``: the id finds its row, the secret is checked against the row's salted
 SHA-256 in constant time. The secret is 32 random bytes, so a fast hash is enough (a slow KDF protects guessable
 passwords, not random tokens); the key itself is shown once, when it is made, and never stored.
 
@@ -18,12 +19,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.memory.small_store import SmallStore
+from zhiwen.settings import Settings, redact_url
 
-__all__ = ["ROLES", "ApiKey", "KeyStore", "Role", "keys_path", "parse_key", "verify"]
+__all__ = ["ROLES", "ApiKey", "KeyStore", "Role", "keys_path", "open_key_store", "parse_key", "verify"]
 
 Role = Literal["admin", "chat"]
 ROLES: tuple[Role, ...] = ("admin", "chat")
@@ -46,8 +48,14 @@ class ApiKey:
 
 
 def keys_path(home: Path) -> Path:
-    """Where an installation keeps its keys: the CLI writes them, every server on that home reads them."""
+    """Where an installation keeps its keys without a shared database: the CLI writes them, every server on
+    that home reads them."""
     return home / "keys.sqlite"
+
+
+def open_key_store(settings: Settings) -> KeyStore:
+    """The installation's keys: in the shared database when ``ZHIWEN_DATABASE_URL`` is set, else on disk."""
+    return KeyStore(keys_path(settings.home), settings.database_url)
 
 
 def _digest(salt: bytes, secret: str) -> bytes:
@@ -64,15 +72,61 @@ def parse_key(token: str) -> tuple[str, str] | None:
     return key_id, secret
 
 
-class KeyStore(SmallStore):
-    """The keys of one zhiwen installation. Thread-safe; each call is one short transaction."""
+class _Sql(Protocol):
+    """Where the keys table lives: each call one short transaction (SQL with ``?`` placeholders)."""
 
+    def rows(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
+
+
+_COLUMNS = (
+    "id TEXT PRIMARY KEY, salt {b} NOT NULL, hash {b} NOT NULL, role TEXT NOT NULL, kbs TEXT NOT NULL, "
+)
+_COLUMNS += "label TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION"
+
+
+class _Sqlite(SmallStore):
     def __init__(self, path: Path) -> None:
-        super().__init__(
-            path,
-            "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, "
-            "role TEXT NOT NULL, kbs TEXT NOT NULL, label TEXT NOT NULL, created REAL NOT NULL, revoked REAL)",
-        )
+        super().__init__(path, f"CREATE TABLE IF NOT EXISTS keys ({_COLUMNS.format(b='BLOB')})")
+
+    def rows(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock, self._db:
+            return self._db.execute(query, args).fetchall()
+
+
+class _Postgres:
+    """The keys in the shared database (``ZHIWEN_DATABASE_URL``), so every replica reads the same keys. A
+    connection pool, so a database restart is survived (the next call reconnects)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:
+            raise ZhiwenError("ZHIWEN_DATABASE_URL is PostgreSQL: pip install 'zhiwen[postgres]'") from exc
+        self._pool = ConnectionPool(url, min_size=1, max_size=2, kwargs={"autocommit": True}, open=True)
+        self.rows(f"CREATE TABLE IF NOT EXISTS zhiwen_keys ({_COLUMNS.format(b='BYTEA')})")
+
+    def rows(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        sql = query.replace("?", "%s").replace(" keys ", " zhiwen_keys ").replace(" keys(", " zhiwen_keys(")
+        with self._pool.connection() as conn:
+            cursor = conn.execute(sql, args)
+            found = cursor.fetchall() if cursor.description else []
+        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in found]
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class KeyStore:
+    """The keys of one zhiwen installation: SQLite at ``path``, or PostgreSQL when ``database_url`` is set."""
+
+    def __init__(self, path: Path, database_url: str | None = None) -> None:
+        self._sql: _Sql = _Postgres(database_url) if database_url else _Sqlite(path)
+        self.where = redact_url(database_url) if database_url else str(path)
+
+    def close(self) -> None:
+        self._sql.close()
 
     def create(self, role: str, kbs: Iterable[str] = (), label: str = "") -> tuple[ApiKey, str]:
         """A new key: (its record, the key to hand out). Chat keys need at least one knowledge base."""
@@ -85,41 +139,35 @@ class KeyStore(SmallStore):
             raise ZhiwenError("admin keys reach every knowledge base: leave out --kb")
         key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
         record = ApiKey(key_id, role, scope, label.strip(), time.time())
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                (key_id, salt, _digest(salt, secret), role, json.dumps(scope), record.label, record.created),
-            )
+        self._sql.rows(
+            "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (key_id, salt, _digest(salt, secret), role, json.dumps(scope), record.label, record.created),
+        )
         return record, f"{_PREFIX}{key_id}_{secret}"
 
     def list(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, role, kbs, label, created, revoked FROM keys ORDER BY created"
-            ).fetchall()
+        rows = self._sql.rows("SELECT id, role, kbs, label, created, revoked FROM keys ORDER BY created")
         return [ApiKey(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5]) for r in rows]
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key by id (or by the whole key); revoking twice is an error naming when it was done."""
         parsed = parse_key(key_id)
         key_id = parsed[0] if parsed else key_id.strip()
-        with self._lock, self._db:
-            row = self._db.execute("SELECT revoked FROM keys WHERE id = ?", (key_id,)).fetchone()
-            if row is None:
-                raise ZhiwenError(f"no key with id {key_id!r} (see `zhiwen keys list`)")
-            if row[0] is not None:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row[0]))
-                raise ZhiwenError(f"key {key_id} was already revoked at {when}")
-            self._db.execute("UPDATE keys SET revoked = ? WHERE id = ?", (time.time(), key_id))
+        found = self._sql.rows("SELECT revoked FROM keys WHERE id = ?", (key_id,))
+        if not found:
+            raise ZhiwenError(f"no key with id {key_id!r} (see `zhiwen keys list`)")
+        if found[0][0] is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found[0][0]))
+            raise ZhiwenError(f"key {key_id} was already revoked at {when}")
+        self._sql.rows("UPDATE keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), key_id))
         return next(k for k in self.list() if k.id == key_id)
 
     def secrets_snapshot(self) -> dict[str, tuple[bytes, bytes, ApiKey]]:
         """id -> (salt, hash, record) of every key not revoked: what a server checks tokens against."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, salt, hash, role, kbs, label, created FROM keys WHERE revoked IS NULL"
-            ).fetchall()
+        rows = self._sql.rows(
+            "SELECT id, salt, hash, role, kbs, label, created FROM keys WHERE revoked IS NULL"
+        )
         return {r[0]: (r[1], r[2], ApiKey(r[0], r[3], tuple(json.loads(r[4])), r[5], r[6])) for r in rows}
 
 

@@ -18,7 +18,7 @@ from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
 from zhiwen.memory.checkpointer import open_checkpointer
 from zhiwen.memory.ingest import IngestReport, ingest_paths
-from zhiwen.memory.keys import keys_path
+from zhiwen.memory.keys import open_key_store
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.errors import install_error_handlers
 from zhiwen.server.guard import Guard
@@ -68,8 +68,9 @@ async def _start_model(rt: AppRuntime) -> None:
 
 
 def keyring_for(settings: ServerSettings) -> KeyRing:
-    """The admin keys of ``ZHIWEN_API_KEYS`` and the keys ``zhiwen keys create`` stored in ZHIWEN_HOME."""
-    return KeyRing(settings.keys, keys_path(get_settings().home))
+    """The admin keys of ``ZHIWEN_API_KEYS`` and the keys ``zhiwen keys create`` stored (ZHIWEN_HOME, or the
+    shared database)."""
+    return KeyRing(settings.keys, open_key_store(get_settings()), settings.allow_open)
 
 
 def _ingest_worker(settings: ServerSettings) -> IngestWorker:
@@ -96,8 +97,7 @@ def refuse_unguarded(settings: ServerSettings, keyring: KeyRing | None = None) -
     ``zhiwen serve`` calls it before uvicorn starts: with several workers the app is built in each
     worker, where a refusal made uvicorn start a new worker again and again.
     """
-    guarded = (keyring or keyring_for(settings)).guarded
-    if not guarded and not settings.allow_open:
+    if not (keyring or keyring_for(settings)).has_keys and not settings.allow_open:
         raise ZhiwenError(
             "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated admin keys), create keys with `zhiwen keys "
             "create`, or, for local use only, ZHIWEN_ALLOW_OPEN=true"

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from zhiwen.memory.keys import ApiKey, KeyStore, verify
 
@@ -51,15 +50,21 @@ def _owner(token: bytes) -> str:
 class KeyRing:
     """The keys a server accepts; ``refresh()`` re-reads the stored ones."""
 
-    def __init__(self, admin_keys: list[str], store_path: Path) -> None:
+    def __init__(self, admin_keys: list[str], store: KeyStore, allow_open: bool = False) -> None:
         self.admin_keys = [k.encode() for k in admin_keys]
-        self.store = KeyStore(store_path)
+        self.store = store
+        self.allow_open = allow_open
         self.snapshot: dict[str, tuple[bytes, bytes, ApiKey]] = {}
         self.refresh()
 
     @property
     def guarded(self) -> bool:
-        """Keys exist: every request must bring one (else the server is open, if it was allowed to be)."""
+        """Every request must bring a key: unless open serving was allowed and no key exists. (Without
+        ``allow_open``, revoking the last key must not open the server: it then refuses every request.)"""
+        return not self.allow_open or bool(self.admin_keys or self.snapshot)
+
+    @property
+    def has_keys(self) -> bool:
         return bool(self.admin_keys or self.snapshot)
 
     def refresh(self) -> None:

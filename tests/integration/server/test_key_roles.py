@@ -179,3 +179,22 @@ def test_the_key_is_stored_only_as_a_salted_hash(keys: Keys) -> None:
     raw = (Path(os.environ["ZHIWEN_HOME"]) / "keys.sqlite").read_bytes()
     secret = keys.chat.split("_", 2)[2]
     assert secret.encode() not in raw and keys.chat.encode() not in raw
+
+
+def test_revoking_the_last_key_does_not_open_the_server(env: object, kit: object, tmp_path: Path) -> None:
+    """Only ZHIWEN_ALLOW_OPEN serves without keys: a server started with one stored key and no other refuses
+    everyone once it is revoked (it was served as open, admin to all, before this test)."""
+    home = Path(os.environ["ZHIWEN_HOME"])
+    for k in zhiwen(home, "keys", "list").stdout.splitlines()[1:]:  # leave exactly one key in the store
+        zhiwen(home, "keys", "revoke", k.split()[0])
+    key_id, key = make_key(home, "--role", "admin", "--label", "the only one")
+    settings = ServerSettings(keys_refresh_seconds=0.3)
+    with kit.serve(create_app(settings, start_model=False)) as url:  # type: ignore[attr-defined]
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+            assert c.get("/v1/kbs").status_code == 200
+            assert zhiwen(home, "keys", "revoke", key_id).returncode == 0
+            deadline = time.monotonic() + 5
+            while c.get("/v1/kbs").status_code != 401:
+                assert time.monotonic() < deadline, "the revoked last key still works"
+                time.sleep(0.1)
+        assert httpx.get(f"{url}/v1/kbs", timeout=30).status_code == 401, "and no key at all is not open"

@@ -24,6 +24,7 @@ import pytest
 from zhiwen import service
 from zhiwen.memory.registry import close_all
 from zhiwen.server.app import create_app
+from zhiwen.server.settings import ServerSettings
 from zhiwen.settings import get_settings
 
 if TYPE_CHECKING:
@@ -250,4 +251,47 @@ def test_a_knowledge_base_made_before_collection_ids_keeps_its_collection(
         assert [h.id for h in kb.search(kit.QUESTION, top_k=3)] == hits
     finally:
         close_all()
+        get_settings.cache_clear()
+
+
+def test_keys_in_the_shared_database_reach_every_replica(
+    env: Env, kit: type[Kit], postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A key made with `zhiwen keys create` against ZHIWEN_DATABASE_URL (from a machine with another
+    ZHIWEN_HOME) works on the replicas at once, and its revocation reaches them within seconds."""
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")}
+    cli_env |= {"ZHIWEN_HOME": str(tmp_path / "admin-laptop"), "ZHIWEN_DATABASE_URL": postgres_url}
+
+    def keys(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "zhiwen.cli", "keys", *args], env=cli_env,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    made = keys("create", "--role", "chat", "--kb", kit.KB)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    key_id = key.split("_")[1]
+    monkeypatch.setenv("ZHIWEN_DATABASE_URL", postgres_url)
+    get_settings.cache_clear()
+    settings = ServerSettings(keys_refresh_seconds=0.5, gc_freeze=False)
+    try:
+        with (
+            kit.serve(create_app(settings, start_model=False)) as one,
+            kit.serve(create_app(settings, start_model=False)) as two,
+        ):
+            headers = {"Authorization": f"Bearer {key}"}
+            for url in (one, two):
+                models = httpx.get(f"{url}/v1/models", headers=headers, timeout=30)
+                assert models.status_code == 200, models.text
+                assert [m["id"] for m in models.json()["data"]] == [kit.KB]
+            assert not (Path(os.environ["ZHIWEN_HOME"]) / "keys.sqlite").exists() or key_id not in (
+                Path(os.environ["ZHIWEN_HOME"]) / "keys.sqlite"
+            ).read_bytes().decode("latin-1"), "the key is in the database, not on a replica's disk"
+            revoked = keys("revoke", key_id)
+            assert revoked.returncode == 0, revoked.stderr
+            deadline = time.monotonic() + 5
+            for url in (one, two):
+                while httpx.get(f"{url}/v1/models", headers=headers, timeout=30).status_code != 401:
+                    assert time.monotonic() < deadline, f"{url} still accepts a revoked key"
+                    time.sleep(0.1)
+    finally:
         get_settings.cache_clear()
