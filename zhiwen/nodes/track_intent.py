@@ -22,6 +22,7 @@ from zhiwen.tools.language import detect_language
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.think_tags import strip_think
 from zhiwen.tools.tokenize import tokenize
+from zhiwen.tools.unsafe_questions import asks_for_unsafe
 
 __all__ = ["classify", "track_intent"]
 
@@ -31,39 +32,6 @@ _GREETING = re.compile(
     r"^\s*(你好|您好|嗨|哈喽|早上好|下午好|晚上好|谢谢|多谢|再见|拜拜|你是谁|你能做什么|"
     r"hi|hello|hey|good (morning|afternoon|evening)|thanks?( you)?|bye|goodbye|who are you|what can you do)"
     r"[\s!！。.?？,，~]*(zhiwen|知问)?[\s!！。.?？]*$",
-    re.IGNORECASE,
-)
-# Unsafe: asking for credentials or identity numbers (anyone's, unless the message is about one's own: how
-# to reset them), or for data of someone else's. A mention of another person alone is not enough: "how do
-# I send money to another customer" and "别人转账给我，如何查询到账" are ordinary banking questions.
-_SECRET = re.compile(
-    r"(密码|验证码|口令|pin码|cvv|安全码|卡号|身份证号|证件号|客户名单|客户信息|"
-    r"password|passcode|one[- ]time code|\botp\b|\bpin\b|security code|card numbers?|customer list|"
-    r"social security|id numbers?)",
-    re.IGNORECASE,
-)
-_THEIR_DATA = re.compile(
-    r"(账户|账号|余额|手机|电话|地址|住址|交易|流水|信息|名下|"
-    r"\b(account|balance|details|information|data|address|phone|records?|transactions?)\b)",
-    re.IGNORECASE,
-)
-_MINE = re.compile(r"(我的|本人|自己|\bmy\b|\bmine\b)", re.IGNORECASE)
-_UNSAFE_ACTION = re.compile(
-    r"(告诉|给我|提供|查询|查一下|透露|发给|导出|获取|破解|绕过|重置|"
-    r"\b(tell|give|show|send|reveal|export|list|get|look up|find out|bypass|crack|hack|reset)\b)",
-    re.IGNORECASE,
-)
-_POLICY_QUESTION = re.compile(
-    r"(如何保护|怎么保护|会不会|是否会|will the bank|does the bank|how do you protect|policy)", re.I
-)
-# Other people's data is never served; one's own credentials may be asked about (how to reset them).
-_OTHERS = re.compile(
-    r"(他人|别人|其他客户|其他人|某人|对方|客户名单|张三|李四|王五|other customers?|someone else'?s|"
-    r"another customer|customer list|other people'?s)",
-    re.IGNORECASE,
-)
-_SELF_SERVICE = re.compile(
-    r"(^(我)?(如何|怎么|怎样|该如何)|忘记|忘了|我的|\bhow (do|can|should) i\b|\bhow to\b|\bforgot\b|\bmy\b)",
     re.IGNORECASE,
 )
 _FOLLOWUP = re.compile(
@@ -84,12 +52,8 @@ def classify(text: str, has_history: bool) -> tuple[str, str]:
     stripped = text.strip()
     if not stripped:
         return "empty", "the message is empty"
-    if _UNSAFE_ACTION.search(stripped) and not _POLICY_QUESTION.search(stripped):
-        others = _OTHERS.search(stripped)
-        secret = _SECRET.search(stripped) and (others or not _SELF_SERVICE.search(stripped))
-        theirs = others and _THEIR_DATA.search(stripped) and not _MINE.search(stripped)
-        if secret or theirs:
-            return "unsafe", "asks for credentials or other people's data"
+    if asks_for_unsafe(stripped):
+        return "unsafe", "asks for credentials or other people's data"
     if _GREETING.match(stripped):
         return "greeting", "greeting or small talk"
     if has_history and (_FOLLOWUP.search(stripped) or _fragment(stripped)):
