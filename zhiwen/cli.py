@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 import sys
 from importlib import resources
@@ -145,6 +146,34 @@ def kb_docs(kb: KbOption = DEFAULT_KB) -> None:
     for d in base.documents():
         flagged = f"\tflagged: {'; '.join(flags[d.doc_id])}" if d.doc_id in flags else ""
         out.print(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}{flagged}", highlight=False, markup=False)
+
+
+@kb_app.command("allow")
+def kb_allow(
+    items: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Domains (bank.example.com, subdomains included), e-mail addresses, phone numbers."
+        ),
+    ] = None,
+    kb: KbOption = DEFAULT_KB,
+    clear: Annotated[bool, typer.Option("--clear", help="Empty the list first.")] = False,
+) -> None:
+    """What answers from a knowledge base may link to or give as contact; anything else is dropped.
+
+    Without items, prints the list. Items are added to it (``--clear`` replaces it).
+    """
+    base = service.open_kb(kb)
+    if not items and not clear:
+        listed = base.allow_list()
+        out.print("\n".join(listed) if listed else "(empty: answers may give no link, e-mail address or phone number)",
+                  highlight=False, markup=False)  # fmt: skip
+        return
+    bad = [i for i in items or [] if not re.fullmatch(r"[\w.+@-]+|\+?[\d\s-]{3,20}", i.strip())]
+    if bad:
+        raise ZhiwenError(f"not a domain, e-mail address or phone number: {', '.join(map(repr, bad))}")
+    kept = base.set_allow_list(([] if clear else base.allow_list()) + list(items or []))
+    out.print(f"{kb}: {len(kept)} allowed: {', '.join(kept) or 'none'}", highlight=False, markup=False)
 
 
 @kb_app.command("delete")

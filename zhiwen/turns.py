@@ -134,6 +134,10 @@ def closing(state: dict[str, Any], streamed: str) -> Closing:
         # Reasoning without its opening tag (a template that opens <think> in the prompt, and
         # expect_think_open_in_prompt off) streamed as answer; the answer itself was cleaned afterwards.
         return Closing(withdrawn_notice(language), answer)
+    if quality.get("unsafe_dropped"):
+        # The reader saw a sentence the bank's rules forbid (a request for a password, a foreign link):
+        # the draft is withdrawn and the answer without it follows.
+        return Closing(withdrawn_notice(language), answer)
     if quality.get("verdict") != "refuse" or answer in streamed:
         return Closing()
     if quality.get("model_refused"):

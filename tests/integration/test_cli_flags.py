@@ -38,3 +38,31 @@ def test_flagged_documents_are_reported_and_listed(tmp_path: Path) -> None:
     lines = {("notice" if "notice.md" in line else "fees"): line for line in listing.stdout.splitlines()}
     assert "flagged: " in lines["notice"] and "credentials next to a link" in lines["notice"]
     assert "flagged: " not in lines["fees"]
+
+
+def test_kb_allow_lists_adds_clears_and_refuses_nonsense(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fees.md").write_text("# 金卡\n\n金卡信用卡的年费为每年三百元人民币。\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")} | {
+        "ZHIWEN_HOME": str(tmp_path / "h")
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "zhiwen.cli", *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    assert run("ingest", str(docs), "--kb", "a").returncode == 0
+    assert "empty" in run("kb", "allow", "--kb", "a").stdout
+    added = run("kb", "allow", "--kb", "a", "Bank.Example.com", "95588", "service@bank.example.com")
+    assert added.returncode == 0 and "3 allowed" in added.stdout, added.stderr
+    assert run("kb", "allow", "--kb", "a").stdout.split() == [
+        "bank.example.com",
+        "95588",
+        "service@bank.example.com",
+    ]
+    bad = run("kb", "allow", "--kb", "a", "http://evil.example/x y")
+    assert bad.returncode == 1 and bad.stderr.startswith("zhiwen: error: not a domain")
+    assert run("kb", "allow", "--kb", "a", "--clear").returncode == 0
+    assert "empty" in run("kb", "allow", "--kb", "a").stdout

@@ -58,6 +58,8 @@ class Quality(TypedDict, total=False):
     attempts: int
     reasons: list[str]
     sentences: list[dict[str, Any]]
+    unsafe_dropped: list[dict[str, str]]
+    """Sentences the bank's answer rules took out (a credential request, a link not on the allow-list)."""
 
 
 class InputState(TypedDict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -223,6 +224,18 @@ class KnowledgeBase:
             shutil.rmtree(old, ignore_errors=True)
             self._bm25 = index
             return index
+
+    # --- answer allow-list -----------------------------------------------------------------------------
+    def allow_list(self) -> list[str]:
+        """The domains, e-mail addresses and phone numbers answers from this base may give (``kb allow``)."""
+        items: list[str] = json.loads(self.catalog.get_meta("answer_allow_list") or "[]")
+        return items
+
+    def set_allow_list(self, items: list[str]) -> list[str]:
+        """Replace the allow-list; entries are stripped, lower-cased and de-duplicated."""
+        clean = list(dict.fromkeys(i.strip().lower() for i in items if i.strip()))
+        self.catalog.set_meta("answer_allow_list", json.dumps(clean, ensure_ascii=False))
+        return clean
 
     # --- documents ----------------------------------------------------------------------------------
     def documents(self) -> list[DocumentRow]:

@@ -7,6 +7,7 @@ attribution, because small models rarely write ``[n]`` themselves.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -14,11 +15,14 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
+from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import Quality, Source, State
+from zhiwen.memory.registry import open_kb
 from zhiwen.nodes._common import achat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.tools.anchors import anchored
+from zhiwen.tools.answer_safety import has_contact, unsafe_sentences
 from zhiwen.tools.grounding import (
     add_citations,
     check_sentences,
@@ -70,6 +74,27 @@ def _confident(sources: list[Source], mode: str) -> bool:
     return len(legs) >= 2 and all(v.get("rank", 99) <= 3 for v in legs.values())
 
 
+def _allow_list(kb: str) -> list[str]:
+    try:
+        return open_kb(kb).allow_list()
+    except ZhiwenError:  # no such knowledge base (a greeting needs none): nothing is allowed
+        return []
+
+
+async def _drop_unsafe(ctx: Context, text: str, quality: Quality) -> str:
+    """``text`` without the sentences the bank's answer rules forbid (``tools/answer_safety``); what was
+    dropped, and why, goes into ``quality``. The allow-list is read (off the loop) only when needed."""
+    allow = await asyncio.to_thread(_allow_list, ctx.kb) if has_contact(text) else []
+    dropped = unsafe_sentences(text, allow)
+    if not dropped:
+        return text
+    for sentence, _ in dropped:
+        text = text.replace(sentence, "")
+    quality["unsafe_dropped"] = [{"sentence": s, "reason": r} for s, r in dropped]
+    quality["reasons"] = [*quality.get("reasons", []), *(f"dropped a sentence that {r}" for _, r in dropped)]
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
 def _final(answer: str, quality: Quality) -> dict[str, Any]:
     return {"answer": answer, "quality": quality, "messages": [AIMessage(content=answer)]}
 
@@ -99,6 +124,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "attempts": attempt + 1,
             "reasons": ["small talk"],
         }
+        draft = await _drop_unsafe(ctx, draft, quality)
         return _final(draft, quality) | {"timings": {"evaluation": time.perf_counter() - start}}
 
     texts = [s["text"] for s in sources]
@@ -159,6 +185,10 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if ok or not ctx.quality_gate:
         quality["verdict"] = "pass" if ok else "unchecked"
         shown = drop_bad_citations(draft, checks, len(sources))
+        shown = await _drop_unsafe(ctx, shown, quality)
+        if not re.search(r"\w", shown):  # nothing safe is left to say
+            quality["verdict"] = "refuse"
+            return _final(no_answer(lang), quality) | {"timings": timing}
         if shown != draft:
             checks = check_sentences(shown, texts)
         return _final(add_citations(shown, checks), quality) | {"timings": timing}
