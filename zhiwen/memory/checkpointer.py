@@ -39,9 +39,25 @@ async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheck
             raise ZhiwenError(
                 "ZHIWEN_CHECKPOINT_URL is Postgres: pip install langgraph-checkpoint-postgres"
             ) from exc
-        async with postgres.AsyncPostgresSaver.from_conn_string(url) as saver:
+        # A pool, not the one connection of ``from_conn_string``: that one died with a database restart and
+        # every later turn failed; the pool checks a connection before lending it and replaces a broken one.
+        rows = await asyncio.to_thread(importlib.import_module, "psycopg.rows")
+        pools = await asyncio.to_thread(importlib.import_module, "psycopg_pool")
+        pool = pools.AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=10,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": rows.dict_row},
+            check=pools.AsyncConnectionPool.check_connection,
+            open=False,
+        )
+        await pool.open(wait=False)
+        try:
+            saver = postgres.AsyncPostgresSaver(conn=pool)
             await saver.setup()
             yield saver
+        finally:
+            await pool.close()
         return
     sqlite = await asyncio.to_thread(importlib.import_module, "langgraph.checkpoint.sqlite.aio")
     db = path or get_settings().home / "threads.sqlite"

@@ -20,6 +20,7 @@ from zhiwen.memory.checkpointer import open_checkpointer
 from zhiwen.memory.ingest import IngestReport, ingest_paths
 from zhiwen.memory.keys import open_key_store
 from zhiwen.memory.registry import open_kb
+from zhiwen.server.coordination import open_coordinator
 from zhiwen.server.errors import install_error_handlers
 from zhiwen.server.guard import Guard
 from zhiwen.server.jobs import IngestWorker, JobStore
@@ -109,12 +110,16 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     keyring = keyring_for(settings)
     try:
         refuse_unguarded(settings, keyring)
+        coordination = open_coordinator(
+            get_settings().database_url, settings.rate_per_minute, settings.max_concurrent
+        )
     except ZhiwenError as exc:
         raise SystemExit(str(exc)) from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_checkpointer() as saver:
+            await coordination.open()
             jobs = await asyncio.to_thread(_ingest_worker, settings)
             limits: dict[Kind, int] = {"kb": settings.max_kbs_per_key, "thread": settings.max_threads_per_key}
             quotas = await asyncio.to_thread(Ledger, get_settings().home / "quotas.sqlite", limits)
@@ -126,6 +131,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
                 checkpointer=saver,
                 jobs=jobs,
                 quotas=quotas,
+                coordination=coordination,
             )
             app.state.zhiwen = rt
             if settings.gc_freeze:
@@ -135,6 +141,8 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             yield
             keys.cancel()
             jobs.stop()
+            await coordination.close()
+            await asyncio.to_thread(keyring.store.close)  # its PostgreSQL pool's threads, if it has one
             if task is not None:
                 task.cancel()
 
@@ -152,7 +160,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     app.include_router(health.router)
     install_error_handlers(app)
     setup_tracing(app, settings)
-    app.add_middleware(Guard, settings=settings, keyring=keyring)
+    app.add_middleware(Guard, settings=settings, keyring=keyring, limits=coordination)
     if settings.cors_origin_list:  # outermost: a browser's preflight is answered before the key check
         app.add_middleware(
             CORSMiddleware,

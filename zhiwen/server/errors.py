@@ -18,6 +18,7 @@ from zhiwen.errors import (
     LLMUnavailable,
     ZhiwenError,
 )
+from zhiwen.server.coordination import CoordinationUnavailable
 
 __all__ = ["APIError", "error_body", "install_error_handlers", "public_message"]
 
@@ -128,6 +129,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _llm(_: Request, exc: LLMUnavailable) -> JSONResponse:
         log.warning("model endpoint unavailable: %s", exc)
         return _json(502, public_message(exc), code="upstream_unavailable")
+
+    @app.exception_handler(CoordinationUnavailable)
+    async def _coordination(_: Request, exc: CoordinationUnavailable) -> JSONResponse:
+        log.warning("shared database %s unreachable: %s", exc.where, exc.__cause__)
+        return _json(503, str(exc), code="store_unavailable", headers={"Retry-After": "5"})
 
     @app.exception_handler(ZhiwenError)
     async def _zhiwen(_: Request, exc: ZhiwenError) -> JSONResponse:

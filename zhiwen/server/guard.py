@@ -9,14 +9,14 @@ response has really finished, and oversized bodies are refused while they are re
 from __future__ import annotations
 
 import json
+import logging
 import math
-import time
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from zhiwen.server.coordination import CoordinationUnavailable, Coordinator, LocalCoordinator
 from zhiwen.server.errors import error_body
 from zhiwen.server.keyring import KeyRing
 from zhiwen.server.origins import foreign_request
@@ -29,40 +29,9 @@ OWNER = "zhiwen_owner"
 PRINCIPAL = "zhiwen_principal"
 """The request-state entry holding the caller's ``keyring.Principal``."""
 
+log = logging.getLogger("zhiwen.server")
+
 OPEN_PATHS = ("/health", "/live", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-    in_flight: int = 0
-
-
-@dataclass
-class _Limits:
-    rate_per_minute: int
-    max_concurrent: int
-    buckets: dict[str, _Bucket] = field(default_factory=dict)
-
-    def take(self, key: str) -> float:
-        """0 if the request may go ahead (and counts it), else seconds to wait."""
-        now = time.monotonic()
-        b = self.buckets.setdefault(key, _Bucket(float(self.rate_per_minute), now))
-        b.tokens = min(
-            float(self.rate_per_minute), b.tokens + (now - b.updated) * self.rate_per_minute / 60.0
-        )
-        b.updated = now
-        if b.in_flight >= self.max_concurrent:
-            return 1.0
-        if b.tokens < 1.0:
-            return (1.0 - b.tokens) * 60.0 / self.rate_per_minute
-        b.tokens -= 1.0
-        b.in_flight += 1
-        return 0.0
-
-    def release(self, key: str) -> None:
-        self.buckets[key].in_flight -= 1
 
 
 class _BodyTooLarge(HTTPException):
@@ -73,19 +42,27 @@ class _BodyTooLarge(HTTPException):
 
 
 class Guard:
-    """Authenticates (constant-time compare), rate-limits per key, and caps request bodies."""
+    """Authenticates (constant-time compare), rate-limits per key (``coordination``: per process, or across
+    replicas through the shared database), and caps request bodies."""
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings, keyring: KeyRing) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: ServerSettings, keyring: KeyRing, limits: Coordinator | None = None
+    ) -> None:
         self.app = app
         self.settings = settings
         self.keyring = keyring
-        self.limits = _Limits(settings.rate_per_minute, settings.max_concurrent)
+        self.limits = limits or LocalCoordinator(settings.rate_per_minute, settings.max_concurrent)
         self.stats: dict[str, int] = defaultdict(int)
 
     async def _reply(
-        self, send: Send, status: int, message: str, headers: dict[str, str] | None = None
+        self,
+        send: Send,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
-        body = json.dumps(error_body(status, message)).encode()
+        body = json.dumps(error_body(status, message, code=code)).encode()
         raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -116,8 +93,12 @@ class Guard:
             return
         state = scope.setdefault("state", {})
         state[OWNER], state[PRINCIPAL] = principal.owner, principal
-        key = principal.id
-        wait = self.limits.take(key)
+        try:
+            wait, slot = await self.limits.take(principal.id)
+        except CoordinationUnavailable as exc:
+            log.warning("shared database %s unreachable: %s", exc.where, exc.__cause__)
+            await self._reply(send, 503, str(exc), {"Retry-After": "5"}, code="store_unavailable")
+            return
         if wait > 0:
             await self._reply(send, 429, "rate or concurrency limit reached; retry later",
                               {"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
@@ -131,7 +112,7 @@ class Guard:
                 return
             await self._guarded(scope, receive, send, limit)
         finally:
-            self.limits.release(key)
+            await self.limits.release(slot)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         seen = 0

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from langgraph.graph.state import CompiledStateGraph
 
+from zhiwen.server.coordination import Coordinator
 from zhiwen.server.guard import OWNER
 from zhiwen.server.jobs import IngestWorker
 from zhiwen.server.metrics import Metrics
-from zhiwen.server.pump import TurnPump
 from zhiwen.server.quotas import Ledger
 from zhiwen.server.settings import ServerSettings
 
@@ -29,10 +29,10 @@ class AppRuntime:
     checkpointer: Any
     jobs: IngestWorker
     quotas: Ledger
+    coordination: Coordinator
+    """Rate and concurrency limits and thread locks: this process's, or shared through the database."""
     model_ready: bool = False
     model_error: str = ""
-    turns: dict[str, TurnPump] = field(default_factory=dict)
-    """The latest turn started on each thread, to refuse a second one while it runs."""
 
 
 def runtime_of(request: Request) -> AppRuntime:

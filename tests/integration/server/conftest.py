@@ -9,7 +9,12 @@ modules make ``from conftest import ...`` ambiguous).
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -195,3 +200,68 @@ class Kit:
 @pytest.fixture(scope="session")
 def kit() -> type[Kit]:
     return Kit
+
+
+def _pg_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@dataclass
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (trust auth, fsync off) that a test may stop and start."""
+
+    base: Path
+    port: int
+    pg_ctl: str
+    as_user: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://zhiwen@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run([*self.as_user, self.pg_ctl, "-D", str(self.base / "data"), *args],
+                       capture_output=True, timeout=120, check=check)  # fmt: skip
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off"
+        self._ctl("-l", str(self.base / "log"), "-o", opts, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "-w", "stop", check=False)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresCluster]:
+    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    as_user: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="zhiwen-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, "postgres", "postgres")
+    base.chmod(0o755)
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    subprocess.run([*as_user, initdb, "-D", str(base / "data"), "-A", "trust", "-U", "zhiwen", "-E", "UTF8",
+                    "--no-sync"], check=True, capture_output=True, timeout=120)  # fmt: skip
+    cluster = PostgresCluster(base, port, pg_ctl, as_user)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres: PostgresCluster) -> str:
+    return postgres.url

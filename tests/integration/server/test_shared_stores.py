@@ -6,7 +6,6 @@ missing); Chroma with the ``chroma run`` command that ships in the chromadb pack
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -39,43 +38,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _pg_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throw-away PostgreSQL cluster on 127.0.0.1 (trust auth, fsync off)."""
-    initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    as_user: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="zhiwen-pg-"))
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(base, "postgres", "postgres")
-    base.chmod(0o755)
-    data, port = base / "data", _free_port()
-    run = {"check": True, "capture_output": True, "timeout": 120}
-    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "zhiwen", "-E", "UTF8",
-                    "--no-sync"], **run)  # type: ignore[call-overload]  # fmt: skip
-    opts = f"-p {port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off"
-    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-l", str(base / "log"), "-o", opts, "-w",
-                    "start"], **run)  # type: ignore[call-overload]  # fmt: skip
-    try:
-        yield f"postgresql://zhiwen@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True,
-                       timeout=60, check=False)  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_two_replicas_share_threads_through_postgres(

@@ -22,6 +22,7 @@ from zhiwen.memory.kb import list_kbs
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.access import Caller, kb_not_found, principal_of
 from zhiwen.server.chat_stream import ChatFrames, fill_usage, finish_reason
+from zhiwen.server.coordination import ThreadLease
 from zhiwen.server.errors import APIError, error_body, public_message
 from zhiwen.server.keyring import Principal
 from zhiwen.server.public import public_sources
@@ -136,25 +137,22 @@ async def chat_completions(
     if stored is not None:  # a new thread counts against its key's limit
         await asyncio.to_thread(rt.quotas.claim, "thread", principal_of(request).id, stored)
     await _reach_model()
-    # No await from this check to the registration of the turn below, so no second turn slips between.
-    if stored is not None and stored in rt.turns and not rt.turns[stored].task.done():
-        # Two turns forked from one checkpoint: the one that ends last would drop the other's messages.
+    # Two turns forked from one checkpoint: the one that ends last would drop the other's messages. The lease
+    # is held (in this process, or in the shared database across replicas) until the turn's task ends.
+    lease = await rt.coordination.lock_thread(stored) if stored is not None else None
+    if stored is not None and lease is None:
         raise APIError(
             409, f"thread {thread!r} has a turn running; send the next message after it ends",
             "thread_id", "thread_busy",
         )  # fmt: skip
-    ctx = context_from_settings(kb=kb)
-    ctx.stream_drafts = rt.settings.stream_drafts if body.stream_drafts is None else body.stream_drafts
-    if body.temperature is not None:
-        ctx.temperature = body.temperature
-    if body.max_completion_tokens or body.max_tokens:
-        ctx.max_tokens = body.max_completion_tokens or body.max_tokens or ctx.max_tokens
-    graph = rt.threaded if thread else rt.stateless
-    pump = TurnPump(stream_turn(graph, messages, ctx, stored))
-    if stored is not None:
-        for done_thread in [t for t, p in rt.turns.items() if p.task.done()]:
-            del rt.turns[done_thread]
-        rt.turns[stored] = pump
+    try:
+        pump = _start_turn(rt, body, kb, messages, thread, stored)
+    except BaseException:
+        if lease is not None:
+            await lease.release()
+        raise
+    if lease is not None:
+        pump.task.add_done_callback(lambda _: _release_later(lease))
     prompt_text = " ".join(m.text() for m in body.messages)
     started = time.perf_counter()
     first = asyncio.ensure_future(pump.next())
@@ -189,6 +187,35 @@ async def chat_completions(
         return JSONResponse(error_body(499, "the client closed the request"), status_code=499)
     frames = _stream(rt, body, pump, first, prompt_text, thread, started)
     return EventSourceResponse(frames, ping=rt.settings.ping_seconds, sep="\n")
+
+
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def _release_later(lease: ThreadLease) -> None:
+    """Release ``lease`` from a done-callback (a reference is kept until the release has run)."""
+    task = asyncio.ensure_future(lease.release())
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
+def _start_turn(
+    rt: AppRuntime,
+    body: ChatRequest,
+    kb: str,
+    messages: list[BaseMessage],
+    thread: str | None,
+    stored: str | None,
+) -> TurnPump:
+    """The turn's events, running in a task of their own."""
+    ctx = context_from_settings(kb=kb)
+    ctx.stream_drafts = rt.settings.stream_drafts if body.stream_drafts is None else body.stream_drafts
+    if body.temperature is not None:
+        ctx.temperature = body.temperature
+    if body.max_completion_tokens or body.max_tokens:
+        ctx.max_tokens = body.max_completion_tokens or body.max_tokens or ctx.max_tokens
+    graph = rt.threaded if thread else rt.stateless
+    return TurnPump(stream_turn(graph, messages, ctx, stored))
 
 
 _STATUS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from zhiwen.tools.llm_server import resolve_endpoint
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("zhiwen.server")
 
 
 async def _model_answers() -> tuple[bool, str]:
@@ -44,9 +46,10 @@ def _store_open() -> tuple[bool, str]:
     root = get_settings().kb_root
     try:
         root.mkdir(parents=True, exist_ok=True)
-        return True, str(root)
+        return True, "knowledge-base folder writable"  # not its path: /ready is open to anyone
     except OSError as exc:
-        return False, f"knowledge-base folder not writable: {exc}"
+        log.warning("knowledge-base folder %s not writable: %s", root, exc)
+        return False, "knowledge-base folder not writable (see the server log)"
 
 
 @router.get("/live", summary="The process is up")
@@ -55,14 +58,19 @@ async def live() -> dict[str, str]:
 
 
 @router.get(
-    "/ready", summary="Ready when the model endpoint answers and the stores are open", response_model=None
+    "/ready",
+    summary="Ready when the model endpoint answers and the stores (the shared database too) are open",
+    response_model=None,
 )
 async def ready(request: Request) -> JSONResponse:
     model_ok, model_detail = await _model_answers()
     store_ok, store_detail = await asyncio.to_thread(_store_open)  # a file-system call: off the loop
-    checkpointer_ok = runtime_of(request).checkpointer is not None
-    ok = model_ok and store_ok and checkpointer_ok
-    body = {"status": "ready" if ok else "not ready", "model": model_detail, "store": store_detail}
+    rt = runtime_of(request)
+    checkpointer_ok = rt.checkpointer is not None
+    shared_ok, shared_detail = await rt.coordination.healthy()
+    ok = model_ok and store_ok and checkpointer_ok and shared_ok
+    body = {"status": "ready" if ok else "not ready", "model": model_detail, "store": store_detail,
+            "shared": shared_detail}  # fmt: skip
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
