@@ -3,6 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
+# The replica tests start a real PostgreSQL (initdb/pg_ctl); Debian's server package where it is missing.
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing PostgreSQL (Debian package) for the replica tests" >&2
+    apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null)
+  else
+    echo "== PostgreSQL server binaries not found: the replica tests will be skipped" >&2
+  fi
+fi
 export ZHIWEN_HOME="${ZHIWEN_HOME:-$(mktemp -d)}"   # never touch the user's data
 echo "== ruff" >&2 && .venv/bin/ruff check zhiwen tests benchmarks && .venv/bin/ruff format --check zhiwen tests benchmarks docs
 echo "== mypy --strict" >&2 && .venv/bin/mypy --strict zhiwen
