@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from zhiwen.errors import ZhiwenError
-from zhiwen.memory.small_store import SmallStore
+from zhiwen.memory.small_store import Sql, open_sql
 from zhiwen.settings import Settings, redact_url
 
 __all__ = ["ROLES", "ApiKey", "KeyStore", "Role", "keys_path", "open_key_store", "parse_key", "verify"]
@@ -72,57 +72,18 @@ def parse_key(token: str) -> tuple[str, str] | None:
     return key_id, secret
 
 
-class _Sql(Protocol):
-    """Where the keys table lives: each call one short transaction (SQL with ``?`` placeholders)."""
-
-    def rows(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]: ...
-
-    def close(self) -> None: ...
-
-
-_COLUMNS = (
-    "id TEXT PRIMARY KEY, salt {b} NOT NULL, hash {b} NOT NULL, role TEXT NOT NULL, kbs TEXT NOT NULL, "
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, salt BLOB NOT NULL, hash BLOB NOT NULL, "
+    "role TEXT NOT NULL, kbs TEXT NOT NULL, label TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, "
+    "revoked DOUBLE PRECISION)"
 )
-_COLUMNS += "label TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION"
-
-
-class _Sqlite(SmallStore):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, f"CREATE TABLE IF NOT EXISTS keys ({_COLUMNS.format(b='BLOB')})")
-
-    def rows(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock, self._db:
-            return self._db.execute(query, args).fetchall()
-
-
-class _Postgres:
-    """The keys in the shared database (``ZHIWEN_DATABASE_URL``), so every replica reads the same keys. A
-    connection pool, so a database restart is survived (the next call reconnects)."""
-
-    def __init__(self, url: str) -> None:
-        try:
-            from psycopg_pool import ConnectionPool
-        except ImportError as exc:
-            raise ZhiwenError("ZHIWEN_DATABASE_URL is PostgreSQL: pip install 'zhiwen[postgres]'") from exc
-        self._pool = ConnectionPool(url, min_size=1, max_size=2, kwargs={"autocommit": True}, open=True)
-        self.rows(f"CREATE TABLE IF NOT EXISTS zhiwen_keys ({_COLUMNS.format(b='BYTEA')})")
-
-    def rows(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        sql = query.replace("?", "%s").replace(" keys ", " zhiwen_keys ").replace(" keys(", " zhiwen_keys(")
-        with self._pool.connection() as conn:
-            cursor = conn.execute(sql, args)
-            found = cursor.fetchall() if cursor.description else []
-        return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in found]
-
-    def close(self) -> None:
-        self._pool.close()
 
 
 class KeyStore:
     """The keys of one zhiwen installation: SQLite at ``path``, or PostgreSQL when ``database_url`` is set."""
 
     def __init__(self, path: Path, database_url: str | None = None) -> None:
-        self._sql: _Sql = _Postgres(database_url) if database_url else _Sqlite(path)
+        self._sql: Sql = open_sql(path, database_url, _SCHEMA, ("keys",))
         self.where = redact_url(database_url) if database_url else str(path)
 
     def close(self) -> None:

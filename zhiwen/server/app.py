@@ -122,7 +122,10 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             await coordination.open()
             jobs = await asyncio.to_thread(_ingest_worker, settings)
             limits: dict[Kind, int] = {"kb": settings.max_kbs_per_key, "thread": settings.max_threads_per_key}
-            quotas = await asyncio.to_thread(Ledger, get_settings().home / "quotas.sqlite", limits)
+            shared = get_settings()
+            quotas = await asyncio.to_thread(
+                Ledger, shared.home / "quotas.sqlite", limits, shared.database_url
+            )
             rt = AppRuntime(
                 settings=settings,
                 metrics=Metrics(),
@@ -143,6 +146,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             jobs.stop()
             await coordination.close()
             await asyncio.to_thread(keyring.store.close)  # its PostgreSQL pool's threads, if it has one
+            await asyncio.to_thread(quotas.close)
             if task is not None:
                 task.cancel()
 

@@ -1,6 +1,7 @@
 """How many knowledge bases and threads each key has made, so that no key can fill the server.
 
-A row per thing a key made (``kind`` ``kb`` or ``thread``), in ``ZHIWEN_HOME/quotas.sqlite``; a claim beyond
+A row per thing a key made (``kind`` ``kb`` or ``thread``), in ``ZHIWEN_HOME/quotas.sqlite`` (or the shared
+database's ``zhiwen_owned`` with ``ZHIWEN_DATABASE_URL``, so replicas count together); a claim beyond
 the key's limit is refused. Threads made before this ledger existed are counted once they are next used.
 """
 
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from zhiwen.memory.small_store import SmallStore
+from zhiwen.memory.small_store import Sql, open_sql
 from zhiwen.server.errors import APIError
 
 __all__ = ["Kind", "Ledger"]
@@ -18,27 +19,29 @@ __all__ = ["Kind", "Ledger"]
 Kind = Literal["kb", "thread"]
 
 
-class Ledger(SmallStore):
-    """Thread-safe; call it off the event loop (it is SQLite)."""
+class Ledger:
+    """Blocking (SQLite, or the shared database): call it off the event loop."""
 
-    def __init__(self, path: Path, limits: dict[Kind, int]) -> None:
-        super().__init__(
+    def __init__(self, path: Path, limits: dict[Kind, int], database_url: str | None = None) -> None:
+        self._sql: Sql = open_sql(
             path,
+            database_url,
             "CREATE TABLE IF NOT EXISTS owned (kind TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, "
             "made REAL NOT NULL, PRIMARY KEY (kind, owner, name))",
+            ("owned",),
         )
         self.limits = limits
 
+    def close(self) -> None:
+        self._sql.close()
+
     def claim(self, kind: Kind, owner: str, name: str) -> None:
-        """Count ``name`` as ``owner``'s (again: nothing changes); ``APIError`` 429 past the limit."""
-        with self._lock, self._db:
-            if self._db.execute(
-                "SELECT 1 FROM owned WHERE kind = ? AND owner = ? AND name = ?", (kind, owner, name)
-            ).fetchone():
+        """Count ``name`` as ``owner``'s (again: nothing changes); ``APIError`` 429 past the limit. Claims by
+        one owner are serialised (across replicas too), so two at once cannot both take the last place."""
+        with self._sql.transaction(f"quota:{kind}:{owner}") as db:
+            if db.rows("SELECT 1 FROM owned WHERE kind = ? AND owner = ? AND name = ?", (kind, owner, name)):
                 return
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM owned WHERE kind = ? AND owner = ?", (kind, owner)
-            ).fetchone()
+            ((count,),) = db.rows("SELECT COUNT(*) FROM owned WHERE kind = ? AND owner = ?", (kind, owner))
             limit = self.limits[kind]
             if count >= limit:
                 what = "knowledge bases" if kind == "kb" else "threads"
@@ -49,14 +52,11 @@ class Ledger(SmallStore):
                     None,
                     "quota_exceeded",
                 )
-            self._db.execute("INSERT INTO owned VALUES (?, ?, ?, ?)", (kind, owner, name, time.time()))
+            db.rows("INSERT INTO owned VALUES (?, ?, ?, ?)", (kind, owner, name, time.time()))
 
     def release(self, kind: Kind, name: str, owner: str | None = None) -> None:
         """Forget ``name`` (a deleted thread: its owner's; a dropped knowledge base: whoever made it)."""
-        with self._lock, self._db:
-            if owner is None:
-                self._db.execute("DELETE FROM owned WHERE kind = ? AND name = ?", (kind, name))
-            else:
-                self._db.execute(
-                    "DELETE FROM owned WHERE kind = ? AND owner = ? AND name = ?", (kind, owner, name)
-                )
+        if owner is None:
+            self._sql.rows("DELETE FROM owned WHERE kind = ? AND name = ?", (kind, name))
+        else:
+            self._sql.rows("DELETE FROM owned WHERE kind = ? AND owner = ? AND name = ?", (kind, owner, name))

@@ -231,3 +231,19 @@ def test_a_dead_replicas_request_slots_expire(
             await alive.close()
 
     asyncio.run(run())
+
+
+def test_a_keys_thread_quota_counts_on_both_replicas_together(shared_db: str, kit: type[Kit]) -> None:
+    with psycopg.connect(shared_db, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS zhiwen_owned")
+    settings = kit.open_settings(gc_freeze=False, max_threads_per_key=2)
+    with (
+        kit.serve(create_app(settings, start_model=False)) as one,
+        kit.serve(create_app(settings, start_model=False)) as two,
+    ):
+        assert httpx.post(f"{one}/v1/threads", json={}, timeout=30).status_code in (200, 201)
+        assert httpx.post(f"{two}/v1/threads", json={}, timeout=30).status_code in (200, 201)
+        third = httpx.post(f"{one}/v1/threads", json={}, timeout=30)
+        error = kit.assert_error(third, 429, "ZHIWEN_MAX_THREADS_PER_KEY")
+        assert error["code"] == "quota_exceeded"
+    assert not (get_settings().home / "quotas.sqlite").exists(), "counted in the database, not on a replica"
