@@ -388,6 +388,16 @@ def serve(
         uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
+@app.command("mcp")
+def mcp_stdio(kb: KbOption = DEFAULT_KB, local_model: ModelOption = None) -> None:
+    """Serve the knowledge bases to an MCP client over stdio (tools: list_knowledge_bases,
+    search_knowledge_base, ask). Over HTTP, `zhiwen serve` has the same tools at /mcp."""
+    from zhiwen.mcp_server import run_stdio
+
+    service.open_kb(kb)  # a wrong --kb is one line on stderr now, not an error inside the client later
+    run_stdio(kb, local_model)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
     try:

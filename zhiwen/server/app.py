@@ -12,10 +12,12 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPBearer
+from mcp.server.transport_security import TransportSecuritySettings
 
 from zhiwen import __version__
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
+from zhiwen.mcp_server import McpBackend, build_mcp_server
 from zhiwen.memory.checkpointer import open_checkpointer
 from zhiwen.memory.ingest import IngestReport, ingest_paths
 from zhiwen.memory.keys import open_key_store
@@ -141,7 +143,8 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
                 await asyncio.to_thread(_settle_heap, settings.default_kb)
             task = asyncio.create_task(_start_model(rt)) if start_model else None
             keys = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_seconds))
-            yield
+            async with mcp.session_manager.run():
+                yield
             keys.cancel()
             jobs.stop()
             await coordination.close()
@@ -162,6 +165,16 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     for router in (chat.router, threads.router, kbs.router):
         app.include_router(router, dependencies=[Depends(bearer)])
     app.include_router(health.router)
+    mcp = build_mcp_server(
+        lambda: McpBackend(app.state.zhiwen.threaded, app.state.zhiwen.coordination, settings.default_kb)
+    )
+    # Stateless, so any replica answers any call; DNS-rebinding checks are the guard's (origins.py), as for
+    # every other route, and so is the API key.
+    no_rebinding_check = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    mcp_routes = mcp.streamable_http_app(
+        streamable_http_path="/mcp", stateless_http=True, transport_security=no_rebinding_check
+    ).routes
+    app.router.routes.extend(mcp_routes)
     install_error_handlers(app)
     setup_tracing(app, settings)
     app.add_middleware(Guard, settings=settings, keyring=keyring, limits=coordination)
