@@ -26,6 +26,7 @@ from rich.progress import (
 
 from zhiwen import __version__, service
 from zhiwen.errors import ZhiwenError
+from zhiwen.feedback_cli import feedback_app
 from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.keys_cli import keys_app
 from zhiwen.memory.kb import SearchMode, list_kbs
@@ -42,6 +43,7 @@ kb_app = typer.Typer(
 )
 app.add_typer(kb_app, name="kb")
 app.add_typer(keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
 err = Console(stderr=True)
 out = Console()
 

@@ -19,6 +19,7 @@ from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
 from zhiwen.mcp_server import McpBackend, build_mcp_server
 from zhiwen.memory.checkpointer import open_checkpointer
+from zhiwen.memory.feedback import open_feedback_store
 from zhiwen.memory.ingest import IngestReport, ingest_paths
 from zhiwen.memory.keys import open_key_store
 from zhiwen.memory.registry import open_kb
@@ -30,6 +31,7 @@ from zhiwen.server.keyring import KeyRing
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.quotas import Kind, Ledger
 from zhiwen.server.routes import chat, health, kbs, threads
+from zhiwen.server.routes import feedback as feedback_routes
 from zhiwen.server.runtime import AppRuntime
 from zhiwen.server.settings import ServerSettings, get_server_settings
 from zhiwen.server.telemetry import setup_tracing
@@ -128,6 +130,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             quotas = await asyncio.to_thread(
                 Ledger, shared.home / "quotas.sqlite", limits, shared.database_url
             )
+            feedback = await asyncio.to_thread(open_feedback_store, shared)
             rt = AppRuntime(
                 settings=settings,
                 metrics=Metrics(),
@@ -137,6 +140,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
                 jobs=jobs,
                 quotas=quotas,
                 coordination=coordination,
+                feedback=feedback,
             )
             app.state.zhiwen = rt
             if settings.gc_freeze:
@@ -150,6 +154,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             await coordination.close()
             await asyncio.to_thread(keyring.store.close)  # its PostgreSQL pool's threads, if it has one
             await asyncio.to_thread(quotas.close)
+            await asyncio.to_thread(feedback.close)
             if task is not None:
                 task.cancel()
 
@@ -162,7 +167,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     bearer = HTTPBearer(
         auto_error=False, description="An admin key (ZHIWEN_API_KEYS) or a key from `zhiwen keys create`"
     )
-    for router in (chat.router, threads.router, kbs.router):
+    for router in (chat.router, threads.router, kbs.router, feedback_routes.router):
         app.include_router(router, dependencies=[Depends(bearer)])
     app.include_router(health.router)
     mcp = build_mcp_server(

@@ -29,4 +29,5 @@ class Metrics:
             "zhiwen_retrieval_seconds", "Retrieval latency", buckets=_LATENCY, registry=r
         )
         self.verdicts = Counter("zhiwen_quality_verdicts", "Quality gate verdicts", ["verdict"], registry=r)
+        self.feedback = Counter("zhiwen_feedback", "Answers rated by users", ["rating"], registry=r)
         self.cancelled = Counter("zhiwen_streams_cancelled", "Streams the client left early", registry=r)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from langgraph.graph.state import CompiledStateGraph
 
+from zhiwen.memory.feedback import FeedbackStore
 from zhiwen.server.coordination import Coordinator
 from zhiwen.server.guard import OWNER
 from zhiwen.server.jobs import IngestWorker
@@ -30,6 +31,7 @@ class AppRuntime:
     jobs: IngestWorker
     quotas: Ledger
     coordination: Coordinator
+    feedback: FeedbackStore
     """Rate and concurrency limits and thread locks: this process's, or shared through the database."""
     model_ready: bool = False
     model_error: str = ""

@@ -96,3 +96,13 @@ class SearchRequest(BaseModel):
 
 def model_card(kb: str, documents: int) -> dict[str, Any]:
     return {"id": kb, "object": "model", "created": 0, "owned_by": "zhiwen", "documents": documents}
+
+
+class FeedbackIn(BaseModel):
+    """A rating of a thread's latest answer (what a 👍/👎 button under it sends)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    rating: Literal["up", "down"]
+    comment: str = Field(default="", max_length=2000, description="What was wrong, or the right answer.")
+    kb: str = Field(default="", max_length=128, description="The knowledge base (model) the thread asked.")

@@ -1,0 +1,42 @@
+"""``zhiwen feedback export``: the answers users rated, as an evaluation suite ``zhiwen eval`` runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+
+from zhiwen.memory.feedback import export_dataset, open_feedback_store
+from zhiwen.settings import get_settings
+
+__all__ = ["feedback_app"]
+
+feedback_app = typer.Typer(
+    help="Ratings of answers (POST /v1/feedback): turn them into regression tests.", no_args_is_help=True
+)
+err = Console(stderr=True)
+
+
+@feedback_app.command("export")
+def export(
+    out: Annotated[
+        Path, typer.Option("--out", help="A new (or empty) folder for the dataset and its suite.yaml.")
+    ],
+    rating: Annotated[
+        Literal["down", "up", "all"], typer.Option("--rating", help="Which ratings: down, up or all.")
+    ] = "down",
+    name: Annotated[str, typer.Option("--name", help="The suite's name.")] = "feedback",
+) -> None:
+    """Write the rated answers as a BEIR dataset plus suite.yaml; run it with `zhiwen eval OUT/suite.yaml`.
+
+    Gold answer: the rater's comment, else a 👍 answer as given (a 👎 without a comment has none).
+    """
+    store = open_feedback_store(get_settings())
+    try:
+        items = store.rated(None if rating == "all" else rating)
+    finally:
+        store.close()
+    written = export_dataset(items, out, name)
+    err.print(f"{written} rated answer(s) written to {out}; run them with: zhiwen eval {out / 'suite.yaml'}")
