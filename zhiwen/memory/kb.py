@@ -17,12 +17,13 @@ import re
 import shlex
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from zhiwen.errors import KnowledgeBaseBusy, KnowledgeBaseNotFound, ZhiwenError
 from zhiwen.memory.catalog import Catalog, DocumentRow
@@ -30,6 +31,8 @@ from zhiwen.tools.bm25 import BM25Index, ScoredId
 from zhiwen.tools.embeddings import Embedder
 from zhiwen.tools.fusion import reciprocal_rank_fusion
 from zhiwen.tools.tokenize import CjkMode, tokenize
+
+_T = TypeVar("_T")
 
 # Fusion defaults chosen on both benchmark sets (benchmarks/results/retrieval-latest.md): equal weights with
 # k=10 score nDCG@10 0.725 on scifact and 0.777 on rgb-zh. Dense weighted twice scored 0.789 on rgb-zh but
@@ -279,8 +282,12 @@ class KnowledgeBase:
         weights: Mapping[str, float] | None = None,
         rrf_k: int = DEFAULT_RRF_K,
         candidates: int = 50,
+        timings: dict[str, float] | None = None,
     ) -> list[Hit]:
-        """Top ``top_k`` chunks for ``query``; each leg fetches ``max(candidates, top_k)`` before fusion."""
+        """Top ``top_k`` chunks for ``query``; each leg fetches ``max(candidates, top_k)`` before fusion.
+
+        ``timings``, when given, receives the seconds of each leg that ran: ``embed`` (the query vector),
+        ``dense`` (the vector search) and ``bm25`` (which runs beside them)."""
         if not query.strip():
             raise ZhiwenError("the search query is empty")
         if mode not in ("hybrid", "bm25", "dense"):
@@ -292,11 +299,22 @@ class KnowledgeBase:
         # The query embedding runs alone (its two threads stall when a third competes for the cores); the
         # BM25 leg then runs in the pool while Chroma searches. On 200 real queries this was 2-3 ms faster at
         # p50 than embedding beside BM25 (benchmarks/retrieval.py conditions, 30k chunks, three runs).
-        vector = self.embedder.embed_query(query) if mode != "bm25" else None
+        spent = timings if timings is not None else {}
+
+        def timed(leg: str, work: Callable[[], _T]) -> _T:
+            started = time.perf_counter()
+            try:
+                return work()
+            finally:
+                spent[leg] = time.perf_counter() - started
+
+        vector = timed("embed", lambda: self.embedder.embed_query(query)) if mode != "bm25" else None
         bm25_future = (
-            self._pool.submit(lambda: self.bm25().search(self.tokens(query), n)) if mode != "dense" else None
+            self._pool.submit(timed, "bm25", lambda: self.bm25().search(self.tokens(query), n))
+            if mode != "dense"
+            else None
         )
-        dense = self.vectors.search(vector, n) if vector is not None else None
+        dense = timed("dense", lambda: self.vectors.search(vector, n)) if vector is not None else None
         if bm25_future is not None:
             legs["bm25"] = bm25_future.result()
         if dense is not None:

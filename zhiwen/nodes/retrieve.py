@@ -47,10 +47,13 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         top_k = ctx.top_k * 2
     weights = {"bm25": ctx.bm25_weight, "dense": ctx.dense_weight}
 
+    legs: dict[str, float] = {}
+
     def search() -> list[Hit]:  # opening a knowledge base touches disk: off the event loop, with the search
         return open_kb(ctx.kb).search(
-            query, top_k=top_k, mode=ctx.retrieval_mode, weights=weights, rrf_k=ctx.rrf_k
+            query, top_k=top_k, mode=ctx.retrieval_mode, weights=weights, rrf_k=ctx.rrf_k, timings=legs
         )
 
     hits = await asyncio.to_thread(search)
-    return {"sources": to_sources(hits), "timings": {"retrieval": time.perf_counter() - start}}
+    timings = {"retrieval": time.perf_counter() - start, **{f"retrieval_{leg}": s for leg, s in legs.items()}}
+    return {"sources": to_sources(hits), "timings": timings}

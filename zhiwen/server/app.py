@@ -78,7 +78,7 @@ def keyring_for(settings: ServerSettings) -> KeyRing:
     return KeyRing(settings.keys, open_key_store(get_settings()), settings.allow_open)
 
 
-def _ingest_worker(settings: ServerSettings) -> IngestWorker:
+def _ingest_worker(settings: ServerSettings, metrics: Metrics) -> IngestWorker:
     """The upload worker, started; it first takes up the jobs a previous server left unsettled."""
 
     def documents(kb: str) -> set[str]:
@@ -90,8 +90,14 @@ def _ingest_worker(settings: ServerSettings) -> IngestWorker:
 
     store = JobStore(get_settings().home / "jobs.sqlite")
     worker = IngestWorker(
-        store, ingest, documents, settings.max_queued_jobs, settings.max_queued_upload_bytes
+        store,
+        ingest,
+        documents,
+        settings.max_queued_jobs,
+        settings.max_queued_upload_bytes,
+        on_settled=lambda job: metrics.ingest_jobs.labels(job.status).inc(),
     )
+    metrics.watch_ingest_queue(worker.depth)
     worker.start()
     return worker
 
@@ -124,7 +130,8 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_checkpointer() as saver:
             await coordination.open()
-            jobs = await asyncio.to_thread(_ingest_worker, settings)
+            metrics = Metrics()
+            jobs = await asyncio.to_thread(_ingest_worker, settings, metrics)
             limits: dict[Kind, int] = {"kb": settings.max_kbs_per_key, "thread": settings.max_threads_per_key}
             shared = get_settings()
             quotas = await asyncio.to_thread(
@@ -133,7 +140,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             feedback = await asyncio.to_thread(open_feedback_store, shared)
             rt = AppRuntime(
                 settings=settings,
-                metrics=Metrics(),
+                metrics=metrics,
                 threaded=build().compile(checkpointer=saver),
                 stateless=build().compile(),
                 checkpointer=saver,

@@ -115,9 +115,16 @@ class IngestWorker:
     """Runs jobs one after another in a thread of its own; ``submit`` is safe from any thread."""
 
     def __init__(
-        self, store: JobStore, ingest: Ingest, documents: Documents, max_queued: int, quota_bytes: int
+        self,
+        store: JobStore,
+        ingest: Ingest,
+        documents: Documents,
+        max_queued: int,
+        quota_bytes: int,
+        on_settled: Callable[[Job], None] | None = None,
     ) -> None:
         self.store, self._ingest, self._documents = store, ingest, documents
+        self._on_settled = on_settled
         self.max_queued, self.quota_bytes = max_queued, quota_bytes
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._jobs: dict[str, Job] = {}  # unsettled jobs, by id
@@ -157,6 +164,11 @@ class IngestWorker:
         job = Job(uuid.uuid4().hex[:16], kb, owner, [str(f) for f in files], size)
         self._enqueue(job)
         return job
+
+    def depth(self) -> int:
+        """Jobs queued or running."""
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if not j.settled)
 
     def job(self, kb: str, job_id: str) -> Job | None:
         """The live job if it is unsettled, else the stored one."""
@@ -223,6 +235,8 @@ class IngestWorker:
             self.store.save(job)
             with self._lock:
                 self._jobs.pop(job.id, None)
+            if self._on_settled is not None:
+                self._on_settled(job)
 
     def _remove_files_not_ingested(self, job: Job, files: list[Path]) -> None:
         """An upload that did not become a document (unreadable, skipped, or its job failed) is not kept."""

@@ -33,6 +33,8 @@ class RecordingKB:
 
     def search(self, query: str, **kwargs: Any) -> list[Hit]:
         self.searches.append({"query": query, **kwargs})
+        if kwargs.get("timings") is not None:
+            kwargs["timings"]["bm25"] = 0.002  # what a real search says of each leg it ran
         return [
             Hit(f"c{i}", f"d{i}", f"text {i}", 1.0 / i, {"bm25": {"rank": float(i), "score": 1.0}})
             for i in range(1, kwargs["top_k"] + 1)
@@ -89,9 +91,11 @@ def test_passes_the_standalone_query_and_retrieval_settings(recording_kb: Record
             "mode": "bm25",
             "weights": {"bm25": 2.0, "dense": 0.5},
             "rrf_k": 10,
+            "timings": {"bm25": 0.002},
         }
     ]
-    assert set(out["timings"]) == {"retrieval"} and out["timings"]["retrieval"] >= 0
+    assert set(out["timings"]) == {"retrieval", "retrieval_bm25"} and out["timings"]["retrieval"] >= 0
+    assert out["timings"]["retrieval_bm25"] == 0.002, "each leg's time reaches the state (and /metrics)"
 
 
 def test_to_sources_numbers_hits_and_keeps_provenance() -> None:

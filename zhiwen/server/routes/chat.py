@@ -25,6 +25,7 @@ from zhiwen.server.chat_stream import ChatFrames, fill_usage, finish_reason
 from zhiwen.server.coordination import ThreadLease
 from zhiwen.server.errors import APIError, error_body, public_message
 from zhiwen.server.keyring import Principal
+from zhiwen.server.metrics import upstream_kind
 from zhiwen.server.public import public_sources
 from zhiwen.server.pump import TurnPump
 from zhiwen.server.runtime import AppRuntime, runtime_of, stored_thread
@@ -230,6 +231,8 @@ def _turn_error(rt: AppRuntime, exc: BaseException | None, when: str) -> Excepti
     """A turn's failure as the HTTP error it deserves: ZhiwenErrors go to their handlers, the rest is 502."""
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 502)
     rt.metrics.requests.labels("chat", str(status)).inc()
+    if status == 502:
+        rt.metrics.upstream_errors.labels(upstream_kind(exc)).inc()
     if isinstance(exc, ZhiwenError):
         return exc
     log.warning("chat turn failed %s: %r", when, exc)
@@ -265,7 +268,7 @@ async def _complete(
     answer = str(state.get("answer", ""))
     usage = fill_usage(event.usage, prompt_text, answer)
     reasoning = str(state.get("reasoning", "")) if include_reasoning else None
-    rt.metrics.verdicts.labels(str(state.get("quality", {}).get("verdict", "none"))).inc()
+    rt.metrics.turn_finished(state, usage)
     rt.metrics.requests.labels("chat", "200").inc()
     rt.metrics.latency.labels("chat").observe(time.perf_counter() - started)
     body = ChatFrames(model).completion(
@@ -280,7 +283,6 @@ def _closing(
 ) -> list[str]:  # fmt: skip
     """The last events: a reply not streamed token by token, the stop frame with extras, usage, [DONE]."""
     state = event.state
-    verdict = str(state.get("quality", {}).get("verdict", "none"))
     out = []
     rest = closing(state, "".join(streamed)).text()
     if rest:
@@ -293,10 +295,10 @@ def _closing(
         streamed.append(text)
         out.append(_data(frames.chunk({"content": text})))
     out.append(_data(frames.chunk({}, finish_reason(state), **_extras(state, thread))))
+    usage = fill_usage(event.usage, prompt_text, "".join(streamed))
     if body.stream_options and body.stream_options.include_usage:
-        usage = fill_usage(event.usage, prompt_text, "".join(streamed))
         out.append(_data(frames.usage_chunk(usage)))
-    rt.metrics.verdicts.labels(verdict).inc()
+    rt.metrics.turn_finished(state, usage)
     out.append(_data("[DONE]"))
     return out
 
@@ -336,12 +338,11 @@ async def _stream(
     try:
         events = [await first]
         while not finished:
-            for event, count in _merged(events + pump.ready()):
+            for event, _ in _merged(events + pump.ready()):
                 if event.kind == "token":
                     if not streamed:
                         rt.metrics.ttft.observe(time.perf_counter() - started)
                     streamed.append(event.text)
-                    rt.metrics.tokens.inc(count)
                     out.append(_data(frames.chunk({"content": event.text})))
                 elif event.kind == "reasoning" and body.include_reasoning:
                     reasoning_sent = True
@@ -364,6 +365,8 @@ async def _stream(
     except Exception as exc:  # after the first byte an error can only travel inside the stream
         status = 502 if isinstance(exc, LLMUnavailable) else 500
         rt.metrics.requests.labels("chat_stream", str(status)).inc()
+        if status == 502:
+            rt.metrics.upstream_errors.labels(upstream_kind(exc)).inc()
         message = public_message(exc)
         error = error_body(status, f"the turn failed while streaming: {message}")
         yield (_data(error) + _data("[DONE]")).encode()

@@ -85,4 +85,6 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(runtime_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    # In a worker thread: the process collector reads /proc, which would block every stream on the loop.
+    body = await asyncio.to_thread(generate_latest, runtime_of(request).metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
