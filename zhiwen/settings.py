@@ -60,6 +60,21 @@ class Settings(BaseSettings):
         description="PostgreSQL shared by every replica: API keys live there (threads too, unless "
         "ZHIWEN_CHECKPOINT_URL names another).",
     )
+    rerank_base_url: str | None = Field(
+        default=None,
+        description="A cross-encoder rerank endpoint's base URL (vLLM's /v1, Hugging Face TEI, Jina, Cohere); "
+        "unset: no rerank stage.",
+    )
+    rerank_model: str | None = Field(default=None, description="Rerank model name at rerank_base_url.")
+    rerank_api_key: str = Field(default="EMPTY", description="API key for rerank_base_url.")
+    rerank_api: Literal["rerank", "tei", "score"] = Field(
+        default="rerank",
+        description="Request shape: rerank (POST {base}/rerank with query/documents: vLLM, Jina, Cohere), tei "
+        "(POST {base}/rerank with query/texts: Hugging Face TEI) or score (POST {base}/score: vLLM).",
+    )
+    rerank_timeout: float = Field(
+        default=2.0, gt=0, description="Seconds to wait for the reranker before keeping the fused order."
+    )
     embeddings_base_url: str | None = Field(default=None, description="OpenAI-compatible /v1 for embeddings.")
     embeddings_model: str | None = Field(default=None, description="Embedding model name at that URL.")
     embeddings_api_key: str = Field(default="EMPTY", description="API key for embeddings_base_url.")

@@ -65,6 +65,21 @@ class Context:
         default=DEFAULT_WEIGHTS["dense"], metadata={"description": "Weight of the dense leg in fusion."}
     )
     rrf_k: int = field(default=DEFAULT_RRF_K, metadata={"description": "Reciprocal rank fusion constant k."})
+    rerank: bool = field(
+        default=True,
+        metadata={
+            "description": "Rerank the fused candidates with the cross-encoder endpoint when one is configured "
+            "(ZHIWEN_RERANK_BASE_URL, or rerank_base_url); on any failure the fused order stands."
+        },
+    )
+    rerank_candidates: int = field(
+        default=30,
+        metadata={"description": "Fused candidates the reranker reorders before the top_k are kept."},
+    )
+    rerank_base_url: str | None = field(
+        default=None,
+        metadata={"description": "Rerank endpoint for this run (overrides ZHIWEN_RERANK_BASE_URL)."},
+    )
     language: Literal["auto", "zh", "en"] = field(
         default="auto", metadata={"description": "Answer language; auto follows the user."}
     )

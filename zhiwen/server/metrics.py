@@ -80,6 +80,18 @@ class Metrics:
             buckets=_FAST,
             registry=r,
         )
+        self.rerank = Histogram(
+            "zhiwen_rerank_duration_seconds",
+            "Rerank requests (failed ones included)",
+            buckets=_FAST,
+            registry=r,
+        )
+        self.rerank_fallbacks = Counter(
+            "zhiwen_rerank_fallbacks",
+            "Turns that kept the fused order: the reranker failed, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.verdicts = Counter("zhiwen_quality_verdicts", "Quality gate verdicts", ["verdict"], registry=r)
         self.refusals = Counter("zhiwen_refusals", "Refused turns by reason", ["reason"], registry=r)
         self.think_leaks = Counter("zhiwen_think_leaks", "Answers whose think text leaked", registry=r)
@@ -115,6 +127,11 @@ class Metrics:
         for leg in ("embed", "bm25", "dense"):
             if f"retrieval_{leg}" in timings:
                 self.retrieval.labels(leg).observe(float(timings[f"retrieval_{leg}"]))
+        if "rerank" in timings:
+            self.rerank.observe(float(timings["rerank"]))
+        for key in timings:
+            if key.startswith("rerank_failed_"):
+                self.rerank_fallbacks.labels(key.removeprefix("rerank_failed_")).inc()
         self.tokens.inc(max(0, int(usage.get("completion_tokens", 0))))
         self.prompt_tokens.inc(max(0, int(usage.get("prompt_tokens", 0))))
 
