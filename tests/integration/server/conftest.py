@@ -182,6 +182,20 @@ def sse_events(lines: Iterator[str]) -> Iterator[str]:
             yield line[5:].strip()
 
 
+def wait_for_http(url: str, process: subprocess.Popen[Any], what: str, timeout: float = 60.0) -> None:
+    """Until ``url`` answers 200; fails (naming ``what``) if ``process`` exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start (exit code {process.poll()})")
+        time.sleep(0.2)
+
+
 class Kit:
     """Constants and helpers for the server tests (the ``kit`` fixture)."""
 
@@ -194,6 +208,7 @@ class Kit:
     chat_body = staticmethod(chat_body)
     assert_error = staticmethod(assert_error)
     sse_events = staticmethod(sse_events)
+    wait_for_http = staticmethod(wait_for_http)
     reset = staticmethod(reset)
 
 

@@ -176,16 +176,7 @@ def test_a_replica_killed_mid_turn_frees_the_thread_at_once(
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/live", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert replica.poll() is None, replica.stderr.read().decode() if replica.stderr else ""
-            assert time.monotonic() < deadline, "the replica process did not start"
-            time.sleep(0.2)
+        kit.wait_for_http(f"{url}/live", replica, "the replica process")
         thread = "killed-mid-turn"
         llm.enqueue(kit.Script("".join(SLOW * 5), chunks=SLOW * 5, token_delay=0.05))
         with (

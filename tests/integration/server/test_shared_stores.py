@@ -71,7 +71,7 @@ def test_two_replicas_share_threads_through_postgres(
 
 
 @pytest.fixture(scope="module")
-def chroma_url() -> Iterator[str]:
+def chroma_url(kit: type[Kit]) -> Iterator[str]:
     chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
     if not Path(chroma).exists():
         pytest.skip("the chroma command (chromadb) is not installed")
@@ -82,16 +82,10 @@ def chroma_url() -> Iterator[str]:
                              str(port)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chroma run did not start: {(base / 'log').read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
+        try:
+            kit.wait_for_http(f"{url}/api/v2/heartbeat", proc, "chroma run")
+        except pytest.fail.Exception:
+            pytest.fail(f"chroma run did not start: {(base / 'log').read_text(errors='replace')[-2000:]}")
         yield url
     finally:
         proc.terminate()
