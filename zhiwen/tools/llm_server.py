@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import ctypes
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -100,6 +101,7 @@ class LocalLLMServer:
             )  # fmt: skip
         atexit.register(self.stop)
         self._wait_ready(timeout)
+        _announce(self)
         return self.endpoint
 
     def _wait_ready(self, timeout: float) -> None:
@@ -129,7 +131,10 @@ class LocalLLMServer:
 
     def stop(self) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        _withdraw(self, proc.pid)
+        if proc.poll() is not None:
             return
         proc.terminate()
         try:
@@ -143,8 +148,58 @@ _servers: dict[str, LocalLLMServer] = {}
 _lock = threading.Lock()
 
 
+# A running embedded server is announced in ZHIWEN_HOME/run/, so that another zhiwen process of the same
+# user (`zhiwen ask` beside `zhiwen serve` or `zhiwen chat`) uses it instead of loading the model again,
+# which costs several seconds per command on a CPU. The announcement dies with the server: its owner
+# removes it on stop, and a stale one (a killed owner) is recognised and removed by the next reader.
+
+
+def _announcement(settings: Settings, model_key: str) -> Path:
+    return settings.home / "run" / f"llm-{model_key}.json"
+
+
+def _announce(server: LocalLLMServer) -> None:
+    assert server.process is not None and server.model is not None
+    path = _announcement(server.settings, server.model_key)
+    with contextlib.suppress(OSError):  # an announcement is an optimisation: never a reason to fail
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"pid": server.process.pid, "port": server.port, "alias": server.model.alias}
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        tmp.replace(path)
+
+
+def _withdraw(server: LocalLLMServer, pid: int) -> None:
+    path = _announcement(server.settings, server.model_key)
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
+            path.unlink()
+
+
+def _announced(settings: Settings, model_key: str) -> LLMEndpoint | None:
+    """The endpoint of a live embedded server another process announced for ``model_key``, if any."""
+    path = _announcement(settings, model_key)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        pid, port, alias = int(record["pid"]), int(record["port"]), str(record["alias"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+        reply = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1.0, trust_env=False)
+        served = [m.get("id") for m in reply.json().get("data", [])] if reply.status_code == 200 else []
+    except (OSError, httpx.HTTPError, ValueError, AttributeError):
+        served = []
+    if alias not in served:  # gone, or the port now belongs to something else
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return LLMEndpoint(f"http://127.0.0.1:{port}/v1", alias)
+
+
 def resolve_endpoint(settings: Settings, model_key: str | None = None) -> LLMEndpoint:
-    """The configured endpoint (``ZHIWEN_LLM_BASE_URL``), or the embedded server, started once per process."""
+    """The configured endpoint (``ZHIWEN_LLM_BASE_URL``), or the embedded server: the one another zhiwen process
+    of this ``ZHIWEN_HOME`` runs, else one started once per process."""
     if settings.llm_base_url:
         return LLMEndpoint(
             settings.llm_base_url.rstrip("/"), settings.llm_model or "default", settings.llm_api_key
@@ -153,6 +208,8 @@ def resolve_endpoint(settings: Settings, model_key: str | None = None) -> LLMEnd
     with _lock:
         server = _servers.get(key)
         if server is None or server.process is None or server.process.poll() is not None:
+            if (shared := _announced(settings, key)) is not None:
+                return shared
             server = LocalLLMServer(key, settings)
             server.start()
             _servers[key] = server

@@ -27,12 +27,17 @@ async def _model_answers() -> tuple[bool, str]:
     try:
         endpoint = await asyncio.to_thread(resolve_endpoint, settings) if settings.llm_base_url else None
         if endpoint is None:
-            from zhiwen.tools.llm_server import _servers  # embedded server: ready once started
+            from zhiwen.tools.llm_server import _announced, _servers  # embedded: ready once started
 
             servers = [s for s in _servers.values() if s.process is not None and s.process.poll() is None]
-            if not servers:
+            # or the one another zhiwen process of this ZHIWEN_HOME runs, which this server then uses
+            endpoint = (
+                servers[0].endpoint
+                if servers
+                else await asyncio.to_thread(_announced, settings, settings.local_model)
+            )
+            if endpoint is None:
                 return False, "embedded model server not started yet"
-            endpoint = servers[0].endpoint
         async with httpx.AsyncClient(timeout=2.0, trust_env=bool(settings.llm_base_url)) as client:
             resp = await client.get(
                 f"{endpoint.base_url}/models", headers={"Authorization": f"Bearer {endpoint.api_key}"}
