@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
 from zhiwen.settings import get_settings
+from zhiwen.tools.fence import inert_control_tokens
 from zhiwen.tools.language import approx_tokens
 from zhiwen.tools.llm import ThinkFilteringChatModel, make_chat_model, message_text
 from zhiwen.tools.llm_server import LLMEndpoint, resolve_endpoint
@@ -155,7 +156,8 @@ def last_user_text(messages: Sequence[AnyMessage]) -> str:
 def history(messages: Sequence[AnyMessage], budget: int) -> list[BaseMessage]:
     """Earlier user/assistant turns (not the last user message), newest kept first within ``budget`` tokens.
 
-    Assistant turns are passed through ``strip_think`` so reasoning never goes back to the model.
+    Assistant turns are passed through ``strip_think`` so reasoning never goes back to the model; user
+    turns have their chat-template control tokens made inert (``tools/fence``).
     """
     earlier = list(messages)
     for i in range(len(earlier) - 1, -1, -1):
@@ -166,7 +168,7 @@ def history(messages: Sequence[AnyMessage], budget: int) -> list[BaseMessage]:
     used = 0
     for m in reversed(earlier):
         if isinstance(m, HumanMessage):
-            clean: BaseMessage = HumanMessage(content=message_text(m))
+            clean: BaseMessage = HumanMessage(content=inert_control_tokens(message_text(m)))
         elif isinstance(m, AIMessage):
             clean = AIMessage(content=strip_think(message_text(m)).answer)
         else:

@@ -23,6 +23,7 @@ from zhiwen.nodes._common import achat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.tools.anchors import anchored
 from zhiwen.tools.answer_safety import has_contact, unsafe_sentences
+from zhiwen.tools.fence import quote_source
 from zhiwen.tools.grounding import (
     add_citations,
     check_sentences,
@@ -162,7 +163,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if any(marker in draft for marker in SCAFFOLD_MARKERS):
         reasons.append("the answer repeats the prompt instead of answering")
     ok = not reasons or (reasons == ["answer language differs from the question"] and grounded >= 0.99)
-    if ok and ctx.llm_judge and await _judge_says_no(ctx, "\n".join(texts), draft):
+    if ok and ctx.llm_judge and await _judge_says_no(ctx, "\n".join(map(quote_source, texts)), draft):
         ok, reasons = False, [*reasons, "the LLM judge found unsupported claims"]
     quality = {
         "grounded": round(grounded, 3),

@@ -19,6 +19,7 @@ from zhiwen.graph.context import Context
 from zhiwen.graph.state import State
 from zhiwen.nodes._common import achat_model, context_of, history
 from zhiwen.nodes.prompts import SYSTEM, chitchat_prompt, context_block, system_prompt
+from zhiwen.tools.fence import inert_control_tokens
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.openai_stream import ChunkStallError
 
@@ -52,7 +53,11 @@ def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
     lang = intent["language"] if intent["language"] in SYSTEM else "en"
     past = history(state.get("messages", []), ctx.max_history_tokens)
     if intent["label"] == "greeting":
-        return [SystemMessage(chitchat_prompt(lang, ctx.persona)), *past, HumanMessage(intent["query"])]
+        return [
+            SystemMessage(chitchat_prompt(lang, ctx.persona)),
+            *past,
+            HumanMessage(inert_control_tokens(intent["query"])),
+        ]
     return [
         SystemMessage(system_prompt(lang, ctx.persona)),
         *past,

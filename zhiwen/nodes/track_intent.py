@@ -18,6 +18,7 @@ from zhiwen.graph.context import Context
 from zhiwen.graph.state import Intent, State
 from zhiwen.nodes._common import achat_model, context_of, history, last_user_text
 from zhiwen.nodes.prompts import CONDENSE_SYSTEM
+from zhiwen.tools.fence import inert_control_tokens
 from zhiwen.tools.language import detect_language
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.think_tags import strip_think
@@ -142,7 +143,7 @@ async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any
                 result = await model.ainvoke(
                     [
                         SystemMessage(CONDENSE_SYSTEM),
-                        HumanMessage(f"{convo}\nUser: {text}\n\nStandalone question:"),
+                        HumanMessage(inert_control_tokens(f"{convo}\nUser: {text}\n\nStandalone question:")),
                     ]
                 )
                 lines = strip_think(message_text(result)).answer.strip().splitlines()
