@@ -56,8 +56,10 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Wait this long for the first event so early upstream errors get an HTTP status.",
     )
-    otel: Literal["off", "console", "otlp"] = Field(
-        default="off", description="Tracing: off, console, or otlp (uses OTEL_EXPORTER_OTLP_*)."
+    otel: Literal["off", "console", "otlp"] | None = Field(
+        default=None,
+        description="Tracing: off, console, or otlp (uses OTEL_EXPORTER_OTLP_*); unset: OTEL_TRACES_EXPORTER "
+        "decides (off when that is unset too); OTEL_SDK_DISABLED=true turns it off.",
     )
     otel_record_content: bool = Field(default=False, description="Record prompt and document text in spans.")
     stream_drafts: bool = Field(

@@ -69,6 +69,8 @@ class ScriptedLLM:
     def __init__(self, default: Script | None = None) -> None:
         self.default: Script = default if default is not None else Script(text="OK")
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        """The HTTP headers of each chat request, in order (lower-case names)."""
         self.peers: list[int] = []  # the client's TCP port per request: shows connection reuse
         self.cancelled: int = 0
         self._queue: deque[Script] = deque()
@@ -183,6 +185,7 @@ def create_app(llm: ScriptedLLM) -> FastAPI:
             return _error(400, "request body must be a JSON object")
         if request.client is not None:
             llm.peers.append(request.client.port)
+        llm.headers.append(dict(request.headers))
         script, fail = llm._take(body)
         if fail:
             return _error(503, "scripted transient failure", script.retry_after)

@@ -20,16 +20,20 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2
 import openai
+from opentelemetry.trace import SpanKind
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
 )
+
+from zhiwen.tools.tracing import trace_headers, tracer
 
 __all__ = ["CompletionStream", "StreamedResponse"]
 
@@ -50,6 +54,24 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         return None
     return value if 0 <= value <= 60 else None
+
+
+def _gen_ai_attributes(body: Mapping[str, Any], url: str) -> dict[str, Any]:
+    parsed = urlsplit(url)
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": str(body.get("model", "")),
+        "server.address": parsed.hostname or "",
+        "server.port": parsed.port or (443 if parsed.scheme == "https" else 80),
+    }
+    for key, name in (
+        ("max_tokens", "gen_ai.request.max_tokens"),
+        ("temperature", "gen_ai.request.temperature"),
+    ):
+        if isinstance(body.get(key), int | float):
+            attributes[name] = body[key]
+    return attributes
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -123,6 +145,19 @@ class CompletionStream:
         """The response whose status is 200, after retries; its body is read by the caller."""
         session = await self._current_session()
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        # One span for the whole request and its stream, with OpenTelemetry's GenAI semantic conventions
+        # (beside the llm.* attributes OpenInference puts on LangChain's spans).
+        with tracer().start_as_current_span(f"chat {body.get('model', '')}", kind=SpanKind.CLIENT) as span:
+            span.set_attributes(_gen_ai_attributes(body, self.url))
+            response = await self._send(session, data)
+            span.set_attribute("http.response.status_code", response.status)
+            try:
+                yield StreamedResponse(response, self.url)
+            finally:
+                response.release() if response.content.at_eof() else response.close()
+
+    async def _send(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
+        """POST with retries; the response whose status is 200, or the SDK's error."""
         response: aiohttp.ClientResponse | None = None
         try:
             async for attempt in AsyncRetrying(
@@ -142,13 +177,11 @@ class CompletionStream:
                 message=f"Connection error: {exc}", request=httpx2.Request("POST", self.url)
             ) from exc
         assert response is not None
-        try:
-            yield StreamedResponse(response, self.url)
-        finally:
-            response.release() if response.content.at_eof() else response.close()
+        return response
 
     async def _post(self, session: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
-        response = await session.post(self.url, data=data, headers=self.headers, read_bufsize=_MAX_LINE)
+        headers = {**self.headers, **trace_headers()}  # vLLM joins the trace of the turn that asked
+        response = await session.post(self.url, data=data, headers=headers, read_bufsize=_MAX_LINE)
         if response.status == 200:
             return response
         try:

@@ -67,6 +67,7 @@ def reset(llm: ScriptedLLM) -> None:
     with llm._lock:
         llm._queue.clear()
         llm.requests.clear()
+        llm.headers.clear()
         llm.cancelled = 0
         llm.default = Script(ANSWER)
 

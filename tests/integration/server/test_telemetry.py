@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from zhiwen.server.app import create_app
 from zhiwen.server.settings import ServerSettings
-from zhiwen.server.telemetry import setup_tracing
+from zhiwen.server.telemetry import setup_tracing, tracing_mode
+from zhiwen.tools.tracing import set_provider
 
 if TYPE_CHECKING:
     from conftest import Env, Kit
@@ -33,6 +34,7 @@ def uninstrument() -> Iterator[None]:
     from openinference.instrumentation.langchain import LangChainInstrumentor
 
     LangChainInstrumentor().uninstrument()
+    set_provider(None)
 
 
 def _traced_turn(
@@ -106,3 +108,38 @@ def test_content_is_recorded_when_asked(
     assert kit.QUESTION in text
     assert "The first year is free of charge" in text  # the document, as sent in the prompt
     assert kit.ANSWER in text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_model_request_carries_the_trace_and_gen_ai_attributes(
+    env: Env, kit: type[Kit], llm: ScriptedLLM, uninstrument: None, stream: bool
+) -> None:
+    spans = _traced_turn(env, kit, llm, record=False, stream=stream)
+    chat = [s for s in spans if (s.attributes or {}).get("gen_ai.operation.name") == "chat"]
+    assert chat, _names(spans)
+    attributes = chat[-1].attributes or {}
+    assert attributes["gen_ai.request.model"] == "scripted" and attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["server.address"] == "127.0.0.1" and attributes["http.response.status_code"] == 200
+    assert attributes["gen_ai.request.max_tokens"] == 320
+    _version, trace_id, parent_id, _flags = llm.headers[-1]["traceparent"].split("-")
+    assert int(trace_id, 16) == chat[-1].context.trace_id, "the model endpoint joins the turn's trace"
+    assert int(parent_id, 16) == chat[-1].context.span_id, "as a child of zhiwen's model-request span"
+    assert len({s.context.trace_id for s in spans}) == 1
+
+
+def test_the_opentelemetry_environment_decides_when_zhiwen_otel_is_unset(
+    env: Env, kit: type[Kit], llm: ScriptedLLM, uninstrument: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("ZHIWEN_OTEL", "OTEL_TRACES_EXPORTER", "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    assert tracing_mode(ServerSettings()) == "off"
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    assert tracing_mode(ServerSettings()) == "console"
+    assert tracing_mode(ServerSettings(otel="off")) == "off", "ZHIWEN_OTEL, when set, wins"
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert tracing_mode(ServerSettings(otel="otlp")) == "off", "OTEL_SDK_DISABLED wins over everything"
+    monkeypatch.delenv("OTEL_SDK_DISABLED")
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER")  # the app below would print its spans to the console
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "kb-chat-prod")
+    spans = _traced_turn(env, kit, llm, record=False, stream=False)
+    assert {s.resource.attributes["service.name"] for s in spans} == {"kb-chat-prod"}
