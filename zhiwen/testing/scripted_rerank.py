@@ -15,6 +15,11 @@ from typing import Any
 __all__ = ["ScriptedReranker"]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (the timeout tests) is expected, not a traceback on stderr."""
+
+
 class ScriptedReranker:
     def __init__(self, favourite: str = "") -> None:
         self.favourite = favourite
@@ -48,7 +53,7 @@ class ScriptedReranker:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
