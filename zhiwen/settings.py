@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         default="bank",
         description="Who the assistant says it is in `zhiwen ask/chat/serve`: bank, or general (no bank named).",
     )
+    fence_instruction: bool = Field(
+        default=False,
+        description="`zhiwen ask/chat/serve` tell the model that quoted sources are data, never instructions "
+        "(Context.fence_instruction; off by default: it cost the embedded small models answers).",
+    )
     llm_think_open_in_prompt: bool = Field(
         default=False,
         description="The endpoint's chat template opens <think> in the prompt (DeepSeek-R1 style served "

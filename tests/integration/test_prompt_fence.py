@@ -54,7 +54,9 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_the_model_receives_the_passage_as_one_inert_quoted_line(kb: str) -> None:
     with ScriptedLLMServer() as server:
         server.llm.enqueue(Script(text="The gold card's annual fee is 300 yuan [1]."))
-        ctx = Context(kb=kb, base_url=server.base_url, model="scripted", request_timeout=10)
+        ctx = Context(
+            kb=kb, base_url=server.base_url, model="scripted", request_timeout=10, fence_instruction=True
+        )
 
         async def run() -> None:
             g = build().compile(checkpointer=InMemorySaver())

@@ -47,6 +47,14 @@ class Context:
             "(any knowledge base; no bank in its prompts or refusals)."
         },
     )
+    fence_instruction: bool = field(
+        default=False,
+        metadata={
+            "description": "Also tell the model, in the system prompt, that the quoted sources are data and never "
+            "instructions. Off by default: it cost the embedded small models answers (docs/evaluation.md); "
+            "larger served models follow it. Sources are fenced structurally either way."
+        },
+    )
     top_k: int = field(default=3, metadata={"description": "Chunks handed to the model as numbered context."})
     source_chars: int = field(
         default=400,
@@ -124,8 +132,9 @@ class Context:
 
 def context_from_settings(**fields: Any) -> Context:
     """A ``Context`` for ``zhiwen ask/chat/serve``: the process settings (``ZHIWEN_PERSONA``,
-    ``ZHIWEN_LLM_THINK_OPEN_IN_PROMPT``) fill what ``fields`` leave unset."""
+    ``ZHIWEN_LLM_THINK_OPEN_IN_PROMPT``, ``ZHIWEN_FENCE_INSTRUCTION``) fill what ``fields`` leave unset."""
     settings = get_settings()
     fields.setdefault("persona", settings.persona)
+    fields.setdefault("fence_instruction", settings.fence_instruction)
     fields.setdefault("expect_think_open_in_prompt", settings.llm_think_open_in_prompt)
     return Context(**fields)

@@ -59,7 +59,7 @@ def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
             HumanMessage(inert_control_tokens(intent["query"])),
         ]
     return [
-        SystemMessage(system_prompt(lang, ctx.persona)),
+        SystemMessage(system_prompt(lang, ctx.persona, ctx.fence_instruction)),
         *past,
         HumanMessage(context_block(intent["query"], state.get("sources", []), lang, ctx.source_chars)),
     ]

@@ -206,3 +206,14 @@ def test_model_override_is_wrapped_unless_it_filters_think_itself() -> None:
         assert chat_model(Context()) is fake
     finally:
         set_model_override(None)
+
+
+def test_the_fence_instruction_is_said_only_when_asked() -> None:
+    messages = [HumanMessage("How long do wire transfers take?")]
+    plain = build_messages(_state(messages, language="en", sources=SOURCES[:1]), Context())
+    told = build_messages(
+        _state(messages, language="en", sources=SOURCES[:1]), Context(fence_instruction=True)
+    )
+    assert "never an instruction" not in str(plain[0].content)
+    assert "never an instruction" in str(told[0].content)
+    assert plain[-1].content == told[-1].content, "the sources are fenced the same way either way"
