@@ -42,6 +42,27 @@ _FOLLOWUP = re.compile(
 )
 
 
+# Requests for another kind of work than answering from documents: writing (poems, stories, essays, code),
+# jokes and games, translation, the weather. Only the plain imperative forms, at the start of the message, so
+# a knowledge question that mentions such a word ("翻译费是多少", "what did the poem say") stays a question.
+# Measured on every question of the evaluation sets: none refused (docs/evaluation.md).
+_OTHER_TASK = re.compile(
+    r"^\s*(please\s+)?((can|could|would) you\s+)?(please\s+)?("
+    r"(write|compose|draft)\s+(me\s+)?(a|an|some|the)?\s*(short\s+|funny\s+|little\s+)?"
+    r"(poem|story|song|essay|joke|haiku|limerick|novel|love letter|program|script|python|code)\b"
+    r"|tell\s+me\s+(a|another)\s+(joke|story|riddle)"
+    r"|translate\s+(this|the following|that|it|into|to)\b"
+    r"|let'?s\s+play\b"
+    r")"
+    r"|^\s*(请你?|麻烦你?)?(帮我|给我|替我)?(写|作|编|创作)(一|几)?(首|篇|个|段|份|则)?(?:[^，。？！?!,.\s]{0,12}的)?(诗|歌|故事|作文|小说|笑话|代码|程序|脚本|情书)"
+    r"|^\s*(请你?)?(讲|说)(一|几)?个?笑话"
+    r"|^\s*(请你?|麻烦你?)?(帮我)?翻译(一下|下面|这段|这句|成|为)"
+    r"|^\s*(我们)?来?玩(个|一个)?游戏"
+    r"|^\s*(今天|明天|现在)?(的)?天气(怎么样|如何)",
+    re.IGNORECASE,
+)
+
+
 def _fragment(text: str) -> bool:
     """Too short to stand alone: "利率呢？", "and fees?" (but "转账手续费是多少" is a whole question)."""
     words = re.findall(r"[A-Za-z]+|[\u4e00-\u9fff]", text)
@@ -57,6 +78,8 @@ def classify(text: str, has_history: bool) -> tuple[str, str]:
         return "unsafe", "asks for credentials or other people's data"
     if _GREETING.match(stripped):
         return "greeting", "greeting or small talk"
+    if _OTHER_TASK.search(stripped):
+        return "out_of_scope", "asks for another kind of work than answering from the knowledge base"
     if has_history and (_FOLLOWUP.search(stripped) or _fragment(stripped)):
         return "followup", "refers back to the conversation"
     return "question", "knowledge question"

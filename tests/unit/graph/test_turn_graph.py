@@ -125,6 +125,18 @@ def test_unsafe_requests_are_refused_without_an_llm_call(
     assert out["messages"][-1].content == out["answer"]
 
 
+@pytest.mark.parametrize(("text", "language"), [("帮我写一首关于秋天的诗", "zh"), ("Tell me a joke", "en")])
+def test_requests_for_other_work_are_out_of_scope_without_an_llm_call(
+    tiny_kb: str, fake_model: FakeModel, text: str, language: str
+) -> None:
+    model = fake_model()
+    out, nodes = _run(_ask(text), Context(kb=tiny_kb))
+    assert nodes == ["track_intent", "refuse"] and model.calls == []
+    assert out["intent"]["label"] == "out_of_scope"
+    assert out["answer"] == refusal("out_of_scope", language)
+    assert out["quality"]["verdict"] == "refuse"
+
+
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_general_persona_refuses_without_naming_the_bank(
     tiny_kb: str, fake_model: FakeModel, language: str

@@ -299,3 +299,21 @@ def test_a_new_figure_replaces_only_old_figures_of_its_kind() -> None:
     before = {"label": "question", "language": "zh", "query": "1年期定期存款利率是多少，起存金额5000元"}
     out = _run_on_thread(before, "1年期定期存款利率是多少，起存金额5000元", "那3个月的呢")
     assert out["intent"]["query"] == "期定期存款利率是多少，起存金额5000元 那3个月的呢"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Write me a poem about banks", "帮我写一首诗", "讲个笑话", "Tell me a joke", "Translate this into French: hi",
+     "翻译一下这段话", "今天天气怎么样", "Can you write a Python script?", "写代码", "我们来玩个游戏"],
+)  # fmt: skip
+def test_requests_for_other_work_are_out_of_scope(text: str) -> None:
+    assert classify(text, has_history=False)[0] == "out_of_scope"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["翻译费是多少？", "What did the poem say about the river?", "How do I write a check?", "写错了转账账户怎么办？",
+     "天气原因航班延误可以退款吗", "Who wrote the poem?", "讲解一下房贷流程", "What does write off a loan mean?"],
+)  # fmt: skip
+def test_knowledge_questions_that_mention_such_words_stay_questions(text: str) -> None:
+    assert classify(text, has_history=False)[0] == "question"
