@@ -1,12 +1,27 @@
-"""Weighted reciprocal rank fusion: one pure function, the only place legs are combined."""
+"""Fusion of the retrieval legs: pure functions, the only place legs are combined.
+
+Today's product default is weighted reciprocal rank fusion. The other methods exist for the leave-one-set-out
+study (``benchmarks/fusion_loso.py``), which chooses among them by their figures on sets not tuned on:
+
+- ``minmax`` / ``zscore``: a convex combination of each leg's scores, normalised within its own list (a
+  document a leg did not return counts as that leg's lowest score).
+- ``*_confidence``: the same, or RRF, with each leg's weight multiplied by its confidence on this query (how
+  far its best score stands above the rest of its list, in standard deviations, to the power ``power``): a
+  leg that cannot tell its candidates apart gives way to one that can.
+"""
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from zhiwen.tools.bm25 import ScoredId
 
-__all__ = ["reciprocal_rank_fusion"]
+__all__ = ["FUSION_METHODS", "FusionSpec", "fuse_legs", "leg_confidence", "reciprocal_rank_fusion"]
+
+FUSION_METHODS = ("rrf", "minmax", "zscore", "rrf_confidence", "minmax_confidence", "zscore_confidence")
 
 
 def reciprocal_rank_fusion(
@@ -23,4 +38,75 @@ def reciprocal_rank_fusion(
             continue  # not even a 0.0 entry: a document only this leg found must not be returned
         for hit in hits:
             fused[hit.id] = fused.get(hit.id, 0.0) + weight / (k + hit.rank)
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """One way to fuse: a method from ``FUSION_METHODS`` and its parameters."""
+
+    method: str = "rrf"
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+    rrf_k: int = 10
+    power: float = 1.0
+
+    @property
+    def label(self) -> str:
+        if self.method == "rrf":
+            return f"rrf w={self.bm25_weight:g}:{self.dense_weight:g} k={self.rrf_k}"
+        if self.method in ("minmax", "zscore"):
+            return f"{self.method} a={self.bm25_weight:g}"
+        if self.method == "rrf_confidence":
+            return f"rrf_confidence k={self.rrf_k} p={self.power:g}"
+        return f"{self.method} p={self.power:g}"
+
+    def weights(self) -> dict[str, float]:
+        return {"bm25": self.bm25_weight, "dense": self.dense_weight}
+
+
+def leg_confidence(hits: Sequence[ScoredId]) -> float:
+    """How many standard deviations the leg's best score stands above the mean of its list (0 when flat)."""
+    if len(hits) < 2:
+        return 0.0
+    scores = [h.score for h in hits]
+    spread = statistics.pstdev(scores)
+    if spread <= 0 or not math.isfinite(spread):
+        return 0.0
+    return max(0.0, (max(scores) - statistics.fmean(scores)) / spread)
+
+
+def _normalised(hits: Sequence[ScoredId], how: str) -> tuple[dict[str, float], float]:
+    """Each hit's normalised score, and the value a document missing from the leg gets."""
+    if not hits:
+        return {}, 0.0
+    scores = [h.score for h in hits]
+    if how == "minmax":
+        low, high = min(scores), max(scores)
+        span = high - low
+        return {h.id: (h.score - low) / span if span > 0 else 1.0 for h in hits}, 0.0
+    mean, spread = statistics.fmean(scores), statistics.pstdev(scores)
+    z = {h.id: (h.score - mean) / spread if spread > 0 else 0.0 for h in hits}
+    return z, min(z.values())
+
+
+def fuse_legs(legs: Mapping[str, Sequence[ScoredId]], spec: FusionSpec) -> list[tuple[str, float]]:
+    """The fused ranking of ``legs`` under ``spec``, best first (fused score beside each id)."""
+    if spec.method not in FUSION_METHODS:
+        raise ValueError(f"unknown fusion method {spec.method!r}; one of {', '.join(FUSION_METHODS)}")
+    weights = spec.weights()
+    live = {name: hits for name, hits in legs.items() if weights.get(name, 1.0) != 0}
+    if spec.method.endswith("_confidence"):
+        conf = {name: leg_confidence(hits) ** spec.power for name, hits in live.items()}
+        total = sum(conf.values())
+        share = {n: (c / total if total > 0 else 1.0 / len(conf)) for n, c in conf.items()}
+        weights = {n: weights.get(n, 1.0) * share[n] for n in live}
+    if spec.method in ("rrf", "rrf_confidence"):
+        return reciprocal_rank_fusion(live, weights, spec.rrf_k)
+    how = spec.method.removesuffix("_confidence")
+    fused: dict[str, float] = {}
+    parts = {name: _normalised(hits, how) for name, hits in live.items()}
+    ids = [h.id for hits in live.values() for h in hits]
+    for doc in dict.fromkeys(ids):  # first-seen order keeps ties stable, as RRF does
+        fused[doc] = sum(weights.get(n, 1.0) * norm.get(doc, floor) for n, (norm, floor) in parts.items())
     return sorted(fused.items(), key=lambda item: -item[1])

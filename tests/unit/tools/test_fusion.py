@@ -1,11 +1,11 @@
-"""Weighted reciprocal rank fusion."""
+"""Fusion of the retrieval legs: weighted RRF, score-normalised and confidence-weighted forms."""
 
 from __future__ import annotations
 
 import pytest
 
 from zhiwen.tools.bm25 import ScoredId
-from zhiwen.tools.fusion import reciprocal_rank_fusion
+from zhiwen.tools.fusion import FUSION_METHODS, FusionSpec, fuse_legs, leg_confidence, reciprocal_rank_fusion
 
 
 def leg(*ids: str) -> list[ScoredId]:
@@ -61,3 +61,72 @@ def test_rank_not_score_matters() -> None:
 def test_no_legs() -> None:
     assert reciprocal_rank_fusion({}, {}) == []
     assert reciprocal_rank_fusion({"bm25": [], "dense": []}, {}) == []
+
+
+# --- score-aware and confidence-weighted fusion (FusionSpec) ------------------------------------------
+def _leg(*pairs: tuple[str, float]) -> list[ScoredId]:
+    return [ScoredId(i, s, rank) for rank, (i, s) in enumerate(pairs, start=1)]
+
+
+def test_spec_rrf_matches_reciprocal_rank_fusion() -> None:
+    legs = {"bm25": _leg(("a", 9.0), ("b", 3.0)), "dense": _leg(("b", 0.9), ("c", 0.8))}
+    spec = FusionSpec("rrf", bm25_weight=2, dense_weight=1, rrf_k=10)
+    assert fuse_legs(legs, spec) == reciprocal_rank_fusion(legs, {"bm25": 2, "dense": 1}, 10)
+
+
+def test_minmax_convex_combination_exact() -> None:
+    legs = {"bm25": _leg(("a", 10.0), ("b", 6.0), ("c", 2.0)), "dense": _leg(("c", 0.9), ("a", 0.5))}
+    fused = dict(fuse_legs(legs, FusionSpec("minmax", bm25_weight=0.25, dense_weight=0.75)))
+    # bm25: a 1, b 0.5, c 0; dense: c 1, a 0, b missing -> 0
+    assert fused == pytest.approx({"a": 0.25, "b": 0.125, "c": 0.75})
+
+
+def test_zscore_missing_document_gets_the_legs_lowest_score() -> None:
+    legs = {"bm25": _leg(("a", 3.0), ("b", 1.0)), "dense": _leg(("a", 0.8), ("c", 0.2))}
+    fused = dict(fuse_legs(legs, FusionSpec("zscore", bm25_weight=0.5, dense_weight=0.5)))
+    # each leg: z = +1 / -1; b is missing from dense (-1), c from bm25 (-1)
+    assert fused == pytest.approx({"a": 1.0, "b": -1.0, "c": -1.0})
+
+
+def test_confidence_is_zero_for_a_flat_or_short_leg() -> None:
+    assert leg_confidence(_leg(("a", 1.0), ("b", 1.0), ("c", 1.0))) == 0.0
+    assert leg_confidence(_leg(("a", 5.0))) == 0.0
+    assert leg_confidence(_leg(("a", 3.0), ("b", 1.0))) == pytest.approx(1.0)
+
+
+def test_confident_leg_outweighs_a_flat_one() -> None:
+    """BM25 cannot tell its candidates apart; dense has a clear winner: dense's order decides."""
+    legs = {
+        "bm25": _leg(("x", 1.0), ("y", 1.0), ("z", 1.0)),
+        "dense": _leg(("z", 0.95), ("y", 0.3), ("x", 0.29), ("w", 0.28)),
+    }
+    for method in ("rrf_confidence", "minmax_confidence", "zscore_confidence"):
+        ranked = [i for i, _ in fuse_legs(legs, FusionSpec(method, power=1.0))]
+        assert ranked[:3] == ["z", "y", "x"], method
+    # plain RRF with equal weights lets the flat leg's arbitrary order put x above y
+    plain = [i for i, _ in fuse_legs(legs, FusionSpec("rrf"))]
+    assert plain.index("x") < plain.index("y")
+
+
+def test_two_flat_legs_share_weight_equally() -> None:
+    legs = {"bm25": _leg(("a", 1.0), ("b", 1.0)), "dense": _leg(("b", 0.5), ("a", 0.5))}
+    fused = dict(fuse_legs(legs, FusionSpec("rrf_confidence", rrf_k=10)))
+    assert fused["a"] == pytest.approx(fused["b"])
+
+
+def test_zero_weight_leg_is_left_out_of_every_method() -> None:
+    legs = {"bm25": _leg(("a", 2.0), ("b", 1.0)), "dense": _leg(("only-dense", 0.9))}
+    for method in FUSION_METHODS:
+        spec = FusionSpec(method, bm25_weight=1.0, dense_weight=0.0)
+        assert "only-dense" not in dict(fuse_legs(legs, spec)), method
+
+
+def test_unknown_method_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown fusion method 'borda'"):
+        fuse_legs({}, FusionSpec("borda"))
+
+
+def test_labels_name_the_parameters() -> None:
+    assert FusionSpec("rrf", 1, 2, 30).label == "rrf w=1:2 k=30"
+    assert FusionSpec("minmax", 0.3, 0.7).label == "minmax a=0.3"
+    assert FusionSpec("rrf_confidence", rrf_k=10, power=2).label == "rrf_confidence k=10 p=2"
