@@ -178,6 +178,32 @@ def kb_allow(
     out.print(f"{kb}: {len(kept)} allowed: {', '.join(kept) or 'none'}", highlight=False, markup=False)
 
 
+@kb_app.command("hotline")
+def kb_hotline(
+    number: Annotated[
+        str | None, typer.Argument(help="The official hotline, e.g. 95588 or +86-10-6666-6666.")
+    ] = None,
+    kb: KbOption = DEFAULT_KB,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the hotline.")] = False,
+) -> None:
+    """The hotline the bank persona hands customers over to when it cannot help; answers may always give it.
+
+    Without a number, prints it.
+    """
+    base = service.open_kb(kb)
+    if number is None and not clear:
+        out.print(
+            base.hotline() or "(none: refusals point to a person without a number)",
+            highlight=False,
+            markup=False,
+        )
+        return
+    if number is not None and not re.fullmatch(r"\+?\d[\d\s-]{2,20}\d", number.strip()):
+        raise ZhiwenError(f"not a phone number: {number!r}")
+    kept = base.set_hotline("" if clear else number or "")
+    out.print(f"{kb}: hotline {kept or 'removed'}", highlight=False, markup=False)
+
+
 @kb_app.command("delete")
 def kb_delete(
     document: Annotated[str, typer.Argument(help="Document id, source path, or folder of sources.")],

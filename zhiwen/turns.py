@@ -138,6 +138,9 @@ def closing(state: dict[str, Any], streamed: str) -> Closing:
         # The reader saw a sentence the bank's rules forbid (a request for a password, a foreign link):
         # the draft is withdrawn and the answer without it follows.
         return Closing(withdrawn_notice(language), answer)
+    appendix = str(quality.get("policy_appendix") or "")
+    if quality.get("verdict") != "refuse" and appendix and appendix not in streamed:
+        return Closing(answer=appendix)  # the bank's risk reminder, added after the draft was streamed
     if quality.get("verdict") != "refuse" or answer in streamed:
         return Closing()
     if quality.get("model_refused"):

@@ -51,7 +51,9 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             get_settings.cache_clear()
 
 
-def _turn(kb: str, answer: str, allow: list[str]) -> tuple[dict[str, object], str]:
+def _turn(
+    kb: str, answer: str, allow: list[str], question: str = "金卡信用卡的年费是多少？"
+) -> tuple[dict[str, object], str]:
     registry.open_kb(kb).set_allow_list(allow)
     with ScriptedLLMServer() as server:
         server.llm.enqueue(Script(text=answer, chunk_size=4))
@@ -59,7 +61,7 @@ def _turn(kb: str, answer: str, allow: list[str]) -> tuple[dict[str, object], st
 
         async def run() -> tuple[dict[str, object], str]:
             g = build().compile(checkpointer=InMemorySaver())
-            events = [e async for e in stream_turn(g, "金卡信用卡的年费是多少？", ctx, "t")]
+            events = [e async for e in stream_turn(g, question, ctx, "t")]
             streamed = "".join(e.text for e in events if e.kind == "token")
             return events[-1].state, streamed
 
@@ -86,8 +88,15 @@ def test_nothing_safe_left_is_a_refusal(kb: str) -> None:
 
 
 def test_the_banks_own_domain_on_the_allow_list_passes(kb: str) -> None:
-    state, _ = _turn(kb, FEE + SITE, allow=["bank.example.com"])
+    asked = "金卡信用卡的年费是多少？官方网站是什么？"
+    state, _ = _turn(kb, FEE + SITE, allow=["bank.example.com"], question=asked)
     assert "https://www.bank.example.com" in str(state["answer"])
     assert "unsafe_dropped" not in state["quality"]  # type: ignore[operator]
-    state, _ = _turn(kb, FEE + SITE, allow=[])
+    state, _ = _turn(kb, FEE + SITE, allow=[], question=asked)
     assert "bank.example.com" not in str(state["answer"]), "not on the list: dropped"
+
+
+def test_an_allowed_link_nobody_asked_for_is_left_out_by_the_bank_policy(kb: str) -> None:
+    state, _ = _turn(kb, FEE + SITE, allow=["bank.example.com"])
+    assert str(state["answer"]) == "金卡信用卡的年费为每年三百元人民币[1]。"
+    assert state["quality"]["policy"] == ["removed a link the customer did not ask for"]  # type: ignore[index]

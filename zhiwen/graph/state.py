@@ -60,6 +60,10 @@ class Quality(TypedDict, total=False):
     sentences: list[dict[str, Any]]
     unsafe_dropped: list[dict[str, str]]
     """Sentences the bank's answer rules took out (a credential request, a link not on the allow-list)."""
+    policy: list[str]
+    """What the bank persona's answer policy did to a passed answer (numbered steps, a risk reminder...)."""
+    policy_appendix: str
+    """The fixed text the policy added at the end (a risk reminder): shown after a streamed draft."""
 
 
 class InputState(TypedDict):

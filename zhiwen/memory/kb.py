@@ -234,11 +234,25 @@ class KnowledgeBase:
         items: list[str] = json.loads(self.catalog.get_meta("answer_allow_list") or "[]")
         return items
 
+    def allowed_contacts(self) -> list[str]:
+        """What answers may give: the allow-list and the hotline."""
+        hotline = self.hotline()
+        return [*self.allow_list(), *([hotline] if hotline else [])]
+
     def set_allow_list(self, items: list[str]) -> list[str]:
         """Replace the allow-list; entries are stripped, lower-cased and de-duplicated."""
         clean = list(dict.fromkeys(i.strip().lower() for i in items if i.strip()))
         self.catalog.set_meta("answer_allow_list", json.dumps(clean, ensure_ascii=False))
         return clean
+
+    def hotline(self) -> str:
+        """The official hotline the bank persona hands customers over to (``kb hotline``); "" when unset."""
+        return self.catalog.get_meta("hotline") or ""
+
+    def set_hotline(self, number: str) -> str:
+        """Set (or, with "", clear) the hotline; answers may always give it, as if it were allow-listed."""
+        self.catalog.set_meta("hotline", number.strip())
+        return number.strip()
 
     # --- documents ----------------------------------------------------------------------------------
     def documents(self) -> list[DocumentRow]:

@@ -23,6 +23,7 @@ from zhiwen.nodes._common import achat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.tools.anchors import anchored
 from zhiwen.tools.answer_safety import has_contact, unsafe_sentences
+from zhiwen.tools.bank_policy import apply_policy, handover
 from zhiwen.tools.fence import quote_source
 from zhiwen.tools.grounding import (
     add_citations,
@@ -77,9 +78,24 @@ def _confident(sources: list[Source], mode: str) -> bool:
 
 def _allow_list(kb: str) -> list[str]:
     try:
-        return open_kb(kb).allow_list()
+        return open_kb(kb).allowed_contacts()
     except ZhiwenError:  # no such knowledge base (a greeting needs none): nothing is allowed
         return []
+
+
+def kb_hotline(kb: str) -> str:
+    """The knowledge base's hotline for the bank persona's hand-over ("" when unset or no such base)."""
+    try:
+        return open_kb(kb).hotline()
+    except ZhiwenError:
+        return ""
+
+
+async def _refusal(ctx: Context, lang: str) -> str:
+    """The no-answer refusal; the bank persona hands the customer over to a person (the hotline)."""
+    if ctx.persona != "bank":
+        return no_answer(lang)
+    return f"{no_answer(lang)}\n\n{handover(lang, await asyncio.to_thread(kb_hotline, ctx.kb))}"
 
 
 async def _drop_unsafe(ctx: Context, text: str, quality: Quality) -> str:
@@ -189,10 +205,17 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         shown = await _drop_unsafe(ctx, shown, quality)
         if not re.search(r"\w", shown):  # nothing safe is left to say
             quality["verdict"] = "refuse"
-            return _final(no_answer(lang), quality) | {"timings": timing}
+            return _final(await _refusal(ctx, lang), quality) | {"timings": timing}
         if shown != draft:
             checks = check_sentences(shown, texts)
-        return _final(add_citations(shown, checks), quality) | {"timings": timing}
+        shown = add_citations(shown, checks)
+        if ctx.persona == "bank" and not refused:
+            policy = apply_policy(shown, intent["query"], lang)
+            shown = policy.answer
+            if policy.applied:
+                quality["policy"] = policy.applied
+                quality["policy_appendix"] = policy.appendix
+        return _final(shown, quality) | {"timings": timing}
     if attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode):
         quality["verdict"] = "retry"
         return {
@@ -202,4 +225,4 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "timings": timing,
         }
     quality["verdict"] = "refuse"
-    return _final(no_answer(lang), quality) | {"timings": timing}
+    return _final(await _refusal(ctx, lang), quality) | {"timings": timing}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langchain_core.messages import AIMessage
@@ -10,14 +11,21 @@ from langgraph.runtime import Runtime
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import Quality, State
 from zhiwen.nodes._common import context_of
+from zhiwen.nodes.evaluate import kb_hotline
 from zhiwen.nodes.prompts import refusal
+from zhiwen.tools.bank_policy import handover
 
 __all__ = ["refuse"]
 
 
 async def refuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     intent = state["intent"]
-    answer = refusal(intent["label"], intent["language"], context_of(runtime).persona)
+    ctx = context_of(runtime)
+    answer = refusal(intent["label"], intent["language"], ctx.persona)
+    if ctx.persona == "bank" and intent["label"] != "empty":
+        hotline = await asyncio.to_thread(kb_hotline, ctx.kb)
+        if hotline:  # the bank refusals point to the hotline; with one configured, they give its number
+            answer = f"{answer}\n\n{handover(intent['language'], hotline)}"
     quality: Quality = {
         "verdict": "refuse",
         "attempts": 0,
