@@ -100,6 +100,7 @@ class Call:
     body: dict[str, Any]
     status: int = 0
     code: int = 0
+    answer: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)
 
 
@@ -184,7 +185,7 @@ class FakeFeishu:
                 with fake._lock:
                     status, answer = fake._answer(self.command, self.path, auth, body)
                     fake.calls.append(Call(self.command, self.path, auth.removeprefix("Bearer "), body, status,
-                                           int(answer.get("code", 0))))  # fmt: skip
+                                           int(answer.get("code", 0)), answer))  # fmt: skip
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
