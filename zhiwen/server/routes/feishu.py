@@ -32,7 +32,8 @@ PATH = "/feishu/events"
 router = APIRouter(tags=["feishu"])
 
 
-@router.post(PATH, summary="Feishu / Lark event callback (signed by Feishu; no API key)", response_model=None)
+# Not in /openapi.json: Feishu calls it, no API client does (its body is Feishu's, encrypted).
+@router.post(PATH, include_in_schema=False, response_model=None)
 async def feishu_events(request: Request) -> JSONResponse:
     bot: FeishuBot | None = getattr(request.app.state, "feishu", None)
     settings: FeishuSettings | None = getattr(request.app.state, "feishu_settings", None)
