@@ -32,6 +32,7 @@ from zhiwen.server.metrics import Metrics
 from zhiwen.server.quotas import Kind, Ledger
 from zhiwen.server.routes import chat, health, kbs, threads
 from zhiwen.server.routes import feedback as feedback_routes
+from zhiwen.server.routes import feishu as feishu_routes
 from zhiwen.server.runtime import AppRuntime
 from zhiwen.server.settings import ServerSettings, get_server_settings
 from zhiwen.server.telemetry import setup_tracing
@@ -177,6 +178,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     for router in (chat.router, threads.router, kbs.router, feedback_routes.router):
         app.include_router(router, dependencies=[Depends(bearer)])
     app.include_router(health.router)
+    feishu_routes.install(app)  # POST /feishu/events, signed by Feishu (404 without ZHIWEN_FEISHU_*)
     mcp = build_mcp_server(
         lambda: McpBackend(app.state.zhiwen.threaded, app.state.zhiwen.coordination, settings.default_kb)
     )

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from langchain_core.messages import AIMessage, HumanMessage
 
-from zhiwen.memory.feedback import Feedback
+from zhiwen.memory.feedback import Feedback, Rating
 from zhiwen.server.access import kb_not_found, principal_of
 from zhiwen.server.errors import APIError
 from zhiwen.server.public import public_source
@@ -16,7 +16,7 @@ from zhiwen.server.runtime import runtime_of, stored_thread
 from zhiwen.server.schemas import FeedbackIn
 from zhiwen.tools.llm import message_text
 
-__all__ = ["router"]
+__all__ = ["rated_turn", "router"]
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
@@ -42,22 +42,31 @@ async def rate(body: FeedbackIn, request: Request) -> dict[str, Any]:
     snapshot = await rt.threaded.aget_state(config)  # type: ignore[arg-type]
     if not snapshot.created_at:
         raise APIError(404, f"no thread {body.thread_id!r}", "thread_id", "thread_not_found")
-    values = snapshot.values or {}
-    messages = values.get("messages", [])
-    if not messages or not isinstance(messages[-1], AIMessage):
+    item = rated_turn(snapshot.values or {}, body.thread_id, body.rating, body.comment.strip(), body.kb)
+    if item is None:
         raise APIError(400, f"thread {body.thread_id!r} has no answer to rate yet", "thread_id", "no_answer")
-    asked = next((message_text(m) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-    intent = values.get("intent") or {}
-    item = Feedback(
-        thread_id=body.thread_id,
-        rating=body.rating,
-        question=str(intent.get("query") or asked),  # the standalone question a follow-up was condensed to
-        answer=message_text(messages[-1]),
-        comment=body.comment.strip(),
-        kb=body.kb,
-        verdict=str((values.get("quality") or {}).get("verdict", "")),
-        sources=[_kept(s) for s in values.get("sources", [])],
-    )
     await asyncio.to_thread(rt.feedback.add, item, caller.id)
     rt.metrics.feedback.labels(body.rating).inc()
     return {"id": item.id, "object": "feedback", "thread_id": body.thread_id, "rating": body.rating}
+
+
+def rated_turn(
+    values: dict[str, Any], thread_id: str, rating: Rating, comment: str, kb: str
+) -> Feedback | None:
+    """The rating of the turn whose state is ``values`` (None when it holds no answer): the Feishu card's
+    buttons store theirs through it too."""
+    messages = values.get("messages", [])
+    if not messages or not isinstance(messages[-1], AIMessage):
+        return None
+    asked = next((message_text(m) for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+    intent = values.get("intent") or {}
+    return Feedback(
+        thread_id=thread_id,
+        rating=rating,
+        question=str(intent.get("query") or asked),  # the standalone question a follow-up was condensed to
+        answer=message_text(messages[-1]),
+        comment=comment,
+        kb=kb,
+        verdict=str((values.get("quality") or {}).get("verdict", "")),
+        sources=[_kept(s) for s in values.get("sources", [])],
+    )
