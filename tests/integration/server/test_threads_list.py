@@ -7,12 +7,14 @@ key replaced by a new one at the same place in ``ZHIWEN_API_KEYS`` does not inhe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from zhiwen.server.app import create_app
+from zhiwen.server.quotas import Ledger
 from zhiwen.server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -132,3 +134,32 @@ def test_an_open_server_lists_its_threads(client: httpx.Client, llm: ScriptedLLM
     _chat(client, kit, thread, kit.QUESTION)
     listed = _listed(client)[thread]
     assert listed["title"] == kit.QUESTION and listed["kb"] == kit.KB and listed["messages"] == 2
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_the_ledger_lists_and_titles_threads_on_both_engines(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if engine == "postgres" else None
+    ledger = Ledger(tmp_path / "quotas.sqlite", {"kb": 10, "thread": 10}, url)
+    try:
+        for name in ("ka:one", "ka:two", "kb:one", "ka_x:three"):  # "ka_" must not match the prefix "ka:"
+            ledger.claim("thread", "owner", name)
+        ledger.claim("thread", "someone-else", "ka:four")
+        ledger.retitle("ka:one", "First", "bank")
+        ledger.retitle("ka:one", None, "treasury")  # None keeps the title
+        listed = ledger.threads("owner", "ka:", 10)
+        assert [(n, t, k) for n, _, t, k in listed] == [("ka:two", "", ""), ("ka:one", "First", "treasury")]
+        assert [n for n, *_ in ledger.threads("owner", "ka:", 1)] == ["ka:two"]
+        assert (
+            ledger.thread("owner", "ka:one") == listed[1] and ledger.thread("someone-else", "ka:one") is None
+        )
+        ledger.release("thread", "ka:one", "owner")
+        ledger.claim("thread", "owner", "ka:one")
+        assert ledger.thread("owner", "ka:one")[2:] == ("", ""), "a deleted thread's title goes with it"  # type: ignore[index]
+    finally:
+        if url:  # the shared database outlives the test: leave it as found
+            for name in ("ka:one", "ka:two", "kb:one", "ka_x:three"):
+                ledger.release("thread", name, "owner")
+            ledger.release("thread", "ka:four", "someone-else")
+        ledger.close()
