@@ -12,6 +12,16 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
     echo "== PostgreSQL server binaries not found: the replica tests will be skipped" >&2
   fi
 fi
+# The web page's tests drive a real headless Chromium through Playwright: Debian's package where it is missing.
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Chromium (Debian package) for the web page tests" >&2
+    web_packages="chromium fonts-wqy-microhei fonts-noto-color-emoji"  # fonts: Chinese and emoji in screenshots
+    apt-get install -y -q $web_packages >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q $web_packages >/dev/null)
+  else
+    echo "== chromium not found: the web page tests will be skipped" >&2
+  fi
+fi
 export ZHIWEN_HOME="${ZHIWEN_HOME:-$(mktemp -d)}"   # never touch the user's data
 echo "== ruff" >&2 && .venv/bin/ruff check zhiwen tests benchmarks && .venv/bin/ruff format --check zhiwen tests benchmarks docs
 echo "== mypy --strict" >&2 && .venv/bin/mypy --strict zhiwen

@@ -30,7 +30,7 @@ from zhiwen.server.jobs import IngestWorker, JobStore
 from zhiwen.server.keyring import KeyRing
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.quotas import Kind, Ledger
-from zhiwen.server.routes import chat, health, kbs, threads
+from zhiwen.server.routes import chat, health, kbs, threads, web
 from zhiwen.server.routes import feedback as feedback_routes
 from zhiwen.server.routes import feishu as feishu_routes
 from zhiwen.server.runtime import AppRuntime
@@ -179,6 +179,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
         app.include_router(router, dependencies=[Depends(bearer)])
     app.include_router(health.router)
     feishu_routes.install(app)  # POST /feishu/events, signed by Feishu (404 without ZHIWEN_FEISHU_*)
+    app.include_router(web.router)  # the chat page; it sends the key with every call it makes
     mcp = build_mcp_server(
         lambda: McpBackend(app.state.zhiwen.threaded, app.state.zhiwen.coordination, settings.default_kb)
     )

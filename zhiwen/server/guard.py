@@ -31,7 +31,9 @@ PRINCIPAL = "zhiwen_principal"
 
 log = logging.getLogger("zhiwen.server")
 
-OPEN_PATHS = ("/health", "/live", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json")
+OPEN_PATHS = ("/health", "/live", "/ready", "/metrics", "/docs", "/redoc", "/openapi.json", "/")
+"""Paths served without a key; so is everything under ``/docs`` and ``/ui/`` (the web page's assets: the page
+asks for a key and sends it with every API call)."""
 
 
 class _BodyTooLarge(HTTPException):
@@ -86,7 +88,7 @@ class Guard:
             if refusal:
                 await self._reply(send, 403, refusal)
                 return
-        if path in OPEN_PATHS or path.startswith("/docs"):
+        if path in OPEN_PATHS or path.startswith(("/docs", "/ui/")):
             await self.app(scope, receive, send)
             return
         principal = self.keyring.identify(self._token(scope))

@@ -3,6 +3,8 @@
 A row per thing a key made (``kind`` ``kb`` or ``thread``), in ``ZHIWEN_HOME/quotas.sqlite`` (or the shared
 database's ``zhiwen_owned`` with ``ZHIWEN_DATABASE_URL``, so replicas count together); a claim beyond
 the key's limit is refused. Threads made before this ledger existed are counted once they are next used.
+Being the record of whose threads are whose, it also lists a key's threads and keeps their titles
+(``thread_titles``: a rename, or the knowledge base a thread was made for).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ class Ledger:
             path,
             database_url,
             "CREATE TABLE IF NOT EXISTS owned (kind TEXT NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL, "
-            "made REAL NOT NULL, PRIMARY KEY (kind, owner, name))",
-            ("owned",),
+            "made REAL NOT NULL, PRIMARY KEY (kind, owner, name));"
+            "CREATE TABLE IF NOT EXISTS thread_titles (name TEXT PRIMARY KEY, title TEXT NOT NULL, "
+            "kb TEXT NOT NULL)",
+            ("owned", "thread_titles"),
         )
         self.limits = limits
 
@@ -60,3 +64,37 @@ class Ledger:
             self._sql.rows("DELETE FROM owned WHERE kind = ? AND name = ?", (kind, name))
         else:
             self._sql.rows("DELETE FROM owned WHERE kind = ? AND owner = ? AND name = ?", (kind, owner, name))
+        if kind == "thread":
+            self._sql.rows("DELETE FROM thread_titles WHERE name = ?", (name,))
+
+    def threads(self, owner: str, prefix: str, limit: int) -> list[tuple[str, float, str, str]]:
+        """``owner``'s threads whose stored name starts with ``prefix``, newest first, at most ``limit``:
+        (stored name, made, title, knowledge base); title and knowledge base are "" when never set."""
+        rows = self._sql.rows(
+            "SELECT o.name, o.made, COALESCE(t.title, ''), COALESCE(t.kb, '') FROM owned o "
+            "LEFT JOIN thread_titles t ON t.name = o.name WHERE o.kind = 'thread' AND o.owner = ? "
+            "AND substr(o.name, 1, ?) = ? ORDER BY o.made DESC, o.name LIMIT ?",
+            (owner, len(prefix), prefix, limit),
+        )
+        return [(str(n), float(m), str(t), str(k)) for n, m, t, k in rows]
+
+    def thread(self, owner: str, name: str) -> tuple[str, float, str, str] | None:
+        """One of ``owner``'s threads as ``threads`` lists it, or None."""
+        rows = self._sql.rows(
+            "SELECT o.name, o.made, COALESCE(t.title, ''), COALESCE(t.kb, '') FROM owned o "
+            "LEFT JOIN thread_titles t ON t.name = o.name WHERE o.kind = 'thread' AND o.owner = ? "
+            "AND o.name = ?",
+            (owner, name),
+        )
+        return next(((str(n), float(m), str(t), str(k)) for n, m, t, k in rows), None)
+
+    def retitle(self, name: str, title: str | None = None, kb: str | None = None) -> None:
+        """Set a thread's title and/or knowledge base (``None``: keep what is stored)."""
+        with self._sql.transaction(f"title:{name}") as db:
+            found = db.rows("SELECT title, kb FROM thread_titles WHERE name = ?", (name,))
+            old_title, old_kb = found[0] if found else ("", "")
+            new = (old_title if title is None else title, old_kb if kb is None else kb)
+            if found:
+                db.rows("UPDATE thread_titles SET title = ?, kb = ? WHERE name = ?", (*new, name))
+            else:
+                db.rows("INSERT INTO thread_titles VALUES (?, ?, ?)", (name, *new))

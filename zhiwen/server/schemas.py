@@ -16,6 +16,7 @@ __all__ = [
     "StreamOptions",
     "TextPart",
     "ThreadIn",
+    "ThreadUpdate",
 ]
 
 
@@ -77,6 +78,14 @@ class ThreadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kb: str | None = Field(default=None, max_length=128)
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
+    title: str | None = Field(default=None, max_length=200, description="Shown in GET /v1/threads.")
+
+
+class ThreadUpdate(BaseModel):
+    """A rename: ``POST /v1/threads/{id}`` (OpenAI's "modify thread" route)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
 
 
 class KnowledgeBaseIn(BaseModel):

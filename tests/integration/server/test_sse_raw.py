@@ -174,6 +174,9 @@ def test_a_draft_the_gate_retries_is_followed_by_a_withdrawal_then_the_new_answe
     frames = _frames(_stream(client, kit.chat_body(stream=True)))
     assert frames[-1]["quality"]["verdict"] == "pass" and frames[-1]["quality"]["attempts"] == 2
     assert _deltas(frames, "content") == f"{ungrounded}\n\n{withdrawn_notice('en')}\n\n{kit.ANSWER}"
+    marked = [f for f in frames if "withdrawn" in f]  # a client that replaces the draft knows where it ends
+    assert [f["withdrawn"] for f in marked] == [withdrawn_notice("en")]
+    assert marked[0]["choices"][0]["delta"]["content"] == f"\n\n{withdrawn_notice('en')}\n\n"
 
 
 def test_stream_drafts_false_sends_only_the_checked_answer(
@@ -186,6 +189,7 @@ def test_stream_drafts_false_sends_only_the_checked_answer(
     assert "Mars" in shown  # by default the draft streams, then the refusal follows it, said to replace it
     notice = withdrawn_notice("en")
     assert shown.index("Mars") < shown.index(notice) < shown.index(drafted[-1]["answer"]), shown
+    assert [f.get("withdrawn") for f in drafted if "withdrawn" in f] == [notice, notice]  # both drafts
     llm.enqueue(*(kit.Script(ungrounded) for _ in range(2)))
     frames = _frames(_stream(client, kit.chat_body(stream=True, stream_drafts=False)))
     assert "Mars" not in _deltas(frames, "content")

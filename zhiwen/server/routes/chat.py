@@ -284,7 +284,8 @@ def _closing(
     """The last events: a reply not streamed token by token, the stop frame with extras, usage, [DONE]."""
     state = event.state
     out = []
-    rest = closing(state, "".join(streamed)).text()
+    end = closing(state, "".join(streamed))
+    rest = end.text()
     if rest:
         # Refusals, non-generated replies and held answers (stream_drafts off) were not streamed: send them
         # now, after a withdrawal notice when the gate refused the draft the client has just shown.
@@ -293,7 +294,8 @@ def _closing(
             out.append(_data(frames.chunk({"reasoning_content": reasoning})))
         text = ("\n\n" if streamed else "") + rest
         streamed.append(text)
-        out.append(_data(frames.chunk({"content": text})))
+        withdrawn = {"withdrawn": end.notice} if end.notice else {}  # the page replaces the draft shown
+        out.append(_data(frames.chunk({"content": text}, **withdrawn)))
     out.append(_data(frames.chunk({}, finish_reason(state), **_extras(state, thread))))
     usage = fill_usage(event.usage, prompt_text, "".join(streamed))
     if body.stream_options and body.stream_options.include_usage:
@@ -349,7 +351,7 @@ async def _stream(
                     out.append(_data(frames.chunk({"reasoning_content": event.text})))
                 elif event.kind == "retry" and streamed:  # the draft shown is withdrawn; the next follows
                     streamed.append(f"\n\n{event.text}\n\n")
-                    out.append(_data(frames.chunk({"content": streamed[-1]})))
+                    out.append(_data(frames.chunk({"content": streamed[-1]}, withdrawn=event.text)))
                 elif event.kind == "final":
                     out += _closing(rt, body, frames, event, streamed, thread, prompt_text, reasoning_sent)
                     finished = True
