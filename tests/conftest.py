@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,11 @@ from fakes import HashEmbedder
 
 from zhiwen.settings import get_settings
 from zhiwen.tools.embeddings import E5Embedder
+
+# Most tests script the model's replies and ask the same question more than once: a cached answer would
+# skip the model. The answer cache's own tests turn it on (tests/**/test_answer_cache*.py). Servers the tests
+# start inherit this.
+os.environ["ZHIWEN_ANSWER_CACHE"] = "off"
 
 
 @pytest.fixture

@@ -65,6 +65,16 @@ class Settings(BaseSettings):
         description="PostgreSQL shared by every replica: API keys live there (threads too, unless "
         "ZHIWEN_CHECKPOINT_URL names another).",
     )
+    answer_cache: Literal["auto", "memory", "shared", "off"] = Field(
+        default="auto",
+        description="Keep answers the quality gate passed for the same question asked again (ask, chat, serve): "
+        "memory (in-process), shared (ZHIWEN_DATABASE_URL, else a SQLite file in ZHIWEN_HOME), off; auto: shared "
+        "with a database, else memory.",
+    )
+    answer_cache_ttl: float = Field(default=86_400.0, gt=0, description="Seconds a cached answer is kept.")
+    answer_cache_size: int = Field(
+        default=10_000, ge=1, description="Answers the in-process cache keeps at most."
+    )
     rerank_base_url: str | None = Field(
         default=None,
         description="A cross-encoder rerank endpoint's base URL (vLLM's /v1, Hugging Face TEI, Jina, Cohere); "

@@ -124,6 +124,14 @@ class Context:
     max_history_tokens: int = field(
         default=1200, metadata={"description": "History kept for the model (older turns are trimmed)."}
     )
+    answer_cache: bool = field(
+        default=False,
+        metadata={
+            "description": "Answer a question asked before (same knowledge base generation, same settings) from "
+            "the answer cache, and store answers the gate passed. On in zhiwen ask/chat/serve unless "
+            "ZHIWEN_ANSWER_CACHE=off; off by default elsewhere, so evaluations measure the model."
+        },
+    )
     expect_think_open_in_prompt: bool = field(
         default=False,
         metadata={"description": "The model's template opens <think> in the prompt (DeepSeek-R1 style)."},
@@ -132,9 +140,10 @@ class Context:
 
 def context_from_settings(**fields: Any) -> Context:
     """A ``Context`` for ``zhiwen ask/chat/serve``: the process settings (``ZHIWEN_PERSONA``,
-    ``ZHIWEN_LLM_THINK_OPEN_IN_PROMPT``, ``ZHIWEN_FENCE_INSTRUCTION``) fill what ``fields`` leave unset."""
+    ``ZHIWEN_LLM_THINK_OPEN_IN_PROMPT``, ``ZHIWEN_FENCE_INSTRUCTION``, ``ZHIWEN_ANSWER_CACHE``) fill what ``fields`` leave unset."""
     settings = get_settings()
     fields.setdefault("persona", settings.persona)
     fields.setdefault("fence_instruction", settings.fence_instruction)
     fields.setdefault("expect_think_open_in_prompt", settings.llm_think_open_in_prompt)
+    fields.setdefault("answer_cache", settings.answer_cache != "off")
     return Context(**fields)

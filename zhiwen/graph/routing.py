@@ -8,17 +8,23 @@ from typing import Literal
 
 from zhiwen.graph.state import State
 
-__all__ = ["route_after_evaluate", "route_intent"]
+__all__ = ["route_after_evaluate", "route_after_recall", "route_intent"]
 
 
-def route_intent(state: State) -> Literal["retrieve", "generate", "refuse"]:
-    """Small talk goes straight to the model; unsafe, out-of-scope and empty messages are refused."""
+def route_intent(state: State) -> Literal["recall", "generate", "refuse"]:
+    """Small talk goes straight to the model; unsafe, out-of-scope and empty messages are refused; questions
+    are first looked up in the answer cache."""
     label = state["intent"]["label"]
     if label == "greeting":
         return "generate"
     if label in ("unsafe", "out_of_scope", "empty"):
         return "refuse"
-    return "retrieve"
+    return "recall"
+
+
+def route_after_recall(state: State) -> Literal["retrieve", "__end__"]:
+    """A cached answer ends the turn; otherwise the question goes to retrieval."""
+    return "__end__" if state.get("quality", {}).get("cached") else "retrieve"
 
 
 def route_after_evaluate(state: State) -> Literal["retrieve", "__end__"]:

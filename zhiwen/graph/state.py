@@ -63,6 +63,8 @@ class Quality(TypedDict, total=False):
     policy: list[str]
     """What the bank persona's answer policy did to a passed answer (numbered steps, a risk reminder...)."""
     policy_appendix: str
+    cached: bool
+    """The answer came from the answer cache: the gate passed it when it was first given."""
     """The fixed text the policy added at the end (a risk reminder): shown after a streamed draft."""
 
 
@@ -88,4 +90,6 @@ class State(OutputState, total=False):
     model_reasoning: str
     attempt: int
     strategy: str
+    cache_key: str
+    """The answer cache's key of this turn's question ("" when not caching): ``evaluate`` stores under it."""
     timings: Annotated[dict[str, float], merge_timings]

@@ -21,6 +21,7 @@ from zhiwen.graph.state import Quality, Source, State
 from zhiwen.memory.registry import open_kb
 from zhiwen.nodes._common import achat_model, context_of
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
+from zhiwen.nodes.recall import remember
 from zhiwen.tools.anchors import anchored
 from zhiwen.tools.answer_safety import has_contact, unsafe_sentences
 from zhiwen.tools.bank_policy import apply_policy, handover
@@ -215,6 +216,8 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             if policy.applied:
                 quality["policy"] = policy.applied
                 quality["policy_appendix"] = policy.appendix
+        if ok and not truncated and state.get("cache_key"):
+            await asyncio.to_thread(remember, state["cache_key"], shown, sources, dict(quality))
         return _final(shown, quality) | {"timings": timing}
     if attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode):
         quality["verdict"] = "retry"

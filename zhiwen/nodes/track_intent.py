@@ -186,6 +186,7 @@ async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any
         "intent": intent,
         "attempt": 0,
         "strategy": "default",
+        "cache_key": "",
         "sources": [],
         "draft": "",
         "draft_finish": "",

@@ -105,6 +105,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.answer_cache = Counter(
+            "zhiwen_answer_cache",
+            "Questions looked up in the answer cache, by result (hit, miss)",
+            ["result"],
+            registry=r,
+        )
         self.cancelled = Counter("zhiwen_streams_cancelled", "Streams the client left early", registry=r)
         self.feedback = Counter("zhiwen_feedback", "Answers rated by users", ["rating"], registry=r)
         self.ingest_jobs = Counter(
@@ -131,6 +137,9 @@ class Metrics:
         for leg in ("embed", "bm25", "dense"):
             if f"retrieval_{leg}" in timings:
                 self.retrieval.labels(leg).observe(float(timings[f"retrieval_{leg}"]))
+        for result in ("hit", "miss"):
+            if f"answer_cache_{result}" in timings:
+                self.answer_cache.labels(result).inc()
         if "rerank" in timings:
             self.rerank.observe(float(timings["rerank"]))
         for key in timings:

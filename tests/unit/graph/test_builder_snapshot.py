@@ -26,6 +26,7 @@ def test_nodes_and_edges() -> None:
     assert set(drawn.nodes) == {
         "__start__",
         "track_intent",
+        "recall",
         "retrieve",
         "generate",
         "strip_think",
@@ -36,7 +37,9 @@ def test_nodes_and_edges() -> None:
     edges = {(e.source, e.target, e.conditional) for e in drawn.edges}
     assert {
         ("__start__", "track_intent", False),
-        ("track_intent", "retrieve", True),
+        ("track_intent", "recall", True),
+        ("recall", "retrieve", True),
+        ("recall", "__end__", True),
         ("track_intent", "generate", True),
         ("track_intent", "refuse", True),
         ("retrieve", "generate", False),

@@ -6,7 +6,7 @@ from typing import Any, get_args, get_type_hints
 
 import pytest
 
-from zhiwen.graph.routing import route_after_evaluate, route_intent
+from zhiwen.graph.routing import route_after_evaluate, route_after_recall, route_intent
 from zhiwen.graph.state import State
 
 
@@ -19,9 +19,9 @@ def _state(label: str = "question", **extra: Any) -> State:
     ("label", "expected"),
     [
         ("greeting", "generate"),
-        ("question", "retrieve"),
-        ("followup", "retrieve"),
-        ("chitchat", "retrieve"),
+        ("question", "recall"),
+        ("followup", "recall"),
+        ("chitchat", "recall"),
         ("unsafe", "refuse"),
         ("out_of_scope", "refuse"),
         ("empty", "refuse"),
@@ -45,11 +45,18 @@ def test_route_after_evaluate(quality: dict[str, Any], expected: str) -> None:
     assert route_after_evaluate(_state(quality=quality)) == expected
 
 
+def test_route_after_recall_ends_only_on_a_cached_answer() -> None:
+    assert route_after_recall(_state(quality={"verdict": "pass", "cached": True})) == "__end__"
+    assert route_after_recall(_state(quality={})) == "retrieve"
+    assert route_after_recall(_state()) == "retrieve"
+
+
 def test_route_after_evaluate_without_quality_ends() -> None:
     assert route_after_evaluate(_state()) == "__end__"
 
 
 def test_routes_are_declared_in_the_signatures() -> None:
     """The Literal return types are what the graph drawing (and Studio) shows as edges."""
-    assert set(get_args(get_type_hints(route_intent)["return"])) == {"retrieve", "generate", "refuse"}
+    assert set(get_args(get_type_hints(route_intent)["return"])) == {"recall", "generate", "refuse"}
+    assert set(get_args(get_type_hints(route_after_recall)["return"])) == {"retrieve", "__end__"}
     assert set(get_args(get_type_hints(route_after_evaluate)["return"])) == {"retrieve", "__end__"}

@@ -19,6 +19,7 @@ from zhiwen.graph.context import Context
 from zhiwen.nodes.prompts import CHITCHAT_SYSTEM, SYSTEM, no_answer, refusal
 from zhiwen.nodes.track_intent import MAX_QUERY_CHARS
 from zhiwen.settings import Settings
+from zhiwen.tools.bank_policy import handover
 from zhiwen.tools.language import approx_tokens
 from zhiwen.turns import TurnEvent, stream_turn
 
@@ -72,14 +73,14 @@ def test_greeting_goes_straight_to_the_model(tiny_kb: str, fake_model: FakeModel
 def test_question_path_returns_answer_sources_quality_intent(tiny_kb: str, fake_model: FakeModel) -> None:
     model = fake_model(WIRE_A, WIRE_A)
     out, nodes = _run(_ask(WIRE_Q), Context(kb=tiny_kb))
-    assert nodes == ["track_intent", "retrieve", "generate", "strip_think", "evaluate"]
+    assert nodes == ["track_intent", "recall", "retrieve", "generate", "strip_think", "evaluate"]
     output = asyncio.run(graph.ainvoke(_ask(WIRE_Q), context=Context(kb=tiny_kb, quality_gate=False)))
     assert set(output) == {"messages", "answer", "sources", "quality", "reasoning", "intent"}  # OutputState
     assert out["intent"]["label"] == "question" and out["intent"]["language"] == "en"
     assert out["sources"][0]["source"].endswith("wire.md")
     assert [s["n"] for s in out["sources"]] == list(range(1, len(out["sources"]) + 1))
     assert out["quality"]["verdict"] == "pass" and out["quality"]["grounded"] == 1.0
-    assert out["answer"] == WIRE_A + " [1]"
+    assert out["answer"] == f"{WIRE_A} [1]\n\n{out['quality']['policy_appendix']}"  # a transfer: the reminder
     assert out["messages"][-1].content == out["answer"]
     assert out["reasoning"] == ""
     call = model.calls[0]
@@ -97,9 +98,11 @@ def test_ungrounded_answers_retry_with_the_best_chunk_then_refuse(
     g = build().compile(checkpointer=saver)
     config: RunnableConfig = {"configurable": {"thread_id": "retry"}}
     out, nodes = _run(_ask(WIRE_Q), Context(kb=tiny_kb, max_retries=1), g, config)
-    assert nodes == ["track_intent", *["retrieve", "generate", "strip_think", "evaluate"] * 2]
+    assert nodes == ["track_intent", "recall", *["retrieve", "generate", "strip_think", "evaluate"] * 2]
     assert out["quality"]["verdict"] == "refuse" and out["quality"]["attempts"] == 2
-    assert out["answer"] == no_answer("en")
+    assert out["answer"] == f"{no_answer('en')}\n\n{handover('en')}", (
+        "the bank persona hands over to a person"
+    )
     first, second = (str(call[-1].content) for call in model.calls)
     assert "[2]" in first and "[2]" not in second  # the retry used the single best chunk
     timings = asyncio.run(g.aget_state(config)).values["timings"]
@@ -327,7 +330,7 @@ def test_stream_turn_with_drafts_held_sends_no_token_before_the_verdict(
     events = asyncio.run(consume())
     assert [e.kind for e in events] == ["final"]  # no draft, no retry notice
     assert events[0].state["quality"]["verdict"] == "refuse"
-    assert events[0].state["answer"] == no_answer("en")
+    assert events[0].state["answer"].startswith(no_answer("en"))
 
 
 def test_stream_turn_leaves_no_trace_of_its_sink_in_the_checkpoint(

@@ -16,6 +16,7 @@ from zhiwen.graph.state import Source, State
 from zhiwen.nodes._common import set_model_override
 from zhiwen.nodes.evaluate import evaluate, next_strategy
 from zhiwen.nodes.prompts import no_answer
+from zhiwen.tools.bank_policy import handover
 
 BOTH_TOP = {"bm25": {"rank": 1.0, "score": 3.0}, "dense": {"rank": 2.0, "score": 0.9}}
 
@@ -71,9 +72,12 @@ def test_pass_inserts_attributed_citations_zh() -> None:
 
 def test_pass_in_english_cites_after_the_sentence_and_keeps_model_citations() -> None:
     out = _run(_state("International wire transfers take three business days.", EN, "en"))
-    assert out["answer"] == "International wire transfers take three business days. [1]"
+    assert out["answer"].startswith("International wire transfers take three business days. [1]\n\n")
+    assert out["answer"].endswith(out["quality"]["policy_appendix"]), (
+        "a transfer: the bank's reminder follows"
+    )
     cited = _run(_state("International wire transfers take three business days [1].", EN, "en"))
-    assert cited["answer"] == "International wire transfers take three business days [1]."
+    assert cited["answer"].startswith("International wire transfers take three business days [1].\n\n")
     assert cited["quality"]["citations_valid"] is True
 
 
@@ -110,8 +114,9 @@ def test_refuses_after_max_retries_in_the_users_language(language: str) -> None:
     out = _run(_state(draft, ZH if language == "zh" else EN, language, attempt=1), max_retries=1)
     assert out["quality"]["verdict"] == "refuse"
     assert out["quality"]["attempts"] == 2
-    assert out["answer"] == no_answer(language)
-    assert [m.content for m in out["messages"]] == [no_answer(language)]
+    expected = f"{no_answer(language)}\n\n{handover(language)}"  # the bank persona hands over to a person
+    assert out["answer"] == expected
+    assert [m.content for m in out["messages"]] == [expected]
 
 
 def test_unconfident_retrieval_refuses_without_retrying() -> None:

@@ -118,6 +118,7 @@ def _extras(state: dict[str, Any], thread: str | None) -> dict[str, Any]:
     return {
         "sources": public_sources(state.get("sources", [])),
         "quality": state.get("quality", {}),
+        "cached": bool(state.get("quality", {}).get("cached")),
         "intent": state.get("intent", {}),
         "answer": state.get("answer", ""),
         "thread_id": thread,
