@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
 from zhiwen.settings import get_settings
+from zhiwen.tools.bank_policy import without_fixed_texts
 from zhiwen.tools.fence import inert_control_tokens
 from zhiwen.tools.language import approx_tokens
 from zhiwen.tools.llm import ThinkFilteringChatModel, make_chat_model, message_text
@@ -156,7 +157,8 @@ def last_user_text(messages: Sequence[AnyMessage]) -> str:
 def history(messages: Sequence[AnyMessage], budget: int) -> list[BaseMessage]:
     """Earlier user/assistant turns (not the last user message), newest kept first within ``budget`` tokens.
 
-    Assistant turns are passed through ``strip_think`` so reasoning never goes back to the model; user
+    Assistant turns are passed through ``strip_think`` so reasoning never goes back to the model, and lose the
+    bank policy's fixed paragraphs (risk reminders, the hand-over: the bank's words, not the answer's); user
     turns have their chat-template control tokens made inert (``tools/fence``).
     """
     earlier = list(messages)
@@ -170,7 +172,7 @@ def history(messages: Sequence[AnyMessage], budget: int) -> list[BaseMessage]:
         if isinstance(m, HumanMessage):
             clean: BaseMessage = HumanMessage(content=inert_control_tokens(message_text(m)))
         elif isinstance(m, AIMessage):
-            clean = AIMessage(content=strip_think(message_text(m)).answer)
+            clean = AIMessage(content=without_fixed_texts(strip_think(message_text(m)).answer))
         else:
             continue  # system/tool messages from callers are not conversation history
         cost = approx_tokens(message_text(clean))

@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["PolicyResult", "apply_policy", "handover", "question_kinds", "split_answer"]
+__all__ = [
+    "PolicyResult",
+    "apply_policy",
+    "handover",
+    "question_kinds",
+    "split_answer",
+    "without_fixed_texts",
+]
 
 _I = re.IGNORECASE
 _PROCEDURE = re.compile(
@@ -194,3 +201,33 @@ def apply_policy(answer: str, question: str, language: str) -> PolicyResult:
         result.answer = f"{result.answer}\n\n{result.appendix}"
         result.applied.append("risk reminder")
     return result
+
+
+_FIXED = tuple(
+    text
+    for group in (
+        *_REMINDER.values(),
+        *({"zh": z, "en": e} for z, e in zip(*_HANDOVER.values(), strict=True)),
+    )
+    for text in group.values()
+    if "{hotline}" not in text
+)
+_HANDOVER_WITH_NUMBER = re.compile(
+    "|".join(re.escape(t).replace(re.escape("{hotline}"), r".+?") for z, e in [_HANDOVER["zh"], _HANDOVER["en"]]
+             for t in (z, e) if "{hotline}" in t)
+)  # fmt: skip
+
+
+def without_fixed_texts(answer: str) -> str:
+    """``answer`` without the paragraphs the policy added (risk reminders, the hand-over): what the model said.
+
+    The conversation history sent back to the model leaves them out (they are the bank's words, not the
+    answer's, and cost prompt tokens every turn); clients comparing streamed text with the answer use it too.
+    """
+    paragraphs = [p for p in answer.split("\n\n") if p.strip()]
+    kept = [
+        p
+        for p in paragraphs
+        if not all(line in _FIXED or _HANDOVER_WITH_NUMBER.fullmatch(line) for line in p.splitlines())
+    ]
+    return "\n\n".join(kept)

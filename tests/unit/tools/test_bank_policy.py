@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zhiwen.tools.bank_policy import apply_policy, handover, question_kinds, split_answer
+from zhiwen.tools.bank_policy import apply_policy, handover, question_kinds, split_answer, without_fixed_texts
 
 
 @pytest.mark.parametrize(
@@ -120,3 +120,24 @@ def test_handover_names_the_hotline_when_there_is_one() -> None:
     assert "95588" in handover("zh", "95588") and "人工" in handover("zh", "95588")
     assert handover("en", "") == "For more help, contact a customer service agent or visit a branch."
     assert handover("fr", "95588").startswith("For more help, call the official hotline 95588")
+
+
+def test_the_fixed_paragraphs_come_off_for_the_history() -> None:
+    money = apply_policy("跨行转账手续费为每笔5元[1]。", "跨行转账手续费多少", "zh").answer
+    assert without_fixed_texts(money) == "跨行转账手续费为每笔5元[1]。"
+    both = apply_policy("Send money to the fund [1].", "How do I transfer money to invest in a fund?", "en")
+    assert "\n" in both.appendix and without_fixed_texts(both.answer) == "Send money to the fund [1]."
+    refused = f"No answer.\n\n{handover('zh', '+86 10 9555 8')}"
+    assert without_fixed_texts(refused) == "No answer."
+    steps = "1. 携带身份证。\n2. 填写申请表。"
+    assert without_fixed_texts(steps) == steps, "the model's own paragraphs stay"
+
+
+def test_history_sent_to_the_model_leaves_the_reminder_out() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from zhiwen.nodes._common import history
+
+    answer = apply_policy("跨行转账手续费为每笔5元[1]。", "跨行转账手续费多少", "zh").answer
+    past = history([HumanMessage("跨行转账手续费多少"), AIMessage(answer), HumanMessage("那汇款呢")], 1000)
+    assert [m.content for m in past] == ["跨行转账手续费多少", "跨行转账手续费为每笔5元[1]。"]
