@@ -111,6 +111,11 @@ class Metrics:
             "zhiwen_ingest_jobs", "Upload jobs settled, by status (done, failed)", ["status"], registry=r
         )
         self.ingest_queue = Gauge("zhiwen_ingest_queue_depth", "Upload jobs queued or running", registry=r)
+        self.ready = Gauge(
+            "zhiwen_ready",
+            "1 when /ready would answer 200 (checked at each scrape and each probe)",
+            registry=r,
+        )
 
     def watch_ingest_queue(self, depth: Callable[[], float]) -> None:
         """Read the upload queue's depth at each scrape."""
