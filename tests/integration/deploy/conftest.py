@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from deploy_kit import DEPLOY, dockerfile_cmd, free_port, load_yaml, serve_argv, tool
+from deploy_kit import DEPLOY, dockerfile_cmd, free_port, load_yaml, serve_argv, stop, tool, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from zhiwen.testing.scripted_llm import Script, ScriptedLLM, ScriptedLLMServer
@@ -58,30 +58,6 @@ class Live:
         assert not body.get("warnings"), (expr, body["warnings"])
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def wait_for(url: str, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            pytest.fail(f"{what} did not come up (exit code {process.poll()}):\n{tail}")
-        time.sleep(0.25)
 
 
 def _zhiwen_env(home: Path, upstream: str, key: str) -> dict[str, str]:

@@ -9,12 +9,15 @@ import json
 import re
 import shutil
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import typer
 import yaml
@@ -240,3 +243,37 @@ def serve_argv(command: list[str], host: str, port: int) -> list[str]:
         index = args.index(flag)
         args[index + 1] = value
     return [sys.executable, "-m", "zhiwen.cli", "serve", *args]
+
+
+def healthcheck_argv(test: list[str], port: int) -> list[str]:
+    """A health check's exec form (CMD python -c ...), run here with this interpreter against ``port``."""
+    assert test[0] == "CMD" and test[1] in ("python", "python3") and test[2] == "-c", test
+    assert "urllib.request" in test[3] and "curl" not in " ".join(test), "no curl in the images"
+    return [sys.executable, "-c", re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", test[3])]
+
+
+# ---- processes ----
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            pytest.fail(f"{what} did not come up (exit code {process.poll()}):\n{tail}")
+        time.sleep(0.25)

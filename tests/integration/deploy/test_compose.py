@@ -17,12 +17,12 @@ from deploy_kit import (
     ROOT,
     compose_binary,
     free_port,
+    healthcheck_argv,
     known_variables,
     load_yaml,
     parse_zhiwen_command,
     require_tool,
 )
-from test_images import healthcheck_argv
 
 if TYPE_CHECKING:
     from conftest import Live

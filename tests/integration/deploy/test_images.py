@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from deploy_kit import (
     dockerfile_cmd,
     dockerfile_instructions,
     free_port,
+    healthcheck_argv,
     parse_zhiwen_command,
     tool,
 )
@@ -118,13 +118,6 @@ def test_the_cmd_parses_with_zhiwens_cli_and_serves_the_exposed_port() -> None:
     params = parse_zhiwen_command(command)
     exposed = [i.value[0] for i in dockerfile_instructions() if i.cmd == "EXPOSE"]
     assert params["host"] == "0.0.0.0" and exposed == [str(params["port"])]
-
-
-def healthcheck_argv(test: list[str], port: int) -> list[str]:
-    """A health check's exec form (CMD python -c ...), run here with this interpreter against ``port``."""
-    assert test[0] == "CMD" and test[1] in ("python", "python3") and test[2] == "-c", test
-    assert "urllib.request" in test[3] and "curl" not in " ".join(test), "no curl in the images"
-    return [sys.executable, "-c", re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{port}", test[3])]
 
 
 def test_the_health_check_passes_on_a_live_server_and_fails_without_one(live: Live) -> None:

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from conftest import stop, wait_for
-from deploy_kit import DEPLOY, free_port
+from deploy_kit import DEPLOY, free_port, stop, wait_for
 
 from zhiwen.testing.scripted_llm import Script
 
