@@ -22,6 +22,19 @@ if ! command -v chromium >/dev/null; then
     echo "== chromium not found: the web page tests will be skipped" >&2
   fi
 fi
+# The deployment tests run a real Prometheus (with promtool) and nginx: Debian's packages where they are missing.
+deploy_tools=present
+command -v promtool >/dev/null || deploy_tools=missing
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || deploy_tools=missing
+if [ "$deploy_tools" = missing ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Prometheus and nginx (Debian packages) for the deployment tests" >&2
+    apt-get install -y -q --no-install-recommends prometheus nginx >/dev/null 2>&1 \
+      || (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus nginx >/dev/null)
+  else
+    echo "== prometheus/promtool or nginx not found: the deployment tests that need them will be skipped" >&2
+  fi
+fi
 export ZHIWEN_HOME="${ZHIWEN_HOME:-$(mktemp -d)}"   # never touch the user's data
 echo "== ruff" >&2 && .venv/bin/ruff check zhiwen tests benchmarks && .venv/bin/ruff format --check zhiwen tests benchmarks docs
 echo "== mypy --strict" >&2 && .venv/bin/mypy --strict zhiwen

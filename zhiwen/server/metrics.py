@@ -117,6 +117,31 @@ class Metrics:
             "zhiwen_ingest_jobs", "Upload jobs settled, by status (done, failed)", ["status"], registry=r
         )
         self.ingest_queue = Gauge("zhiwen_ingest_queue_depth", "Upload jobs queued or running", registry=r)
+        self.ready = Gauge(
+            "zhiwen_ready",
+            "1 when /ready would answer 200 (checked at each scrape and each probe)",
+            registry=r,
+        )
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Export every known label value at 0 from the start: a series born at 1 shows no increase, so
+        rate() and increase() (dashboards, alerts) would miss the first refusal, failure or upstream error."""
+        for verdict in ("pass", "retry", "refuse"):
+            self.verdicts.labels(verdict)
+        for reason in (
+            "unsafe",
+            "out_of_scope",
+            "empty",
+            *(name for _, name in _REASONS),
+            "unsafe_answer",
+            "other",
+        ):
+            self.refusals.labels(reason)
+        for kind in ("timeout", "rate_limited", "server_error", "client_error", "connection", "other"):
+            self.upstream_errors.labels(kind)
+        for status in ("done", "failed"):
+            self.ingest_jobs.labels(status)
 
     def watch_ingest_queue(self, depth: Callable[[], float]) -> None:
         """Read the upload queue's depth at each scrape."""

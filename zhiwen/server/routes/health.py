@@ -62,20 +62,27 @@ async def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get(
-    "/ready",
-    summary="Ready when the model endpoint answers and the stores (the shared database too) are open",
-    response_model=None,
-)
-async def ready(request: Request) -> JSONResponse:
+async def _readiness(request: Request) -> tuple[bool, dict[str, str]]:
+    """What /ready answers; also sets the ``zhiwen_ready`` gauge, so alerts see readiness lost."""
     model_ok, model_detail = await _model_answers()
     store_ok, store_detail = await asyncio.to_thread(_store_open)  # a file-system call: off the loop
     rt = runtime_of(request)
     checkpointer_ok = rt.checkpointer is not None
     shared_ok, shared_detail = await rt.coordination.healthy()
     ok = model_ok and store_ok and checkpointer_ok and shared_ok
+    rt.metrics.ready.set(1 if ok else 0)
     body = {"status": "ready" if ok else "not ready", "model": model_detail, "store": store_detail,
             "shared": shared_detail}  # fmt: skip
+    return ok, body
+
+
+@router.get(
+    "/ready",
+    summary="Ready when the model endpoint answers and the stores (the shared database too) are open",
+    response_model=None,
+)
+async def ready(request: Request) -> JSONResponse:
+    ok, body = await _readiness(request)
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
@@ -90,6 +97,7 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
+    await _readiness(request)  # zhiwen_ready as of this scrape, whoever probes /ready (or nobody)
     # In a worker thread: the process collector reads /proc, which would block every stream on the loop.
     body = await asyncio.to_thread(generate_latest, runtime_of(request).metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
