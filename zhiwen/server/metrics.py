@@ -142,6 +142,8 @@ class Metrics:
             self.upstream_errors.labels(kind)
         for status in ("done", "failed"):
             self.ingest_jobs.labels(status)
+        for result in ("hit", "miss"):
+            self.answer_cache.labels(result)
 
     def watch_ingest_queue(self, depth: Callable[[], float]) -> None:
         """Read the upload queue's depth at each scrape."""

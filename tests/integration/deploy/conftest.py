@@ -111,17 +111,20 @@ def _load(live: Live, phase: int) -> None:
             assert c.post(f"/v1/kbs/{KB}/documents", params={"wait": "true"}, files=extra).status_code == 201
         assert chat(QUESTION).json()["quality"]["verdict"] == "pass"
         live.llm.enqueue(Script(ANSWER, token_delay=0.01))
-        assert chat(QUESTION, stream=True).status_code == 200
+        # asked again it would come from the answer cache (a hit, counted): streamed, a new wording reaches the model
+        assert chat(QUESTION).json()["cached"] is True
+        assert chat(f"{QUESTION} Tell me briefly.", stream=True).status_code == 200
         refused = chat("张三的身份证号是多少？" if phase == 1 else "Write a poem about the sea.")
         assert refused.json()["quality"]["verdict"] == "refuse", refused.text
         hits = c.post(f"/v1/kbs/{KB}/search", json={"query": "gold card annual fee", "top_k": 3})
         assert hits.status_code == 200 and hits.json(), hits.text
         if phase == 2:
             try:  # the default, not a queued script: the gate retries a refused draft
+                fresh = "How much does the gold card cost per year?"  # not cached: the model is asked
                 live.llm.default = Script("Bananas are yellow and grow in Ecuador.")
-                assert chat(QUESTION).json()["quality"]["verdict"] == "refuse"
+                assert chat(fresh).json()["quality"]["verdict"] == "refuse"
                 live.llm.default = Script("never sent", status=500)
-                assert chat(QUESTION).status_code == 502
+                assert chat(fresh).status_code == 502, "a refused answer is not cached"
             finally:
                 live.llm.default = Script(ANSWER)
 

@@ -72,7 +72,8 @@ def proxy(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def test_a_streamed_answer_arrives_through_nginx_as_it_is_generated(live: Live, proxy: str) -> None:
     words = [f"w{i} " for i in range(12)]
     live.llm.enqueue(Script("".join(words), chunks=words, token_delay=0.25))
-    body = {"model": "bank", "messages": [{"role": "user", "content": "What is the annual fee of the gold card?"}],
+    question = "What is the yearly fee of the gold card, asked through the proxy?"  # not in the answer cache
+    body = {"model": "bank", "messages": [{"role": "user", "content": question}],
             "stream": True}  # fmt: skip
     arrivals: list[float] = []
     started = time.monotonic()
