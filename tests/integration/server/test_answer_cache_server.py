@@ -3,7 +3,9 @@ counted in /metrics, and asked afresh once the knowledge base changes. The offic
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -11,9 +13,11 @@ import pytest
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
+from zhiwen.memory.answer_cache import _SCHEMA, SqlAnswerCache, get_answer_cache
+from zhiwen.memory.small_store import open_sql
 from zhiwen.server.app import create_app
 from zhiwen.server.settings import get_server_settings
-from zhiwen.settings import get_settings
+from zhiwen.settings import Settings, get_settings
 from zhiwen.testing.scripted_llm import Script
 
 if TYPE_CHECKING:
@@ -92,3 +96,23 @@ def test_refused_answers_are_not_cached(cached_url: str, llm: ScriptedLLM, kit: 
         body = c.post("/v1/chat/completions", json=kit.chat_body("What is the gold card made of?")).json()
         assert body["quality"]["verdict"] == "refuse" and body["cached"] is False, attempt
     assert len(llm.requests) >= 2, "the second ask went to the model again"
+
+
+def test_replicas_share_the_cache_in_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    """With the shared database, one replica's passed answer is another's hit, and entries expire by time."""
+    import psycopg
+
+    one = get_answer_cache(Settings(home=tmp_path / "a", database_url=postgres_url, answer_cache="auto"))
+    other = SqlAnswerCache(open_sql(tmp_path / "b.sqlite", postgres_url, _SCHEMA, ("answer_cache",)), ttl=1.0)
+    assert isinstance(one, SqlAnswerCache)
+    value = {
+        "answer": "年费三百元[1]。",
+        "sources": [{"n": 1, "text": "金卡"}],
+        "quality": {"verdict": "pass"},
+    }
+    one.put("shared-key", value)
+    assert other.get("shared-key") == value, "the other replica reads it"
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM zhiwen_answer_cache").fetchone() == (1,)
+    time.sleep(1.2)
+    assert other.get("shared-key") is None, "past its time limit"
