@@ -105,6 +105,14 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        # One series per knowledge base and verdict: bases are created by admins (ZHIWEN_MAX_KBS_PER_KEY bounds
+        # them), so the label's values stay few; per-base refusal rates are what operators compare.
+        self.kb_turns = Counter(
+            "zhiwen_kb_turns",
+            "Chat turns by knowledge base and quality verdict",
+            ["kb", "verdict"],
+            registry=r,
+        )
         self.answer_cache = Counter(
             "zhiwen_answer_cache",
             "Questions looked up in the answer cache, by result (hit, miss)",
@@ -149,11 +157,13 @@ class Metrics:
         """Read the upload queue's depth at each scrape."""
         self.ingest_queue.set_function(depth)
 
-    def turn_finished(self, state: Mapping[str, Any], usage: Mapping[str, int]) -> None:
-        """Count what a finished turn says about quality, retrieval and tokens."""
+    def turn_finished(self, state: Mapping[str, Any], usage: Mapping[str, int], kb: str = "") -> None:
+        """Count what a finished turn says about quality, retrieval and tokens (and its verdict per base)."""
         quality = state.get("quality") or {}
         verdict = str(quality.get("verdict", "none"))
         self.verdicts.labels(verdict).inc()
+        if kb:
+            self.kb_turns.labels(kb, verdict).inc()
         if verdict == "refuse":
             self.refusals.labels(refusal_reason(quality, state.get("intent") or {})).inc()
         if quality.get("think_leak"):

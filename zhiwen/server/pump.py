@@ -21,7 +21,11 @@ __all__ = ["TurnPump"]
 class TurnPump:
     """Drains ``events`` into a queue from a background task; ``next()`` reads it, ``close()`` stops it."""
 
-    def __init__(self, events: AsyncGenerator[TurnEvent, None], cleanup_seconds: float = 10.0) -> None:
+    def __init__(
+        self, events: AsyncGenerator[TurnEvent, None], cleanup_seconds: float = 10.0, kb: str = ""
+    ) -> None:
+        self.kb = kb
+        """The knowledge base the turn answers from (metrics count turns per base)."""
         self._events = events
         self._queue: asyncio.Queue[TurnEvent | Exception | None] = asyncio.Queue()
         self._cleanup_seconds = cleanup_seconds

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 DASHBOARD = DEPLOY / "grafana" / "zhiwen.json"
 # Grafana's macros, as Grafana would expand them over this short run (1 s scrapes, a minute of data).
 MACROS = {"$__rate_interval": "1m", "$__interval": "1s", "$__range": "5m"}
-CORE = ("Time to first token (streams)", "Requests by route and status", "Quality verdicts",
+CORE = ("Time to first token (streams)", "Requests by route and status", "Quality verdicts", "Refusal share by knowledge base",
         "Retrieval latency per leg (p50 / p95)")  # fmt: skip
 
 

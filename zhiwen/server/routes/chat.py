@@ -217,7 +217,7 @@ def _start_turn(
     if body.max_completion_tokens or body.max_tokens:
         ctx.max_tokens = body.max_completion_tokens or body.max_tokens or ctx.max_tokens
     graph = rt.threaded if thread else rt.stateless
-    return TurnPump(stream_turn(graph, messages, ctx, stored))
+    return TurnPump(stream_turn(graph, messages, ctx, stored), kb=kb)
 
 
 _STATUS = (
@@ -269,7 +269,7 @@ async def _complete(
     answer = str(state.get("answer", ""))
     usage = fill_usage(event.usage, prompt_text, answer)
     reasoning = str(state.get("reasoning", "")) if include_reasoning else None
-    rt.metrics.turn_finished(state, usage)
+    rt.metrics.turn_finished(state, usage, pump.kb)
     rt.metrics.requests.labels("chat", "200").inc()
     rt.metrics.latency.labels("chat").observe(time.perf_counter() - started)
     body = ChatFrames(model).completion(
@@ -280,7 +280,7 @@ async def _complete(
 
 def _closing(
     rt: AppRuntime, body: ChatRequest, frames: ChatFrames, event: TurnEvent, streamed: list[str],
-    thread: str | None, prompt_text: str, reasoning_sent: bool,
+    thread: str | None, prompt_text: str, reasoning_sent: bool, kb: str,
 ) -> list[str]:  # fmt: skip
     """The last events: a reply not streamed token by token, the stop frame with extras, usage, [DONE]."""
     state = event.state
@@ -301,7 +301,7 @@ def _closing(
     usage = fill_usage(event.usage, prompt_text, "".join(streamed))
     if body.stream_options and body.stream_options.include_usage:
         out.append(_data(frames.usage_chunk(usage)))
-    rt.metrics.turn_finished(state, usage)
+    rt.metrics.turn_finished(state, usage, kb)
     out.append(_data("[DONE]"))
     return out
 
@@ -354,7 +354,9 @@ async def _stream(
                     streamed.append(f"\n\n{event.text}\n\n")
                     out.append(_data(frames.chunk({"content": streamed[-1]}, withdrawn=event.text)))
                 elif event.kind == "final":
-                    out += _closing(rt, body, frames, event, streamed, thread, prompt_text, reasoning_sent)
+                    out += _closing(
+                        rt, body, frames, event, streamed, thread, prompt_text, reasoning_sent, pump.kb
+                    )
                     finished = True
                     break
             yield "".join(out).encode()
