@@ -42,7 +42,8 @@ from zhiwen.settings import get_settings
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.fusion import FUSION_METHODS, FusionSpec, fuse_legs
 
-SETS = ("xquad-en", "xquad-zh", "cmrc2018-dev", "rgb-zh", "scifact")  # smallest corpora first: legs are cached per set
+# Smallest corpora first: the legs are cached per set, so an interrupted run keeps what it finished.
+SETS = ("xquad-en", "xquad-zh", "cmrc2018-dev", "rgb-zh", "scifact")
 CANDIDATES = 50  # KnowledgeBase.search's default fetch per leg
 DOC_DEPTH = 10
 console = Console(width=None if sys.stdout.isatty() else 160)
