@@ -406,10 +406,12 @@ def serve(
     """Serve the OpenAI-compatible API (needs ZHIWEN_API_KEYS, or ZHIWEN_ALLOW_OPEN=true for local use)."""
     import uvicorn
 
+    from zhiwen.channels.feishu.settings import refuse_half_configured
     from zhiwen.server.app import create_app, refuse_unguarded
     from zhiwen.server.settings import get_server_settings
 
     refuse_unguarded(get_server_settings())  # bad settings: one line here, not a restart loop of workers
+    refuse_half_configured()
     if workers > 1:
         uvicorn.run("zhiwen.server.app:app", host=host, port=port, workers=workers, log_level="info")
     else:

@@ -66,3 +66,17 @@ def test_kb_allow_lists_adds_clears_and_refuses_nonsense(tmp_path: Path) -> None
     assert bad.returncode == 1 and bad.stderr.startswith("zhiwen: error: not a domain")
     assert run("kb", "allow", "--kb", "a", "--clear").returncode == 0
     assert "empty" in run("kb", "allow", "--kb", "a").stdout
+
+
+def test_serve_with_half_the_feishu_settings_is_one_line_before_any_worker_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "ZHIWEN_HOME": str(tmp_path), "ZHIWEN_API_KEYS": "serve-key-0123456789abcdef",
+           "ZHIWEN_FEISHU_APP_ID": "cli_test"}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "zhiwen.cli", "serve", "--workers", "2", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "zhiwen serve: the Feishu bot needs ZHIWEN_FEISHU_APP_SECRET, ZHIWEN_FEISHU_VERIFICATION_TOKEN, "
+        "ZHIWEN_FEISHU_ENCRYPT_KEY, ZHIWEN_FEISHU_KB as well"
+    ]

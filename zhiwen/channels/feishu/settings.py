@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["FeishuSettings"]
+__all__ = ["FeishuSettings", "refuse_half_configured"]
 
 
 class FeishuSettings(BaseSettings):
@@ -38,3 +38,14 @@ class FeishuSettings(BaseSettings):
         """The variables a configured bot still lacks (an unsigned, unencrypted bot is not offered)."""
         names = ("app_id", "app_secret", "verification_token", "encrypt_key", "kb")
         return [f"ZHIWEN_FEISHU_{n.upper()}" for n in names if not getattr(self, n).strip()]
+
+
+def refuse_half_configured(settings: FeishuSettings | None = None) -> None:
+    """SystemExit naming what is missing when some ``ZHIWEN_FEISHU_*`` secrets are set and others not.
+
+    ``zhiwen serve`` calls it before uvicorn starts (with several workers, a refusal inside each worker's app
+    would make uvicorn restart it again and again); the app checks again for callers that build it directly.
+    """
+    settings = settings or FeishuSettings()
+    if settings.enabled and (missing := settings.missing()):
+        raise SystemExit(f"zhiwen serve: the Feishu bot needs {', '.join(missing)} as well")

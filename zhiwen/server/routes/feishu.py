@@ -20,7 +20,7 @@ from zhiwen.channels.feishu.callback import Challenge, Refused, open_callback
 from zhiwen.channels.feishu.client import FeishuClient
 from zhiwen.channels.feishu.dedup import EventLog
 from zhiwen.channels.feishu.events import BadEvent
-from zhiwen.channels.feishu.settings import FeishuSettings
+from zhiwen.channels.feishu.settings import FeishuSettings, refuse_half_configured
 from zhiwen.server.errors import APIError, error_body
 from zhiwen.server.routes.feedback import rated_turn
 from zhiwen.server.runtime import AppRuntime
@@ -82,8 +82,7 @@ def install(app: FastAPI, settings: FeishuSettings | None = None) -> None:
     app.state.feishu, app.state.feishu_settings = None, settings
     if not settings.enabled:
         return
-    if missing := settings.missing():
-        raise SystemExit(f"zhiwen serve: the Feishu bot needs {', '.join(missing)} as well")
+    refuse_half_configured(settings)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
