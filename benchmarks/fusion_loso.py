@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from _metrics import ndcg_at_k, read_qrels_tsv  # benchmarks/ is sys.path[0] when run as a script
+from _metrics import ndcg_at_k  # benchmarks/ is sys.path[0] when run as a script
+from retrieval import load_beir, to_docs
 from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
@@ -60,15 +61,9 @@ def _fingerprint(folder: Path, embedder_name: str) -> str:
 
 
 def load_queries(folder: Path) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    with (folder / "qrels" / "test.tsv").open(encoding="utf-8") as fh:
-        qrels = read_qrels_tsv(fh)
-    queries: dict[str, str] = {}
-    for line in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            if str(rec["_id"]) in qrels:
-                queries[str(rec["_id"])] = str(rec["text"])
-    return queries, qrels
+    """The judged queries and their qrels (``benchmarks/retrieval.py``'s loader)."""
+    ds = load_beir(folder.parent, folder.name)
+    return ds.queries, ds.qrels
 
 
 def compute_legs(name: str, folder: Path, cache: Path) -> dict[str, Any]:
@@ -136,16 +131,8 @@ def candidates() -> list[FusionSpec]:
 
 
 def doc_ranking(chunk_ids: Sequence[str], chunk_doc: Mapping[str, str]) -> list[str]:
-    out: list[str] = []
-    seen: set[str] = set()
-    for cid in chunk_ids:
-        doc = chunk_doc.get(cid)
-        if doc is not None and doc not in seen:
-            seen.add(doc)
-            out.append(doc)
-            if len(out) == DOC_DEPTH:
-                break
-    return out
+    """The top ``DOC_DEPTH`` documents of a chunk ranking (``benchmarks/retrieval.py``'s mapping)."""
+    return to_docs(chunk_ids, dict(chunk_doc), DOC_DEPTH)
 
 
 def score_set(
@@ -266,7 +253,7 @@ def print_results(results: dict[str, Any], default: str) -> None:
     console.print(table)
     console.print(
         f"mean held-out {results['mean_held_out']:.4f} vs today's default {results['mean_default']:.4f} "
-        f"({results['mean_held_out'] - results['mean_default']:+.4f}); best on all five: {results['best_on_all']} "
+        f"({results['mean_held_out'] - results['mean_default']:+.4f}); best on all {len(results['folds'])} sets: {results['best_on_all']} "
         f"(worst margin to the best leg {results['best_on_all_worst_margin']:+.3f})"
     )
 

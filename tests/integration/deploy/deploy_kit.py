@@ -11,18 +11,17 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import typer
 import yaml
 
 import zhiwen
+from zhiwen.testing.waiting import wait_for_http
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -266,14 +265,5 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], what: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            pytest.fail(f"{what} did not come up (exit code {process.poll()}):\n{tail}")
-        time.sleep(0.25)
+    """Until ``url`` answers 200; the failure ends with the tail of ``log``."""
+    wait_for_http(url, process, what, timeout, log)

@@ -34,6 +34,7 @@ from zhiwen.server.app import create_app
 from zhiwen.server.settings import ServerSettings, get_server_settings
 from zhiwen.settings import get_settings
 from zhiwen.testing.scripted_llm import Script, ScriptedLLM, ScriptedLLMServer
+from zhiwen.testing.waiting import wait_for_http
 
 KB = "bank"
 QUESTION = "What is the annual fee of the gold card?"
@@ -181,20 +182,6 @@ def sse_events(lines: Iterator[str]) -> Iterator[str]:
     for line in lines:
         if line.startswith("data:"):
             yield line[5:].strip()
-
-
-def wait_for_http(url: str, process: subprocess.Popen[Any], what: str, timeout: float = 60.0) -> None:
-    """Until ``url`` answers 200; fails (naming ``what``) if ``process`` exits or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{what} did not start (exit code {process.poll()})")
-        time.sleep(0.2)
 
 
 class Kit:
