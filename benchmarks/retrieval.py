@@ -52,7 +52,7 @@ from zhiwen.settings import get_settings
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embedding_cache import CachedEmbedder
 from zhiwen.tools.embeddings import E5Embedder, Vectors
-from zhiwen.tools.fusion import reciprocal_rank_fusion
+from zhiwen.tools.fusion import FusionSpec, fuse_legs, reciprocal_rank_fusion
 from zhiwen.tools.tokenize import CJK_MODES, CjkMode, tokenize
 
 DIM = 384
@@ -89,6 +89,7 @@ def product_defaults() -> dict[str, Any]:
     search = inspect.signature(KnowledgeBase.search).parameters
     out: dict[str, Any] = {"cjk_mode": mode, "bm25_weight": 1.0, "dense_weight": 1.0}
     out["rrf_k"] = search["rrf_k"].default
+    out["fusion"] = search["fusion"].default
     out["embed_threads"] = get_settings().embed_threads
     with contextlib.suppress(Exception):  # the graph's run context carries the turn defaults
         from zhiwen.graph.context import Context
@@ -394,7 +395,11 @@ def run_quality(ds: BeirSet, args: argparse.Namespace, tmp: Path, defaults: dict
         wb, wd, k0 = defaults["bm25_weight"], defaults["dense_weight"], defaults["rrf_k"]
         for q in checked:
             hits = kb.search(ds.queries[q], top_k=CANDIDATES, mode="hybrid", candidates=CANDIDATES)
-            agree += [h.id for h in hits] == fuse(bm25_legs[mode0][q], dense_legs[q], wb, wd, k0)[:CANDIDATES]
+            spec = FusionSpec(defaults["fusion"], wb, wd, k0)
+            product = [
+                cid for cid, _ in fuse_legs({"bm25": bm25_legs[mode0][q], "dense": dense_legs[q]}, spec)
+            ]
+            agree += [h.id for h in hits] == product[:CANDIDATES]
         res["kb_search_agreement"] = f"{agree}/{len(checked)}"
     kb.close()
     best = max(res["hybrid"], key=lambda r: r["nDCG@10"])

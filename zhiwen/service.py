@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from zhiwen.memory.ingest import IngestReport, Progress, ingest_paths
-from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS, Hit, SearchMode
+from zhiwen.memory.kb import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, Hit, SearchMode
 from zhiwen.memory.registry import close_all, drop_kb, forget_kb, get_embedder, open_kb
 from zhiwen.settings import Settings
 
@@ -30,6 +30,7 @@ def search(
     top_k: int = 5,
     mode: SearchMode = "hybrid",
     settings: Settings | None = None,
+    fusion: str = DEFAULT_FUSION,
     **options: float,
 ) -> list[Hit]:
     """Search a knowledge base; ``options`` may set ``bm25_weight``, ``dense_weight``, ``rrf_k``."""
@@ -39,4 +40,4 @@ def search(
         "dense": options.get("dense_weight", DEFAULT_WEIGHTS["dense"]),
     }
     rrf_k = int(options.get("rrf_k", DEFAULT_RRF_K))
-    return kb.search(query, top_k=top_k, mode=mode, weights=weights, rrf_k=rrf_k)
+    return kb.search(query, top_k=top_k, mode=mode, weights=weights, rrf_k=rrf_k, fusion=fusion)

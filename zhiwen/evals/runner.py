@@ -61,6 +61,7 @@ def _ranking(kb: KnowledgeBase, q: Question, ctx: Context, k: int) -> list[str]:
         hits = kb.search(
             q.text, top_k=chunks, mode=ctx.retrieval_mode,
             weights={"bm25": ctx.bm25_weight, "dense": ctx.dense_weight}, rrf_k=ctx.rrf_k, candidates=chunks,
+            fusion=ctx.fusion,
         )  # fmt: skip
         docs = dedupe(h.doc_id for h in hits)
         if len(docs) >= k or len(hits) < chunks:

@@ -73,6 +73,16 @@ class Context:
         default=DEFAULT_WEIGHTS["dense"], metadata={"description": "Weight of the dense leg in fusion."}
     )
     rrf_k: int = field(default=DEFAULT_RRF_K, metadata={"description": "Reciprocal rank fusion constant k."})
+    fusion: Literal["rrf", "minmax", "zscore", "rrf_confidence", "minmax_confidence", "zscore_confidence"] = (
+        field(
+            default="minmax_confidence",
+            metadata={
+                "description": "How the two legs are fused: minmax_confidence (default: normalised scores, each leg "
+                "weighted by how clearly its best hit stands out; chosen by leave-one-set-out evaluation), rrf "
+                "(weighted reciprocal rank fusion with rrf_k), or the other forms of zhiwen.tools.fusion."
+            },
+        )
+    )
     rerank: bool = field(
         default=True,
         metadata={

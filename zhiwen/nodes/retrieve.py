@@ -58,7 +58,13 @@ async def retrieve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
     def search() -> list[Hit]:  # opening a knowledge base touches disk: off the event loop, with the search
         return open_kb(ctx.kb).search(
-            query, top_k=fetch, mode=ctx.retrieval_mode, weights=weights, rrf_k=ctx.rrf_k, timings=legs
+            query,
+            top_k=fetch,
+            mode=ctx.retrieval_mode,
+            weights=weights,
+            rrf_k=ctx.rrf_k,
+            timings=legs,
+            fusion=ctx.fusion,
         )
 
     hits = await asyncio.to_thread(search)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS
+from zhiwen.memory.kb import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS
 
 __all__ = [
     "ChatMessageIn",
@@ -101,6 +101,9 @@ class SearchRequest(BaseModel):
     bm25_weight: float = Field(default=DEFAULT_WEIGHTS["bm25"], ge=0, le=100)
     dense_weight: float = Field(default=DEFAULT_WEIGHTS["dense"], ge=0, le=100)
     rrf_k: int = Field(default=DEFAULT_RRF_K, ge=1, le=10_000)
+    fusion: Literal["rrf", "minmax", "zscore", "rrf_confidence", "minmax_confidence", "zscore_confidence"] = (
+        DEFAULT_FUSION  # type: ignore[assignment]
+    )
 
 
 def model_card(kb: str, documents: int) -> dict[str, Any]:

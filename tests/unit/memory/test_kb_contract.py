@@ -18,7 +18,7 @@ from fakes import HashEmbedder
 
 from zhiwen.errors import EmbeddingModelMismatch, ZhiwenError
 from zhiwen.memory.ingest import ingest_paths
-from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS, Hit, KnowledgeBase, SearchMode
+from zhiwen.memory.kb import DEFAULT_WEIGHTS, Hit, KnowledgeBase, SearchMode
 from zhiwen.tools.embeddings import E5Embedder
 
 MODES: tuple[SearchMode, ...] = ("hybrid", "bm25", "dense")
@@ -89,10 +89,9 @@ def check_hit(hit: Hit, mode: SearchMode, corpus: Corpus) -> None:
     for leg in hit.legs.values():
         assert set(leg) == {"rank", "score"} and leg["rank"] >= 1
     if mode == "hybrid":
-        expected = sum(
-            DEFAULT_WEIGHTS[name] / (DEFAULT_RRF_K + leg["rank"]) for name, leg in hit.legs.items()
-        )
-        assert hit.score == pytest.approx(expected)
+        # the default fusion's score: normalised leg scores, each leg's weight times its share (exact ranking:
+        # test_hybrid_ranks_as_the_default_fusion_of_its_two_legs)
+        assert 0.0 <= hit.score <= sum(DEFAULT_WEIGHTS.values())
     else:
         assert hit.score == hit.legs[mode]["score"]
         assert mode == "dense" or hit.score > 0
@@ -187,6 +186,24 @@ def test_zero_weight_leg_changes_nothing(kb: KnowledgeBase) -> None:
     assert [h.id for h in hybrid] == bm25_only
     dense_only = [h.id for h in kb.search(query, top_k=10, mode="dense")]
     assert [h.id for h in kb.search(query, top_k=10, weights={"bm25": 0.0})] == dense_only
+
+
+def test_hybrid_ranks_as_the_default_fusion_of_its_two_legs(kb: KnowledgeBase) -> None:
+    """The product's fusion (DEFAULT_FUSION) over exactly the legs each mode returns; RRF stays selectable."""
+    from zhiwen.memory.kb import DEFAULT_FUSION
+    from zhiwen.tools.bm25 import ScoredId
+    from zhiwen.tools.fusion import FusionSpec, fuse_legs
+
+    query = "金卡 annual fee"
+    legs = {
+        leg: [ScoredId(h.id, h.score, rank) for rank, h in enumerate(kb.search(query, top_k=50, mode=leg), 1)]
+        for leg in ("bm25", "dense")
+    }
+    for fusion in (DEFAULT_FUSION, "rrf"):
+        expected = [cid for cid, _ in fuse_legs(legs, FusionSpec(fusion))][:10]
+        assert [h.id for h in kb.search(query, top_k=10, fusion=fusion)] == expected, fusion
+    with pytest.raises(ZhiwenError, match="fusion must be one of"):
+        kb.search(query, fusion="borda")
 
 
 def test_reopen_with_another_embedding_model_raises(corpus: Corpus) -> None:

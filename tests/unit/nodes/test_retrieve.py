@@ -82,7 +82,7 @@ def test_strategy_sets_how_many_chunks(recording_kb: RecordingKB, strategy: str,
 
 
 def test_passes_the_standalone_query_and_retrieval_settings(recording_kb: RecordingKB) -> None:
-    ctx = Context(retrieval_mode="bm25", bm25_weight=2.0, dense_weight=0.5, rrf_k=10)
+    ctx = Context(retrieval_mode="bm25", bm25_weight=2.0, dense_weight=0.5, rrf_k=10, fusion="rrf")
     out = _run(_state("金卡信用卡首年免年费吗？"), ctx)
     assert recording_kb.searches == [
         {
@@ -92,6 +92,7 @@ def test_passes_the_standalone_query_and_retrieval_settings(recording_kb: Record
             "weights": {"bm25": 2.0, "dense": 0.5},
             "rrf_k": 10,
             "timings": {"bm25": 0.002},
+            "fusion": "rrf",
         }
     ]
     assert set(out["timings"]) == {"retrieval", "retrieval_bm25"} and out["timings"]["retrieval"] >= 0

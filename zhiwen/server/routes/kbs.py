@@ -228,6 +228,6 @@ async def search(body: SearchRequest, caller: Caller, name: str = KbName) -> dic
     await _require(name, caller)
     hits = await asyncio.to_thread(
         service.search, name, body.query, body.top_k, body.mode, None,
-        bm25_weight=body.bm25_weight, dense_weight=body.dense_weight, rrf_k=body.rrf_k,
+        fusion=body.fusion, bm25_weight=body.bm25_weight, dense_weight=body.dense_weight, rrf_k=body.rrf_k,
     )  # fmt: skip
     return {"object": "list", "data": public_sources(h.to_dict() for h in hits)}
