@@ -259,7 +259,13 @@ class MilvusBackend:
         return self._search("search BM25", [text], "sparse", {"metric_type": "BM25"}, k)
 
     def committed(self) -> None:
-        """Nothing to rebuild: Milvus keeps the BM25 statistics itself."""
+        """Seal what the ingest wrote (Milvus keeps the BM25 statistics itself, nothing to rebuild).
+
+        Milvus Lite rebuilds the indexes of unsealed rows at every search: 7,000 unsealed rgb-zh chunks
+        cost about 3 s a query, sealed ones milliseconds. One flush per ingest, not per batch, keeps the
+        segments few (Milvus Lite weighs BM25 terms by per-segment statistics)."""
+        if self._exists():
+            _call("flush", lambda: self._client.flush(self.collection))
 
     def close(self) -> None:
         """The client is shared by the process's knowledge bases (``close_clients`` closes it)."""
