@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         description="PostgreSQL shared by every replica: API keys live there (threads too, unless "
         "ZHIWEN_CHECKPOINT_URL names another).",
     )
+    milvus_uri: str | None = Field(
+        default=None,
+        pattern=r"^((https?|tcp)://.+|[^:]+\.db)$",
+        description="Keep new knowledge bases' BM25 and dense legs in Milvus: a path ending in .db (embedded "
+        "Milvus Lite) or the URL of a Milvus server (http://milvus:19530); unset: bm25s and Chroma.",
+    )
+    milvus_token: str = Field(default="", description="Milvus token (user:password, or an API key).")
+    milvus_db: str = Field(default="", description="Milvus database (unset: the server's default).")
     answer_cache: Literal["auto", "memory", "shared", "off"] = Field(
         default="auto",
         description="Keep answers the quality gate passed for the same question asked again (ask, chat, serve): "

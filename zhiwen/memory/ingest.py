@@ -107,7 +107,7 @@ def ingest_documents(
             if progress:
                 progress(done, total)
         if todo:
-            kb.rebuild_bm25()
+            kb.backend.committed()
     return report
 
 
@@ -161,13 +161,15 @@ def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list
 def _commit_group(kb: KnowledgeBase, group: list[_Work], report: IngestReport) -> int:
     chunks = [c for w in group for c in w.chunks]
     vectors = kb.embedder.embed_passages([c.text for c in chunks])
-    kb.vectors.upsert([c.id for c in chunks], np.asarray(vectors), [c.doc_id for c in chunks])
+    tokens = {c.id: kb.tokens(c.text) for c in chunks}
+    ids = [c.id for c in chunks]
+    kb.backend.add(ids, [c.doc_id for c in chunks], [tokens[i] for i in ids], np.asarray(vectors))
     stale: list[str] = []
     with kb.catalog.transaction() as db:
         for w in group:
             if w.replaces:
                 Catalog.remove_document(db, w.replaces)
-            Catalog.put_document(db, w.doc, w.chunks, [kb.tokens(c.text) for c in w.chunks])
+            Catalog.put_document(db, w.doc, w.chunks, [tokens[c.id] for c in w.chunks])
             reasons = list(dict.fromkeys(r for c in w.chunks for r in instruction_flags(c.text)))
             if reasons:
                 Catalog.put_flags(db, w.doc.id, reasons)
@@ -180,6 +182,6 @@ def _commit_group(kb: KnowledgeBase, group: list[_Work], report: IngestReport) -
             else:
                 report.added += 1
     if stale:
-        kb.vectors.delete(stale)
+        kb.backend.delete(stale)
     report.chunks += len(chunks)
     return len(chunks)

@@ -1,9 +1,10 @@
-"""A knowledge base: the SQLite catalog, Chroma vectors and the BM25 index, kept consistent.
+"""A knowledge base: the SQLite catalog and a retrieval backend holding both legs, kept consistent.
 
-Consistency rule: a document is visible exactly when its catalog row is committed. Vectors are written
-to Chroma *before* that commit and removed *after* a delete commits, and every search resolves hits
-through the catalog, so a vector left by a killed ingest is never returned (and is swept on the next
-ingest). The BM25 index records the catalog generation it was built from and is rebuilt when stale.
+The backend (``zhiwen.retrieval``) is the embedded one (bm25s and Chroma in the base's folder) or Milvus
+(``ZHIWEN_MILVUS_URI``), chosen when the base is made. Consistency rule: a document is visible exactly when
+its catalog row is committed. Chunks are written to the backend *before* that commit and removed *after* a
+delete commits, and every search resolves hits through the catalog, so a chunk left by a killed ingest is
+never returned (and is swept on the next ingest).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import os
 import re
 import shlex
 import shutil
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,10 +26,13 @@ from typing import Any, Literal, TypeVar
 
 from zhiwen.errors import KnowledgeBaseBusy, KnowledgeBaseNotFound, ZhiwenError
 from zhiwen.memory.catalog import Catalog, DocumentRow
+from zhiwen.retrieval import RetrievalBackend, drop_backend, open_backend
+from zhiwen.retrieval.local import LocalBackend
 from zhiwen.tools.bm25 import BM25Index, ScoredId
 from zhiwen.tools.embeddings import Embedder
 from zhiwen.tools.fusion import FUSION_METHODS, FusionSpec, fuse_legs
 from zhiwen.tools.tokenize import CjkMode, tokenize
+from zhiwen.tools.vectors import VectorStore
 
 _T = TypeVar("_T")
 
@@ -125,8 +127,6 @@ class KnowledgeBase:
     def __init__(
         self, path: Path, name: str, embedder: Embedder, cjk_mode: CjkMode = "search+bigram"
     ) -> None:
-        from zhiwen.tools.vectors import VectorStore
-
         self.path = path
         self.name = name
         self.embedder = embedder
@@ -137,22 +137,15 @@ class KnowledgeBase:
             self.catalog.set_meta("name", name)
             self.catalog.set_meta("cjk_mode", cjk_mode)
             self.catalog.set_meta("embedding_model", embedder.name)
-        # Its own collection on a shared Chroma server (ZHIWEN_CHROMA_URL): replicas share it through the
-        # catalog, but two installs with a knowledge base of one name never do (an ingest's orphan sweep in
-        # one deleted the other's vectors). Knowledge bases made before this keep the name they used.
-        legacy = f"zhiwen-{path.name}"[:512]
-        fresh = f"zhiwen-{path.name}"[:499] + f"-{uuid.uuid4().hex[:12]}"
-        self.server_collection = self.catalog.setdefault_meta(
-            "chroma_collection", fresh if stored_mode is None else legacy
-        )
         try:
-            self.vectors = VectorStore(path / "chroma", embedder.name, self.server_collection)
+            self.backend: RetrievalBackend = open_backend(
+                path, self.catalog, name, embedder.name, fresh=stored_mode is None
+            )
         except BaseException:
             self.catalog.close()
             raise
-        self._bm25: BM25Index | None = None
-        # Re-entrant: bm25() rebuilds under it, and ingest's rebuild_bm25() must not race a search's.
-        self._bm25_lock = threading.RLock()
+        # Its collection on a shared server (Chroma's, or Milvus's), kept in the catalog.
+        self.server_collection = self.backend.collection
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiwen-bm25")
 
     @classmethod
@@ -174,7 +167,7 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
-        self.vectors.close()
+        self.backend.close()
         self.catalog.close()
 
     @contextlib.contextmanager
@@ -198,41 +191,23 @@ class KnowledgeBase:
     def tokens(self, text: str) -> list[str]:
         return tokenize(text, self.cjk_mode)
 
-    # --- BM25 index -------------------------------------------------------------------------------
+    # --- the embedded backend's parts (tests and benchmarks look at them) ------------------------------
+    @property
+    def vectors(self) -> VectorStore:
+        """The Chroma store of the embedded backend."""
+        return self._local().vectors
+
     def bm25(self) -> BM25Index:
-        """The BM25 index for the current catalog generation (loaded, or rebuilt if stale)."""
-        generation = self.catalog.generation
-        with self._bm25_lock:
-            if self._bm25 is not None and self._bm25.generation == generation:
-                return self._bm25
-            loaded = BM25Index.load(self.path / "bm25")
-            if loaded is None or loaded.generation != generation:
-                loaded = self.rebuild_bm25(generation)
-            self._bm25 = loaded
-            return loaded
+        """The embedded backend's BM25 index for the current catalog generation (rebuilt if stale)."""
+        return self._local().index()
 
     def rebuild_bm25(self, generation: int | None = None) -> BM25Index:
-        with self._bm25_lock:
-            gen = self.catalog.generation if generation is None else generation
-            ids, toks = self.catalog.all_tokens()
-            index = BM25Index.build(ids, toks, generation=gen)
-            # Per-process scratch folders: another process (CLI ingest next to a server) may rebuild too.
-            tmp = self.path / f"bm25.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            index.save(tmp)
-            final = self.path / "bm25"
-            old = self.path / f"bm25.old-{os.getpid()}"
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists():
-                with contextlib.suppress(FileNotFoundError):
-                    final.rename(old)
-            try:
-                tmp.rename(final)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)  # another process installed its index first
-            shutil.rmtree(old, ignore_errors=True)
-            self._bm25 = index
-            return index
+        return self._local().rebuild(generation)
+
+    def _local(self) -> LocalBackend:
+        if not isinstance(self.backend, LocalBackend):
+            raise ZhiwenError(f"knowledge base {self.name!r} keeps its chunks in {self.backend.kind}")
+        return self.backend
 
     # --- answer allow-list -----------------------------------------------------------------------------
     def allow_list(self) -> list[str]:
@@ -279,8 +254,8 @@ class KnowledgeBase:
             with self.catalog.transaction() as db:
                 for d in found:
                     Catalog.remove_document(db, d.doc_id)
-            self.vectors.delete(chunk_ids)
-        self.bm25()
+            self.backend.delete(chunk_ids)
+        self.backend.committed()
         return found
 
     def sweep_orphan_vectors(self) -> int:
@@ -288,9 +263,9 @@ class KnowledgeBase:
 
         Call it only under ``writing()``: outside it, another writer's fresh vectors look orphaned.
         """
-        orphans = list(self.vectors.all_ids() - self.catalog.all_chunk_ids())
+        orphans = list(self.backend.all_ids() - self.catalog.all_chunk_ids())
         if orphans:
-            self.vectors.delete(orphans)
+            self.backend.delete(orphans)
         return len(orphans)
 
     # --- search -------------------------------------------------------------------------------------
@@ -333,11 +308,11 @@ class KnowledgeBase:
 
         vector = timed("embed", lambda: self.embedder.embed_query(query)) if mode != "bm25" else None
         bm25_future = (
-            self._pool.submit(timed, "bm25", lambda: self.bm25().search(self.tokens(query), n))
+            self._pool.submit(timed, "bm25", lambda: self.backend.bm25(self.tokens(query), n))
             if mode != "dense"
             else None
         )
-        dense = timed("dense", lambda: self.vectors.search(vector, n)) if vector is not None else None
+        dense = timed("dense", lambda: self.backend.dense(vector, n)) if vector is not None else None
         if bm25_future is not None:
             legs["bm25"] = bm25_future.result()
         if dense is not None:
@@ -420,10 +395,7 @@ def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None, w
             before()
         catalog = Catalog(path / "kb.sqlite")
         try:
-            collection = catalog.get_meta("chroma_collection") or f"zhiwen-{path.name}"[:512]
+            drop_backend(catalog, path)  # first: a server that is down leaves the knowledge base whole
         finally:
             catalog.close()
-        from zhiwen.tools.vectors import drop_server_collection
-
-        drop_server_collection(collection)  # first: a server that is down leaves the knowledge base whole
         shutil.rmtree(path)

@@ -1,7 +1,7 @@
-"""The knowledge-base search contract, checked for every search mode and for a KB reopened from disk.
+"""The knowledge-base search contract, checked for every retrieval backend, every search mode and a KB reopened.
 
-Real components throughout: Chroma and SQLite on disk, bm25s, and the real multilingual-e5 embedder
-(the paraphrase tests need real semantics).
+Real components throughout: SQLite on disk with the embedded backend (Chroma, bm25s) and with embedded Milvus
+Lite (a temporary ``.db``), and the real multilingual-e5 embedder (the paraphrase tests need real semantics).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from fakes import HashEmbedder
 from zhiwen.errors import EmbeddingModelMismatch, ZhiwenError
 from zhiwen.memory.ingest import ingest_paths
 from zhiwen.memory.kb import DEFAULT_WEIGHTS, Hit, KnowledgeBase, SearchMode
+from zhiwen.settings import get_settings
 from zhiwen.tools.embeddings import E5Embedder
 
 MODES: tuple[SearchMode, ...] = ("hybrid", "bm25", "dense")
@@ -39,8 +40,12 @@ DOCS = {
 QUERIES = ["年费", "card lost hotline", "汇款到账要几天", "XQ-7731", "interest rate", "网点"]
 
 
+BACKENDS = ("local", "milvus")
+
+
 @dataclass
 class Corpus:
+    backend: str
     root: Path
     folder: Path
     fresh: KnowledgeBase
@@ -49,15 +54,31 @@ class Corpus:
     retired_chunks: list[str]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory, e5: E5Embedder) -> Iterator[Corpus]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def corpus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, e5: E5Embedder
+) -> Iterator[Corpus]:
     base = tmp_path_factory.mktemp("contract")
+    with pytest.MonkeyPatch.context() as env:
+        if request.param == "milvus":
+            env.setenv("ZHIWEN_MILVUS_URI", str(base / "milvus.db"))
+        else:
+            env.delenv("ZHIWEN_MILVUS_URI", raising=False)
+        get_settings.cache_clear()
+        try:
+            yield from _corpus(request.param, base, e5)
+        finally:
+            get_settings.cache_clear()
+
+
+def _corpus(backend: str, base: Path, e5: E5Embedder) -> Iterator[Corpus]:
     folder = base / "docs"
     folder.mkdir()
     for stem, text in DOCS.items():
         (folder / f"{stem}.txt").write_text(text, encoding="utf-8")
     root = base / "kbs"
     kb = KnowledgeBase.open(root, KB_NAME, e5, create=True)
+    assert kb.backend.kind == backend
     report = ingest_paths(kb, [folder])
     assert report.added == len(DOCS) and not report.skipped
     doc_ids = {Path(d.source).stem: d.doc_id for d in kb.documents()}
@@ -65,7 +86,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, e5: E5Embedder) -> Iterator
     assert retired_chunks
     kb.delete_document(str(folder / "en-retired.txt"))
     reopened = KnowledgeBase.open(root, KB_NAME, E5Embedder())
-    yield Corpus(root, folder, kb, reopened, doc_ids, retired_chunks)
+    yield Corpus(backend, root, folder, kb, reopened, doc_ids, retired_chunks)
     reopened.close()
     kb.close()
 
@@ -150,8 +171,10 @@ def test_deleted_document_is_never_returned(kb: KnowledgeBase, corpus: Corpus, m
     for query in ("Orbitplat rewards program discontinued", "legacy program", "银行"):
         assert all(h.doc_id != retired for h in kb.search(query, top_k=100, mode=mode))
     assert kb.catalog.document(retired) is None
-    assert not set(corpus.retired_chunks) & kb.vectors.all_ids()
-    assert not set(corpus.retired_chunks) & set(kb.bm25().ids)
+    assert not set(corpus.retired_chunks) & kb.backend.all_ids()
+    assert kb.backend.all_ids() == kb.catalog.all_chunk_ids()
+    if corpus.backend == "local":
+        assert not set(corpus.retired_chunks) & set(kb.bm25().ids)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -231,6 +254,9 @@ print(json.dumps(out))
 
 def test_another_process_reads_identical_results(corpus: Corpus) -> None:
     """In-process instances share Chroma's client cache; a new process really reads from disk."""
+    if corpus.backend == "milvus":
+        pytest.skip("embedded Milvus Lite is held by one process: tests/integration/test_milvus_server.py "
+                    "reads a Milvus server from several")  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-c", _REOPEN_SCRIPT, str(corpus.root), KB_NAME, json.dumps(QUERIES)],
         capture_output=True, text=True, timeout=120, check=False,
