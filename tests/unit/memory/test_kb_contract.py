@@ -255,7 +255,7 @@ print(json.dumps(out))
 def test_another_process_reads_identical_results(corpus: Corpus) -> None:
     """In-process instances share Chroma's client cache; a new process really reads from disk."""
     if corpus.backend == "milvus":
-        pytest.skip("embedded Milvus Lite is held by one process: tests/integration/test_milvus_server.py "
+        pytest.skip("embedded Milvus Lite is held by one process: tests/integration/server/test_milvus_replicas.py "
                     "reads a Milvus server from several")  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-c", _REOPEN_SCRIPT, str(corpus.root), KB_NAME, json.dumps(QUERIES)],
