@@ -75,13 +75,13 @@ def ingest(
     kb: KbOption = DEFAULT_KB,
 ) -> None:
     """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
-    from zhiwen.memory.kb import kb_dir
+    from zhiwen.memory.kb import kb_exists
     from zhiwen.memory.registry import drop_kb
 
     missing = [str(p) for p in paths if not p.exists()]
     if len(missing) == len(paths):  # a typo in the only path: one line, and no empty knowledge base made
         raise ZhiwenError(f"no such file or folder: {', '.join(missing)}; nothing ingested")
-    made_here = not (kb_dir(get_settings().kb_root, kb) / "kb.sqlite").exists()
+    made_here = not kb_exists(get_settings().kb_root, kb)
     service.open_kb(kb, create=True)  # store errors (a bad ZHIWEN_CHROMA_URL...) before any progress bar
     with Progress(
         TextColumn("[bold]embedding[/] chunks"), BarColumn(), MofNCompleteColumn(),

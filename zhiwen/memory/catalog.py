@@ -1,12 +1,14 @@
-"""The knowledge base's source of truth: documents and chunks in SQLite.
+"""The knowledge base's source of truth: documents and chunks, in SQLite (``Catalog``) or PostgreSQL.
 
-A document is visible exactly when its row is committed here; Chroma vectors and the BM25 index are
-derived from it. ``generation`` increases with every committed change so derived indexes can tell
-whether they are stale.
+A document is visible exactly when its row is committed here; the retrieval backend's vectors and BM25
+index are derived from it. ``generation`` increases with every committed change so derived indexes can
+tell whether they are stale. ``CatalogStore`` is what both engines offer (``zhiwen.memory.catalog_pg`` is
+the shared one, for replicas).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -15,12 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from zhiwen.memory.chunking import CHUNKER_VERSION
 from zhiwen.memory.documents import Chunk, Document
 
-__all__ = ["Catalog", "ChunkRow", "DocumentRow"]
+__all__ = ["Catalog", "CatalogStore", "CatalogWriter", "ChunkRow", "DocumentRow", "chunk_rows"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,6 +62,69 @@ class ChunkRow:
     metadata: dict[str, Any]
 
 
+class CatalogWriter(Protocol):
+    """The writes of one transaction; they commit together, with one generation bump."""
+
+    def put_document(self, doc: Document, chunks: Sequence[Chunk], tokens: Sequence[list[str]]) -> None:
+        """Insert (or replace) one document and its chunks."""
+
+    def put_flags(self, doc_id: str, reasons: Sequence[str]) -> None:
+        """Record (after ``put_document``) why a document was flagged; nothing when there is no reason."""
+
+    def remove_document(self, doc_id: str) -> None:
+        """Delete a document with its chunks, chunker version and flags."""
+
+
+class CatalogStore(Protocol):
+    """A knowledge base's catalog on either engine; every method is thread-safe and blocking."""
+
+    def close(self) -> None: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[CatalogWriter]:
+        """One atomic change; bumps the generation on commit."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def setdefault_meta(self, key: str, value: str) -> str:
+        """The stored value of ``key``, storing ``value`` first when there is none (first writer wins)."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def document(self, doc_id: str) -> DocumentRow | None: ...
+
+    def documents(self) -> list[DocumentRow]:
+        """Every document, by source."""
+
+    def find_documents(self, ref: str) -> list[DocumentRow]:
+        """Documents whose id or source equals ``ref``, or whose source is under the folder ``ref``."""
+
+    def relative_documents(self) -> list[DocumentRow]:
+        """Documents stored under a relative path (ingested before paths were made absolute)."""
+
+    def chunker_version(self, doc_id: str) -> int: ...
+
+    def mark_chunked(self, doc_ids: Sequence[str], version: int = CHUNKER_VERSION) -> None: ...
+
+    def chunk_ids_of(self, doc_id: str) -> list[str]: ...
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks)."""
+
+    def all_chunk_ids(self) -> set[str]: ...
+
+    def all_tokens(self) -> tuple[list[str], list[list[str]]]:
+        """Every chunk id with its BM25 tokens, in a stable order (for rebuilding the BM25 index)."""
+
+    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
+        """The committed chunks among ``chunk_ids`` (absent ids are not visible)."""
+
+    def flags(self) -> dict[str, list[str]]:
+        """Flag reasons by document id, for the documents that have any."""
+
+
 class Catalog:
     """Thread-safe access to kb.sqlite (one connection, serialised)."""
 
@@ -75,12 +140,12 @@ class Catalog:
             self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[CatalogWriter]:
         """One atomic change; bumps the generation on commit."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield _SqliteWriter(self._db)
                 self._db.execute(
                     "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) "
                     "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
@@ -191,44 +256,67 @@ class Catalog:
                     out[cid] = ChunkRow(cid, did, text, json.loads(meta))
         return out
 
-    @staticmethod
-    def put_document(
-        db: sqlite3.Connection, doc: Document, chunks: Sequence[Chunk], tokens: Sequence[list[str]]
-    ) -> None:
-        """Insert (or replace) one document and its chunks, inside a ``transaction()``."""
-        db.execute("DELETE FROM documents WHERE doc_id = ?", (doc.id,))
-        db.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (doc.id, doc.source, doc.title, doc.sha256, len(chunks), len(doc.text), time.time()),
-        )
-        db.execute("INSERT OR REPLACE INTO chunking VALUES (?, ?)", (doc.id, CHUNKER_VERSION))
-        db.executemany(
-            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    c.id,
-                    doc.id,
-                    c.ordinal,
-                    c.text,
-                    json.dumps(t, ensure_ascii=False),
-                    json.dumps(c.metadata, ensure_ascii=False),
-                )
-                for c, t in zip(chunks, tokens)
-            ],
-        )
-
-    @staticmethod
-    def put_flags(db: sqlite3.Connection, doc_id: str, reasons: Sequence[str]) -> None:
-        """Record (inside a ``transaction()``, after ``put_document``) why a document was flagged."""
-        if reasons:
-            db.execute("INSERT OR REPLACE INTO flags VALUES (?, ?)", (doc_id, json.dumps(list(reasons))))
-
     def flags(self) -> dict[str, list[str]]:
         """Flag reasons by document id, for the documents that have any."""
         with self._lock:
             rows = self._db.execute("SELECT doc_id, reasons FROM flags").fetchall()
         return {doc_id: json.loads(reasons) for doc_id, reasons in rows}
 
+    # The static forms of the writer's methods, for callers written before the writer existed.
     @staticmethod
-    def remove_document(db: sqlite3.Connection, doc_id: str) -> None:
-        db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+    def put_document(
+        db: CatalogWriter, doc: Document, chunks: Sequence[Chunk], tokens: Sequence[list[str]]
+    ) -> None:
+        db.put_document(doc, chunks, tokens)
+
+    @staticmethod
+    def put_flags(db: CatalogWriter, doc_id: str, reasons: Sequence[str]) -> None:
+        db.put_flags(doc_id, reasons)
+
+    @staticmethod
+    def remove_document(db: CatalogWriter, doc_id: str) -> None:
+        db.remove_document(doc_id)
+
+
+class _SqliteWriter:
+    """The writes of one SQLite ``transaction()``."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def put_document(self, doc: Document, chunks: Sequence[Chunk], tokens: Sequence[list[str]]) -> None:
+        self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc.id,))
+        self._db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (doc.id, doc.source, doc.title, doc.sha256, len(chunks), len(doc.text), time.time()),
+        )
+        self._db.execute("INSERT OR REPLACE INTO chunking VALUES (?, ?)", (doc.id, CHUNKER_VERSION))
+        self._db.executemany(
+            "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?)", chunk_rows(doc, chunks, tokens)
+        )
+
+    def put_flags(self, doc_id: str, reasons: Sequence[str]) -> None:
+        if reasons:
+            self._db.execute(
+                "INSERT OR REPLACE INTO flags VALUES (?, ?)", (doc_id, json.dumps(list(reasons)))
+            )
+
+    def remove_document(self, doc_id: str) -> None:
+        self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+
+
+def chunk_rows(
+    doc: Document, chunks: Sequence[Chunk], tokens: Sequence[list[str]]
+) -> list[tuple[str, str, int, str, str, str]]:
+    """The ``chunks`` table's rows of a document: id, document, ordinal, text, tokens and metadata (JSON)."""
+    return [
+        (
+            c.id,
+            doc.id,
+            c.ordinal,
+            c.text,
+            json.dumps(t, ensure_ascii=False),
+            json.dumps(c.metadata, ensure_ascii=False),
+        )
+        for c, t in zip(chunks, tokens)
+    ]

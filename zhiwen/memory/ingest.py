@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from zhiwen.errors import UnsupportedFile
-from zhiwen.memory.catalog import Catalog
 from zhiwen.memory.chunking import CHUNKER_VERSION, chunk_document
-from zhiwen.memory.documents import Chunk, Document
+from zhiwen.memory.documents import Chunk, Document, content_hash
 from zhiwen.memory.kb import KnowledgeBase
 from zhiwen.memory.loaders import iter_paths, load_path
 from zhiwen.tools.injection import instruction_flags
@@ -66,10 +65,31 @@ def ingest_paths(
     progress: Progress | None = None,
     batch_chunks: int = 32,
     wait: bool = True,
+    id_root: Path | None = None,
 ) -> IngestReport:
+    """``id_root``: the server's uploads folder; a document from a file under it is identified by its path
+    below it (see ``_rooted``)."""
     report = IngestReport()
     docs = load_all(paths, report)
+    if id_root is not None:
+        docs = [_rooted(d, id_root) for d in docs]
     return ingest_documents(kb, docs, report, progress, batch_chunks, wait)
+
+
+def _rooted(doc: Document, root: Path) -> Document:
+    """``doc`` identified by its path below ``root`` instead of its absolute path.
+
+    Replicas keep uploads on disks of their own, under a ``ZHIWEN_HOME`` that need not be the same path on
+    each: the same file uploaded through any of them is then one document (replaced or left unchanged), not
+    one per replica. Ids a format gives its records (JSONL ``id``) are kept."""
+    if doc.doc_id:
+        return doc
+    path, sep, rest = doc.source.partition("#")
+    try:
+        below = Path(path).relative_to(os.path.abspath(root))
+    except ValueError:
+        return doc
+    return replace(doc, doc_id=content_hash(f"upload:{below.as_posix()}{sep}{rest}")[:24])
 
 
 def ingest_documents(
@@ -146,6 +166,8 @@ def _plan(kb: KnowledgeBase, docs: list[Document], report: IngestReport) -> list
                 todo.append(_Work(doc, chunks, old_chunks, rechunk=True))
             continue
         moved = legacy.get(doc.source) if old is None else None
+        if old is None and moved is None:  # the same source stored under an id of another scheme
+            moved = next((d for d in kb.catalog.find_documents(doc.source) if d.source == doc.source), None)
         old_id = old.doc_id if old is not None else moved.doc_id if moved is not None else ""
         chunks = chunk_document(doc)
         if not chunks:
@@ -168,11 +190,11 @@ def _commit_group(kb: KnowledgeBase, group: list[_Work], report: IngestReport) -
     with kb.catalog.transaction() as db:
         for w in group:
             if w.replaces:
-                Catalog.remove_document(db, w.replaces)
-            Catalog.put_document(db, w.doc, w.chunks, [tokens[c.id] for c in w.chunks])
+                db.remove_document(w.replaces)
+            db.put_document(w.doc, w.chunks, [tokens[c.id] for c in w.chunks])
             reasons = list(dict.fromkeys(r for c in w.chunks for r in instruction_flags(c.text)))
             if reasons:
-                Catalog.put_flags(db, w.doc.id, reasons)
+                db.put_flags(w.doc.id, reasons)
                 report.flagged.append(f"{w.doc.source}: {'; '.join(reasons)}")
             if w.old_chunks:
                 report.replaced += 1

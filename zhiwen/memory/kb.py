@@ -1,4 +1,7 @@
-"""A knowledge base: the SQLite catalog and a retrieval backend holding both legs, kept consistent.
+"""A knowledge base: its catalog and a retrieval backend holding both legs, kept consistent.
+
+The catalog is SQLite in the base's folder, or the shared PostgreSQL (``ZHIWEN_DATABASE_URL``;
+``zhiwen.memory.catalogs``).
 
 The backend (``zhiwen.retrieval``) is the embedded one (bm25s and Chroma in the base's folder) or Milvus
 (``ZHIWEN_MILVUS_URI``), chosen when the base is made. Consistency rule: a document is visible exactly when
@@ -10,7 +13,6 @@ never returned (and is swept on the next ingest).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -24,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from zhiwen.errors import KnowledgeBaseBusy, KnowledgeBaseNotFound, ZhiwenError
-from zhiwen.memory.catalog import Catalog, DocumentRow
+from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
+from zhiwen.memory.catalog import CatalogStore, DocumentRow
+from zhiwen.memory.catalogs import CatalogHome, catalogs_for
 from zhiwen.retrieval import RetrievalBackend, drop_backend, open_backend
 from zhiwen.retrieval.local import LocalBackend
 from zhiwen.tools.bm25 import BM25Index, ScoredId
@@ -57,6 +60,7 @@ __all__ = [
     "check_new_name",
     "delete_kb",
     "kb_dir",
+    "kb_exists",
     "list_kbs",
     "not_found_message",
 ]
@@ -125,12 +129,21 @@ class KnowledgeBase:
     """Open with ``KnowledgeBase.open(root, name, embedder)``; ``create=True`` makes it if missing."""
 
     def __init__(
-        self, path: Path, name: str, embedder: Embedder, cjk_mode: CjkMode = "search+bigram"
+        self,
+        path: Path,
+        name: str,
+        embedder: Embedder,
+        cjk_mode: CjkMode = "search+bigram",
+        home: CatalogHome | None = None,
     ) -> None:
+        """``path``: the base's folder (its catalog when not shared, the embedded backend's files, uploads);
+        ``home``: where its catalog lives (by default as configured for ``path``'s parent)."""
         self.path = path
         self.name = name
         self.embedder = embedder
-        self.catalog = Catalog(path / "kb.sqlite")
+        self._home = home or catalogs_for(path.parent)
+        path.mkdir(parents=True, exist_ok=True)
+        self.catalog: CatalogStore = self._home.open(path.name, name)
         stored_mode = self.catalog.get_meta("cjk_mode")
         self.cjk_mode: CjkMode = stored_mode if stored_mode else cjk_mode  # type: ignore[assignment]
         if stored_mode is None:
@@ -158,12 +171,12 @@ class KnowledgeBase:
         cjk_mode: CjkMode = "search+bigram",
     ) -> KnowledgeBase:
         path = kb_dir(root, name)
-        if not (path / "kb.sqlite").exists():
+        home = catalogs_for(root)
+        if not home.exists(path.name):
             if not create:
                 raise KnowledgeBaseNotFound(not_found_message(root, name))
             check_new_name(name)
-            path.mkdir(parents=True, exist_ok=True)
-        return cls(path, name, embedder, cjk_mode)
+        return cls(path, name, embedder, cjk_mode, home)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -172,7 +185,7 @@ class KnowledgeBase:
 
     @contextlib.contextmanager
     def writing(self, wait: bool = True) -> Iterator[None]:
-        """Hold the knowledge base's write lock (a file lock, so it holds across processes and threads).
+        """Hold the knowledge base's write lock (across processes and threads; across replicas when shared).
 
         Ingests, deletes and the orphan-vector sweep take it: the sweep deletes vectors whose chunks are
         not in the catalog, and another writer's vectors are in Chroma before its catalog commit, so a
@@ -180,7 +193,7 @@ class KnowledgeBase:
         each other (``wait=False``: ``KnowledgeBaseBusy`` at once, for the server, whose worker threads
         must not sit out a long ingest); searches never take it.
         """
-        with _write_lock(self.path, self.name, wait):
+        with self._home.write_lock(self.path.name, self.name, wait):
             yield
 
     def ensure_not_busy(self) -> None:
@@ -253,7 +266,7 @@ class KnowledgeBase:
             chunk_ids = [cid for d in found for cid in self.catalog.chunk_ids_of(d.doc_id)]
             with self.catalog.transaction() as db:
                 for d in found:
-                    Catalog.remove_document(db, d.doc_id)
+                    db.remove_document(d.doc_id)
             self.backend.delete(chunk_ids)
         self.backend.committed()
         return found
@@ -358,44 +371,42 @@ class KnowledgeBase:
 
 
 def list_kbs(root: Path) -> list[tuple[str, int, int]]:
-    """(name, documents, chunks) of every knowledge base under ``root``."""
+    """(name, documents, chunks) of every knowledge base under ``root`` (or in the shared database)."""
+    home = catalogs_for(root)
     out = []
-    if root.exists():
-        for path in sorted(root.iterdir()):
-            if (path / "kb.sqlite").exists():
-                cat = Catalog(path / "kb.sqlite")
-                docs, chunks = cat.counts()
-                out.append((cat.get_meta("name") or path.name, docs, chunks))
-                cat.close()
+    for kb, name in home.names():
+        catalog = home.open(kb, name)
+        docs, chunks = catalog.counts()
+        out.append((catalog.get_meta("name") or name, docs, chunks))
+        catalog.close()
     return out
 
 
-@contextlib.contextmanager
-def _write_lock(path: Path, name: str, wait: bool) -> Iterator[None]:
-    with open(path / "write.lock", "a+b") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError as exc:
-            raise KnowledgeBaseBusy(
-                f"knowledge base {name!r} is being written (an ingest is running); try again when it ends"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def kb_exists(root: Path, name: str) -> bool:
+    """Whether a knowledge base named ``name`` exists (under ``root``, or in the shared database)."""
+    return catalogs_for(root).exists(kb_dir(root, name).name)
 
 
 def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None, wait: bool = True) -> None:
-    """Delete a knowledge base's folder once no ingest writes into it; ``before()`` runs just before."""
+    """Delete a knowledge base once no ingest writes into it; ``before()`` runs just before.
+
+    Its backend's collection goes first (a server that is down leaves the knowledge base whole), then its
+    catalog, then its folder here (other replicas' folders hold only what they rebuild from the catalog).
+    """
     path = kb_dir(root, name)
-    if not (path / "kb.sqlite").exists():
+    home = catalogs_for(root)
+    if not home.exists(path.name):
         raise KnowledgeBaseNotFound(f"no knowledge base named {name!r}")
-    with _write_lock(path, name, wait):  # an ingest into it (any process) finishes first
+    with home.write_lock(
+        path.name, name, wait
+    ):  # an ingest into it (any process, any replica) finishes first
         if before is not None:
             before()
-        catalog = Catalog(path / "kb.sqlite")
+        catalog = home.open(path.name, name)
         try:
-            drop_backend(catalog, path)  # first: a server that is down leaves the knowledge base whole
+            drop_backend(catalog, path)
         finally:
             catalog.close()
-        shutil.rmtree(path)
+        home.drop(path.name)
+        if path.exists():
+            shutil.rmtree(path)

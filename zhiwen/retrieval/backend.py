@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from zhiwen.errors import ZhiwenError
-from zhiwen.memory.catalog import Catalog
+from zhiwen.memory.catalog import CatalogStore
 from zhiwen.settings import get_settings
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embeddings import Vectors
@@ -58,7 +58,7 @@ def _describe(kind: str) -> str:
 
 
 def open_backend(
-    path: Path, catalog: Catalog, name: str, embedding_model: str, fresh: bool
+    path: Path, catalog: CatalogStore, name: str, embedding_model: str, fresh: bool
 ) -> RetrievalBackend:
     """The backend of the knowledge base in ``path``: chosen when it was made, then kept.
 
@@ -94,7 +94,7 @@ def milvus_collection_name(folder: str) -> str:
     return f"zhiwen_{re.sub(r'[^A-Za-z0-9_]', '_', folder)[:200]}_{uuid.uuid4().hex[:12]}"
 
 
-def drop_backend(catalog: Catalog, path: Path) -> None:
+def drop_backend(catalog: CatalogStore, path: Path) -> None:
     """Delete what a dropped knowledge base keeps outside its folder (its server collection, if any)."""
     if catalog.get_meta("retrieval_backend") == "milvus":
         collection = catalog.get_meta("milvus_collection")

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from zhiwen.memory.catalog import Catalog
+from zhiwen.memory.catalog import CatalogStore
 from zhiwen.tools.bm25 import BM25Index, ScoredId
 from zhiwen.tools.embeddings import Vectors
 from zhiwen.tools.vectors import VectorStore
@@ -27,7 +27,9 @@ __all__ = ["LocalBackend"]
 class LocalBackend:
     kind: Literal["local"] = "local"
 
-    def __init__(self, path: Path, catalog: Catalog, embedding_model: str, chroma_collection: str) -> None:
+    def __init__(
+        self, path: Path, catalog: CatalogStore, embedding_model: str, chroma_collection: str
+    ) -> None:
         self.path = path
         self.catalog = catalog
         self.collection = chroma_collection

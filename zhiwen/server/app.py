@@ -21,6 +21,7 @@ from zhiwen.mcp_server import McpBackend, build_mcp_server
 from zhiwen.memory.checkpointer import open_checkpointer
 from zhiwen.memory.feedback import open_feedback_store
 from zhiwen.memory.ingest import IngestReport, ingest_paths
+from zhiwen.memory.kb import kb_dir
 from zhiwen.memory.keys import open_key_store
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.coordination import open_coordinator
@@ -87,9 +88,10 @@ def _ingest_worker(settings: ServerSettings, metrics: Metrics) -> IngestWorker:
 
     def ingest(kb: str, paths: list[Path], progress: Callable[[int, int], None]) -> IngestReport:
         # Never creates the knowledge base: a job queued before it was dropped fails instead of reviving it.
-        return ingest_paths(open_kb(kb), paths, progress)
+        uploads = kb_dir(get_settings().kb_root, kb) / "uploads"
+        return ingest_paths(open_kb(kb), paths, progress, id_root=uploads)
 
-    store = JobStore(get_settings().home / "jobs.sqlite")
+    store = JobStore(get_settings().home / "jobs.sqlite", get_settings().database_url)
     worker = IngestWorker(
         store,
         ingest,

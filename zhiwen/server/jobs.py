@@ -2,9 +2,11 @@
 
 An upload answers at once with a job (202); the worker ingests jobs one at a time (so one writer per
 knowledge base), from a bounded queue, and each key may have only so many bytes waiting. Jobs live in
-``ZHIWEN_HOME/jobs.sqlite``: after a restart, jobs that were queued or cut off while running are run again
-(an ingest is idempotent and commits whole documents, so nothing is half-written), and an uploaded file that
-did not become a document is deleted.
+``ZHIWEN_HOME/jobs.sqlite``, or in the shared database (``ZHIWEN_DATABASE_URL``), where every replica can
+report every job. After a restart, a replica runs again the jobs it had queued or was running when cut off
+(an ingest is idempotent and commits whole documents, so nothing is half-written); the uploaded files are on
+the disk of the replica that received them, so it alone runs them. An uploaded file that did not become a
+document is deleted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -23,7 +26,7 @@ from typing import Any, Literal
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.memory.ingest import IngestReport
-from zhiwen.memory.small_store import SmallStore
+from zhiwen.memory.small_store import Sql, open_sql
 
 __all__ = ["IngestWorker", "Job", "JobStore", "QueueFull", "QuotaExceeded"]
 
@@ -57,6 +60,7 @@ class Job:
     report: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     finished: float | None = None
+    replica: str = ""  # the replica holding its files ("": stored before replicas were told apart)
 
     @property
     def settled(self) -> bool:
@@ -78,26 +82,36 @@ class Job:
         }
 
 
-class JobStore(SmallStore):
-    """Jobs on disk, one row each (the whole job as JSON)."""
+def this_replica(home: Path) -> str:
+    """What tells this replica's jobs from others' in a shared database: its host and its ``ZHIWEN_HOME``."""
+    return f"{socket.gethostname()}:{home}"
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(
+
+class JobStore:
+    """Jobs, one row each (the whole job as JSON), on disk or in the shared database."""
+
+    def __init__(self, path: Path, database_url: str | None = None, replica: str = "") -> None:
+        self.replica = replica or this_replica(path.parent)
+        self._sql: Sql = open_sql(
             path,
+            database_url,
             "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kb TEXT NOT NULL, status TEXT NOT NULL, "
             "created REAL NOT NULL, body TEXT NOT NULL)",
+            ("jobs",),
         )
 
+    def close(self) -> None:
+        self._sql.close()
+
     def save(self, job: Job) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?)",
-                (job.id, job.kb, job.status, job.created, json.dumps(asdict(job), ensure_ascii=False)),
-            )
+        self._sql.rows(
+            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+            "body = excluded.body",
+            (job.id, job.kb, job.status, job.created, json.dumps(asdict(job), ensure_ascii=False)),
+        )
 
     def _rows(self, where: str, args: tuple[Any, ...]) -> list[Job]:
-        with self._lock:
-            rows = self._db.execute(f"SELECT body FROM jobs WHERE {where} ORDER BY created", args).fetchall()
+        rows = self._sql.rows(f"SELECT body FROM jobs WHERE {where} ORDER BY created", args)
         return [Job(**json.loads(r[0])) for r in rows]
 
     def get(self, kb: str, job_id: str) -> Job | None:
@@ -108,7 +122,9 @@ class JobStore(SmallStore):
         return self._rows("kb = ?", (kb,))[-limit:]
 
     def unsettled(self) -> list[Job]:
-        return self._rows("status IN ('queued', 'running')", ())
+        """This replica's jobs that are queued or were running (another replica's files are not here)."""
+        jobs = self._rows("status IN ('queued', 'running')", ())
+        return [j for j in jobs if j.replica in ("", self.replica)]
 
 
 class IngestWorker:
@@ -161,7 +177,7 @@ class IngestWorker:
                     f"this key has {held} bytes waiting to be ingested; {size} more would pass its quota of "
                     f"{self.quota_bytes} (ZHIWEN_MAX_QUEUED_UPLOAD_BYTES)"
                 )
-        job = Job(uuid.uuid4().hex[:16], kb, owner, [str(f) for f in files], size)
+        job = Job(uuid.uuid4().hex[:16], kb, owner, [str(f) for f in files], size, replica=self.store.replica)
         self._enqueue(job)
         return job
 

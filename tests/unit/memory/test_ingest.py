@@ -13,6 +13,7 @@ import pytest
 from fakes import HashEmbedder
 
 from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
+from zhiwen.memory.catalog import Catalog
 from zhiwen.memory.chunking import CHUNKER_VERSION
 from zhiwen.memory.documents import Document
 from zhiwen.memory.ingest import ingest_documents, ingest_paths
@@ -81,8 +82,9 @@ def test_ingest_then_reingest_unchanged(kb: KnowledgeBase, folder: Path, fake_em
 
 
 def _as_if_chunked_by_version_1(kb: KnowledgeBase) -> None:
-    with kb.catalog.transaction() as db:
-        db.execute("DELETE FROM chunking")
+    assert isinstance(kb.catalog, Catalog)
+    with kb.catalog._lock:  # the SQLite catalog's own connection: no writer method forgets a version
+        kb.catalog._db.execute("DELETE FROM chunking")
 
 
 def test_a_newer_chunker_recuts_only_documents_whose_chunks_change(
@@ -459,3 +461,34 @@ def test_dropping_a_knowledge_base_in_use(
     assert not kb_dir(zhiwen_home / "kbs", "in-use").exists()
     with pytest.raises(KnowledgeBaseNotFound, match="no knowledge base named"):
         registry.open_kb("in-use")
+
+
+def test_an_upload_is_one_document_whichever_replicas_folder_received_it(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    """Replicas keep uploads under homes of their own: the same file through two of them is one document."""
+    one, two = tmp_path / "one" / "uploads", tmp_path / "two" / "uploads"
+    for folder in (one, two):
+        write_files(folder, {"fees.txt": "The gold card's annual fee is 300 yuan."})
+    assert ingest_paths(kb, [one / "fees.txt"], id_root=one).added == 1
+    again = ingest_paths(kb, [two / "fees.txt"], id_root=two)
+    assert (again.added, again.unchanged) == (0, 1)
+    (two / "fees.txt").write_text("The gold card's annual fee is 400 yuan.", encoding="utf-8")
+    changed = ingest_paths(kb, [two / "fees.txt"], id_root=two)
+    assert (changed.added, changed.replaced) == (0, 1)
+    assert [Path(d.source) for d in kb.documents()] == [two / "fees.txt"]
+    assert_consistent(kb)
+
+
+def test_an_upload_stored_under_its_path_id_is_replaced_not_doubled(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    """Uploads ingested before ids were taken below the uploads folder keep one record when sent again."""
+    uploads = tmp_path / "uploads"
+    write_files(uploads, {"fees.txt": "The gold card's annual fee is 300 yuan."})
+    assert ingest_paths(kb, [uploads / "fees.txt"]).added == 1  # the old scheme: the absolute path's hash
+    old_id = kb.documents()[0].doc_id
+    report = ingest_paths(kb, [uploads / "fees.txt"], id_root=uploads)
+    assert (report.added, report.replaced) == (0, 1)
+    assert [d.doc_id for d in kb.documents()] != [old_id] and len(kb.documents()) == 1
+    assert_consistent(kb)

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from zhiwen import service
 from zhiwen.errors import KnowledgeBaseNotFound
-from zhiwen.memory.kb import KnowledgeBase, kb_dir, list_kbs
+from zhiwen.memory.kb import KnowledgeBase, kb_dir, kb_exists, list_kbs
 from zhiwen.memory.loaders import SUPPORTED_SUFFIXES
 from zhiwen.server.access import Admin, Caller, kb_not_found
 from zhiwen.server.errors import APIError
@@ -48,8 +48,8 @@ def sanitize_filename(name: str) -> str:
 
 
 async def _exists(name: str) -> bool:
-    """Off the event loop: a file-system check (a slow or network disk stalls every stream)."""
-    return await asyncio.to_thread((kb_dir(get_settings().kb_root, name) / "kb.sqlite").exists)
+    """Off the event loop: a file-system or database check (either may stall every stream)."""
+    return await asyncio.to_thread(kb_exists, get_settings().kb_root, name)
 
 
 async def _require(name: str, caller: Principal = OPEN) -> None:
