@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -184,6 +185,17 @@ def sse_events(lines: Iterator[str]) -> Iterator[str]:
             yield line[5:].strip()
 
 
+def milvus_collections(uri: str) -> list[str]:
+    """The collections on the Milvus server at ``uri`` (a client of its own)."""
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri=uri, timeout=10)
+    try:
+        return list(client.list_collections())
+    finally:
+        client.close()
+
+
 class Kit:
     """Constants and helpers for the server tests (the ``kit`` fixture)."""
 
@@ -197,6 +209,7 @@ class Kit:
     assert_error = staticmethod(assert_error)
     sse_events = staticmethod(sse_events)
     wait_for_http = staticmethod(wait_for_http)
+    milvus_collections = staticmethod(milvus_collections)
     reset = staticmethod(reset)
 
 
@@ -268,3 +281,43 @@ def postgres() -> Iterator[PostgresCluster]:
 @pytest.fixture(scope="module")
 def postgres_url(postgres: PostgresCluster) -> str:
     return postgres.url
+
+
+@pytest.fixture(scope="module")
+def milvus_uri() -> Iterator[str]:
+    """A `milvus-lite server` subprocess on a free loopback port, always stopped at the end."""
+    command = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
+    if not Path(command).exists():
+        pytest.skip("the milvus-lite command is not installed (pip install -e '.[milvus]')")
+    base = Path(tempfile.mkdtemp(prefix="zhiwen-milvus-"))
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    log = (base / "log").open("wb")
+    proc = subprocess.Popen([command, "server", "--data-dir", str(base / "data"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"milvus-lite server exited: {(base / 'log').read_text(errors='replace')[-2000:]}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "milvus-lite server did not listen within 60 s"
+                time.sleep(0.2)
+        assert milvus_collections(uri) == []
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+        shutil.rmtree(base, ignore_errors=True)

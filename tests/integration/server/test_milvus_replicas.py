@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,60 +28,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration]
 
 KB = "shared-in-milvus"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _milvus_collections(uri: str) -> list[str]:
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri=uri, timeout=10)
-    try:
-        return list(client.list_collections())
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def milvus_uri() -> Iterator[str]:
-    """A `milvus-lite server` subprocess on a free loopback port, always stopped at the end."""
-    command = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
-    if not Path(command).exists():
-        pytest.skip("the milvus-lite command is not installed (pip install -e '.[milvus]')")
-    base = Path(tempfile.mkdtemp(prefix="zhiwen-milvus-"))
-    port = _free_port()
-    log = (base / "log").open("wb")
-    proc = subprocess.Popen([command, "server", "--data-dir", str(base / "data"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(
-                    f"milvus-lite server exited: {(base / 'log').read_text(errors='replace')[-2000:]}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "milvus-lite server did not listen within 60 s"
-                time.sleep(0.2)
-        assert _milvus_collections(uri) == []
-        yield uri
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _upload(api: httpx.Client, name: str, text: str) -> dict[str, Any]:
@@ -146,7 +87,7 @@ def test_a_document_uploaded_through_one_replica_is_found_through_the_other(
             from zhiwen import service
 
             collection = service.open_kb(KB).server_collection
-            assert collection in _milvus_collections(milvus_uri)
+            assert collection in kit.milvus_collections(milvus_uri)
 
             # Another process, with its own Milvus client, reads the same hits from the server.
             proc = subprocess.run(
@@ -163,7 +104,7 @@ def test_a_document_uploaded_through_one_replica_is_found_through_the_other(
             assert all(h["doc_id"] != gold for h in _search(a, kit.QUESTION, "dense"))
 
             assert a.delete(f"/v1/kbs/{KB}").status_code == 204
-            assert collection not in _milvus_collections(milvus_uri), "dropping it drops its collection"
+            assert collection not in kit.milvus_collections(milvus_uri), "dropping it drops its collection"
     finally:
         close_all()
         get_settings.cache_clear()
