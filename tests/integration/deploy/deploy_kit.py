@@ -227,6 +227,41 @@ def dockerfile_instructions() -> list[Any]:
     return list(dockerfile.parse_file(str(DEPLOY / "Dockerfile")))
 
 
+def dockerfile_stages() -> dict[str, list[Any]]:
+    """Each stage's instructions by stage name, in order."""
+    named: dict[str, list[Any]] = {}
+    current: list[Any] = []
+    for instruction in dockerfile_instructions():
+        if instruction.cmd == "FROM":
+            value = list(instruction.value)
+            assert len(value) == 3 and value[1].upper() == "AS", f"every stage is named: {value}"
+            current = named.setdefault(value[2], [])
+        current.append(instruction)
+    return named
+
+
+def dockerfile_chain(name: str) -> list[Any]:
+    """A stage's instructions with those of the stages it is built FROM."""
+    all_stages = dockerfile_stages()
+    instructions = all_stages[name]
+    parent = instructions[0].value[0]
+    return (dockerfile_chain(parent) if parent in all_stages else []) + instructions
+
+
+def image_extras(target: str) -> set[str]:
+    """The extras of zhiwen installed in the image built with ``--target target``: those of the last
+    ``pip install ".[...]"`` of the stage whose virtual environment the target copies."""
+    copies = [i for i in dockerfile_stages()[target] if i.cmd == "COPY" and i.flags]
+    assert len(copies) == 1 and copies[0].flags[0].startswith("--from="), copies
+    builder = copies[0].flags[0].removeprefix("--from=")
+    installs = [
+        i.value[0] for i in dockerfile_chain(builder) if i.cmd == "RUN" and "pip install" in i.value[0]
+    ]
+    found = re.search(r'install "\.\[([^\]]*)\]"', installs[-1]) if installs else None
+    assert found, installs
+    return set(found.group(1).split(","))
+
+
 def dockerfile_cmd() -> list[str]:
     """The JSON-form CMD of the runtime images."""
     cmds = [c for c in dockerfile_instructions() if c.cmd == "CMD"]

@@ -18,6 +18,7 @@ from deploy_kit import (
     compose_binary,
     free_port,
     healthcheck_argv,
+    image_extras,
     known_variables,
     load_yaml,
     parse_zhiwen_command,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 COMPOSE = DEPLOY / "compose.yaml"
-PROFILES = ("cpu", "gpu", "gpu-r1", "scale", "observe")
+PROFILES = ("cpu", "gpu", "gpu-r1", "scale", "scale-milvus", "observe")
 # What a user sets in deploy/.env (placeholders for the test; none are secrets).
 ENV = {"ZHIWEN_API_KEYS": "zw_placeholder_for_tests", "POSTGRES_PASSWORD": "placeholder"}
 
@@ -136,6 +137,136 @@ def test_the_profiles_wire_zhiwen_to_its_model_stores_and_collector() -> None:
         for kind in ("receivers", "processors", "exporters"):
             assert set(pipeline[kind]) <= set(collector[kind]), f"the pipeline names an undefined {kind[:-1]}"
     assert collector["exporters"]["otlp/jaeger"]["endpoint"].split(":")[0] in observe["services"]
+
+
+def test_scale_milvus_replicas_share_no_volume_and_keep_everything_in_postgres_and_milvus() -> None:
+    from zhiwen.retrieval.milvus import check_uri
+    from zhiwen.settings import Settings
+
+    config = resolved("scale-milvus")
+    services = config["services"]
+    replicas = zhiwen_services(config)
+    assert sorted(replicas) == ["zhiwen-milvus-1", "zhiwen-milvus-2"]
+    assert sorted(services) == sorted([*replicas, "postgres", "milvus", "vllm", "proxy-milvus"]), "no Chroma"
+    postgres = services["postgres"]["environment"]
+    database = f"postgresql://{postgres['POSTGRES_USER']}:placeholder@postgres:5432/{postgres['POSTGRES_DB']}"
+    for name, service in replicas.items():
+        env = service["environment"]
+        assert env["ZHIWEN_DATABASE_URL"] == database, name
+        assert env["ZHIWEN_MILVUS_URI"] == "http://milvus:19530", name
+        assert not [var for var in env if var.startswith("ZHIWEN_CHROMA")], name
+        settings = Settings(database_url=env["ZHIWEN_DATABASE_URL"], milvus_uri=env["ZHIWEN_MILVUS_URI"])
+        assert settings.milvus_uri and check_uri(settings.milvus_uri) == "http://milvus:19530"
+        for store in ("postgres", "milvus"):
+            assert service["depends_on"][store]["condition"] == "service_healthy", (name, store)
+            assert services[store]["healthcheck"]["test"], store
+        # its own named volume at /data (uploads waiting to be ingested, caches): no bind, nobody else's
+        assert [(v["type"], v["target"]) for v in service["volumes"]] == [("volume", "/data")], name
+        mine = {v["source"] for v in service["volumes"]}
+        others = {v["source"] for other, s in services.items() if other != name for v in s.get("volumes", [])}
+        assert not mine & others, f"{name} shares {mine & others}"
+        assert "zhiwen-shared" not in mine
+    hostnames = [service["hostname"] for service in replicas.values()]
+    assert len(set(hostnames)) == 2, "each replica tells its own ingest jobs by its (fixed) host name"
+
+
+def test_the_milvus_server_runs_standalone_with_embedded_etcd_and_local_storage() -> None:
+    milvus = resolved("scale-milvus")["services"]["milvus"]
+    assert re.fullmatch(r"milvusdb/milvus:v2\.5\.\d+", milvus["image"]), milvus["image"]
+    assert milvus["command"] == ["milvus", "run", "standalone"]
+    env = milvus["environment"]
+    assert env["ETCD_USE_EMBED"] == "true" and env["COMMON_STORAGETYPE"] == "local"
+    mounts = {v["target"]: v for v in milvus["volumes"]}
+    etcd = mounts[env["ETCD_CONFIG_PATH"]]
+    assert (
+        etcd["type"] == "bind"
+        and etcd["read_only"]
+        and Path(etcd["source"]) == DEPLOY / "milvus" / "embedEtcd.yaml"
+    )
+    assert set(load_yaml(Path(etcd["source"]))) == {"listen-client-urls", "advertise-client-urls",
+                                                    "quota-backend-bytes", "auto-compaction-mode",
+                                                    "auto-compaction-retention"}  # fmt: skip
+    user = mounts["/milvus/configs/user.yaml"]
+    assert user["type"] == "bind" and Path(user["source"]) == DEPLOY / "milvus" / "user.yaml"
+    overrides = load_yaml(Path(user["source"]))
+    assert overrides is None or isinstance(overrides, dict), (
+        "user.yaml overrides milvus.yaml: a mapping or nothing"
+    )
+    data = mounts["/var/lib/milvus"]  # etcd's metadata and the segments survive a restart
+    assert data["type"] == "volume" and env["ETCD_DATA_DIR"].startswith("/var/lib/milvus/")
+    check = milvus["healthcheck"]
+    assert check["test"] == ["CMD", "curl", "-f", "http://localhost:9091/healthz"]
+    assert check["start_period"] and check["retries"] >= 3
+    assert "ports" not in milvus, "Milvus answers inside the project's network only"
+
+
+@pytest.mark.parametrize(("profile", "proxy"), [("scale", "proxy"), ("scale-milvus", "proxy-milvus")])
+def test_the_proxy_reaches_every_replica_of_its_profile_by_the_names_in_nginx_conf(
+    profile: str, proxy: str
+) -> None:
+    config = resolved(profile)
+    services = config["services"]
+    conf = next(Path(v["source"]) for v in services[proxy]["volumes"]
+                if v["target"] == "/etc/nginx/conf.d/default.conf")  # fmt: skip
+    assert conf == DEPLOY / "proxy" / "nginx.conf"
+    upstreams = re.findall(r"^\s*server\s+([\w.-]+):(\d+)", conf.read_text(), re.M)
+    assert upstreams
+    answers: dict[str, set[str]] = {}  # a name on the network -> the services answering to it
+    for name, service in services.items():
+        aliases = ((service.get("networks") or {}).get("default") or {}).get("aliases") or []
+        for dns in {name, *aliases}:
+            answers.setdefault(dns, set()).add(name)
+    replicas = zhiwen_services(config)
+    reached = set()
+    for host, port in upstreams:
+        assert len(answers.get(host, ())) == 1, (
+            f"{profile}: nginx's {host} is not one service: {answers.get(host)}"
+        )
+        (replica,) = answers[host]
+        assert replica in replicas and parse_zhiwen_command(replicas[replica]["command"])["port"] == int(port)
+        reached.add(replica)
+    assert reached == set(replicas), f"{profile}: nginx sends nothing to {set(replicas) - reached}"
+    assert {d: c["condition"] for d, c in services[proxy]["depends_on"].items()} == dict.fromkeys(
+        replicas, "service_healthy"
+    )
+    assert services[proxy]["ports"][0]["published"] == "8000"
+
+
+def test_no_secret_is_written_in_the_file_and_each_comes_from_the_environment() -> None:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    secret = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEY")
+    for name, service in raw["services"].items():
+        for var, value in (service.get("environment") or {}).items():
+            if secret.search(var):
+                assert value == "" or str(value).startswith("${"), (name, var)
+            credentials = re.search(r"://[^/:@]+:([^@]*)@", str(value))
+            if credentials:
+                assert credentials.group(1).startswith("${"), (name, var)
+    password = "from-the-environment-only"
+    config = compose_config("scale-milvus", env=ENV | {"POSTGRES_PASSWORD": password})
+    assert config.returncode == 0, config.stderr
+    services = yaml.safe_load(config.stdout)["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
+    for service in zhiwen_services({"services": services}).values():
+        assert f":{password}@postgres:" in service["environment"]["ZHIWEN_DATABASE_URL"]
+        assert service["environment"]["ZHIWEN_API_KEYS"] == ENV["ZHIWEN_API_KEYS"]
+
+
+def test_each_zhiwen_image_holds_the_clients_of_the_stores_its_service_is_given() -> None:
+    config = resolved(*PROFILES)
+    needs = {
+        "ZHIWEN_DATABASE_URL": "postgres",
+        "ZHIWEN_MILVUS_URI": "milvus",
+        "ZHIWEN_CHECKPOINT_URL": "postgres",
+    }
+    checked = set()
+    for name, service in zhiwen_services(config).items():
+        installed = image_extras(service["build"]["target"])
+        for var, extra in needs.items():
+            if var in service["environment"]:
+                assert extra in installed, f"{name} sets {var}: its image needs zhiwen[{extra}]"
+                checked.add(var)
+    assert checked == {"ZHIWEN_DATABASE_URL", "ZHIWEN_MILVUS_URI"}
 
 
 def test_every_zhiwen_and_otel_variable_set_is_one_zhiwen_reads() -> None:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from deploy_kit import (
     DEPLOY,
     ROOT,
+    dockerfile_chain,
     dockerfile_cmd,
     dockerfile_instructions,
+    dockerfile_stages,
     free_port,
     healthcheck_argv,
+    image_extras,
     parse_zhiwen_command,
     tool,
 )
@@ -26,27 +30,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|cmake|make|clang|cc)\b")
-
-
-def stages() -> dict[str, list[Any]]:
-    """Each stage's instructions by stage name, in order."""
-    named: dict[str, list[Any]] = {}
-    current: list[Any] = []
-    for instruction in dockerfile_instructions():
-        if instruction.cmd == "FROM":
-            value = list(instruction.value)
-            assert len(value) == 3 and value[1].upper() == "AS", f"every stage is named: {value}"
-            current = named.setdefault(value[2], [])
-        current.append(instruction)
-    return named
-
-
-def chain(name: str) -> list[Any]:
-    """A stage's instructions with those of the stages it is built FROM."""
-    all_stages = stages()
-    instructions = all_stages[name]
-    parent = instructions[0].value[0]
-    return (chain(parent) if parent in all_stages else []) + instructions
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -66,19 +49,22 @@ def test_hadolint_passes_and_would_catch_a_root_image(tmp_path: Path) -> None:
 
 
 def test_two_final_images_slim_by_default_and_local_with_the_embedded_model() -> None:
-    all_stages = stages()
+    all_stages = dockerfile_stages()
     assert list(all_stages)[-1] == "slim", "the default target (last stage) is the slim image"
     for final, builder, extras in (
-        ("slim", "build-slim", "[postgres]"),
-        ("local", "build-local", "[local,postgres]"),
+        ("slim", "build-slim", "[postgres,milvus]"),
+        ("local", "build-local", "[local,postgres,milvus]"),
     ):
-        instructions = chain(final)
+        instructions = dockerfile_chain(final)
         copies = [i for i in all_stages[final] if i.cmd == "COPY"]
         assert [(c.flags, c.value) for c in copies] == [
             ((f"--from={builder}",), ("/opt/zhiwen", "/opt/zhiwen"))
         ]
-        installs = [i.value[0] for i in chain(builder) if i.cmd == "RUN" and "pip install" in i.value[0]]
+        installs = [
+            i.value[0] for i in dockerfile_chain(builder) if i.cmd == "RUN" and "pip install" in i.value[0]
+        ]
         assert f'install ".{extras}"' in installs[-1], installs
+        assert image_extras(final) == set(extras.strip("[]").split(",")), final
         for instruction in instructions:  # the runtime: no compiler installed, none copied in
             if instruction.cmd == "RUN":
                 assert not BUILD_TOOLS.search(instruction.value[0]), (final, instruction.value[0])
@@ -92,14 +78,24 @@ def test_two_final_images_slim_by_default_and_local_with_the_embedded_model() ->
             )
         )
         assert env["ZHIWEN_HOME"] == "/data" and "/opt/zhiwen/bin" in env["PATH"]
-    slim_build = " ".join(i.value[0] for i in chain("build-slim") if i.cmd == "RUN")
+    slim_build = " ".join(i.value[0] for i in dockerfile_chain("build-slim") if i.cmd == "RUN")
     assert not BUILD_TOOLS.search(slim_build), "the slim image compiles nothing"
+
+
+def test_both_images_hold_the_clients_of_the_stores_replicas_share() -> None:
+    """PostgreSQL (ZHIWEN_DATABASE_URL) and a Milvus server (ZHIWEN_MILVUS_URI), as compose's scale profiles use them."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra, client in (("postgres", "psycopg"), ("milvus", "pymilvus")):
+        assert any(re.match(rf"{client}\b", requirement) for requirement in extras[extra]), (extra, client)
+        for image in ("slim", "local"):
+            assert extra in image_extras(image), (image, extra)
+    assert "local" not in image_extras("slim"), "the slim image compiles nothing"
 
 
 def test_the_local_build_compiles_llama_cpp_with_the_flags_of_setup_sh() -> None:
     setup = re.search(r'export CMAKE_ARGS="([^"]+)"', (ROOT / "scripts" / "setup.sh").read_text())
     assert setup is not None
-    envs = [dict(zip(*[iter(i.value)] * 2)) for i in chain("build-local") if i.cmd == "ENV"]
+    envs = [dict(zip(*[iter(i.value)] * 2)) for i in dockerfile_chain("build-local") if i.cmd == "ENV"]
     cmake = next(e["CMAKE_ARGS"] for e in envs if "CMAKE_ARGS" in e).strip('"')
     assert cmake == setup.group(1)
     assert "-DGGML_NATIVE=OFF" in cmake  # the native build dies with "Illegal instruction" elsewhere
