@@ -8,6 +8,7 @@ __all__ = [
     "KnowledgeBaseNotFound",
     "LLMUnavailable",
     "ModelFileError",
+    "StoreUnavailable",
     "UnsupportedFile",
     "ZhiwenError",
 ]
@@ -45,6 +46,10 @@ class KnowledgeBaseNotFound(ZhiwenError, ValueError):
 
 class KnowledgeBaseBusy(ZhiwenError):
     """Another writer (an ingest) holds the knowledge base, and the caller chose not to wait."""
+
+
+class StoreUnavailable(ZhiwenError):
+    """A configured shared store (the database holding the catalogs) does not answer: retry later (503)."""
 
 
 class EmbeddingModelMismatch(ZhiwenError):

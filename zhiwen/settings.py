@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         pattern=r"^postgres(ql)?://",
-        description="PostgreSQL shared by every replica: API keys live there (threads too, unless "
-        "ZHIWEN_CHECKPOINT_URL names another).",
+        description="PostgreSQL shared by every replica: knowledge-base catalogs and write locks, ingest jobs, "
+        "API keys, limits and locks live there (threads too, unless ZHIWEN_CHECKPOINT_URL names another).",
     )
     milvus_uri: str | None = Field(
         default=None,

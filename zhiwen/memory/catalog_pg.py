@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from zhiwen.errors import KnowledgeBaseBusy, ZhiwenError
+from zhiwen.errors import KnowledgeBaseBusy, StoreUnavailable, ZhiwenError
 from zhiwen.memory.catalog import CatalogWriter, ChunkRow, DocumentRow, chunk_rows
 from zhiwen.memory.chunking import CHUNKER_VERSION
 from zhiwen.memory.documents import Chunk, Document
@@ -82,7 +82,9 @@ def _pool(url: str) -> Any:
                         conn.execute(statement)
             except Exception as exc:
                 pool.close()
-                raise ZhiwenError(f"cannot reach the database at {redact_url(url)}: {_reason(exc)}") from exc
+                raise StoreUnavailable(
+                    f"cannot reach the database at {redact_url(url)}: {_reason(exc)}"
+                ) from exc
             _pools[url] = pool
         return pool
 
@@ -302,7 +304,9 @@ class PostgresCatalogs:
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=15)
         except psycopg.Error as exc:
-            raise ZhiwenError(f"cannot reach the database at {redact_url(self.url)}: {_reason(exc)}") from exc
+            raise StoreUnavailable(
+                f"cannot reach the database at {redact_url(self.url)}: {_reason(exc)}"
+            ) from exc
         with conn:
             if wait:
                 conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))

@@ -16,6 +16,7 @@ from zhiwen.errors import (
     KnowledgeBaseBusy,
     KnowledgeBaseNotFound,
     LLMUnavailable,
+    StoreUnavailable,
     ZhiwenError,
 )
 from zhiwen.server.coordination import CoordinationUnavailable
@@ -96,6 +97,16 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return (f"{param}: {msg}" if param else msg), param
 
 
+def _database_errors() -> list[type[Exception]]:
+    """psycopg's connection-loss errors, when the PostgreSQL extra is installed."""
+    try:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+    except ImportError:
+        return []
+    return [psycopg.OperationalError, PoolTimeout]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -134,6 +145,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _coordination(_: Request, exc: CoordinationUnavailable) -> JSONResponse:
         log.warning("shared database %s unreachable: %s", exc.where, exc.__cause__)
         return _json(503, str(exc), code="store_unavailable", headers={"Retry-After": "5"})
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.warning("%s", exc)
+        return _json(503, "the shared database is unreachable; retry later", code="store_unavailable",
+                     headers={"Retry-After": "5"})  # fmt: skip
+
+    for lost in _database_errors():  # the catalog's database went away mid-request (restart, failover)
+
+        @app.exception_handler(lost)
+        async def _lost(_: Request, exc: Exception) -> JSONResponse:
+            log.warning("shared database unreachable: %s", exc)
+            return _json(503, f"the shared database is unreachable ({type(exc).__name__}); retry later",
+                         code="store_unavailable", headers={"Retry-After": "5"})  # fmt: skip
 
     @app.exception_handler(ZhiwenError)
     async def _zhiwen(_: Request, exc: ZhiwenError) -> JSONResponse:

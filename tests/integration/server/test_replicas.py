@@ -148,6 +148,13 @@ def test_a_database_restart_is_ready_503_then_recovers_and_the_thread_goes_on(
             refused = c.post("/v1/chat/completions", json=kit.chat_body(thread_id=thread))
             error = kit.assert_error(refused, 503, "shared database is unreachable")
             assert refused.headers["retry-after"] == "5" and error["code"] == "store_unavailable"
+            # The knowledge base's catalog is in the database too: its routes say the same, never 500.
+            for lost in (c.post(f"/v1/kbs/{kit.KB}/search", json={"query": kit.QUESTION}),
+                         c.get(f"/v1/kbs/{kit.KB}/documents")):  # fmt: skip
+                assert (
+                    kit.assert_error(lost, 503, "shared database is unreachable")["code"]
+                    == "store_unavailable"
+                )
         finally:
             postgres.start()
         deadline = time.monotonic() + 30
@@ -159,6 +166,7 @@ def test_a_database_restart_is_ready_503_then_recovers_and_the_thread_goes_on(
         assert again.status_code == 200, again.text
         roles = [m["role"] for m in c.get(f"/v1/threads/{thread}").json()["messages"]]
         assert roles == ["user", "assistant", "user", "assistant"]
+        assert c.post(f"/v1/kbs/{kit.KB}/search", json={"query": kit.QUESTION}).status_code == 200
 
 
 def _free_port() -> int:
