@@ -64,10 +64,17 @@ def _pool(url: str) -> Any:
         pool = _pools.get(url)
         if pool is None:
             try:
+                import psycopg
                 from psycopg_pool import ConnectionPool
             except ImportError as exc:
                 raise ZhiwenError(
                     "ZHIWEN_DATABASE_URL is PostgreSQL: pip install 'zhiwen[postgres]'"
+                ) from exc
+            try:  # one plain attempt first: the pool would retry for its whole timeout, then say only that
+                psycopg.connect(url, connect_timeout=10).close()
+            except psycopg.Error as exc:
+                raise StoreUnavailable(
+                    f"cannot reach the database at {redact_url(url)}: {_reason(exc)}"
                 ) from exc
             pool = ConnectionPool(
                 url, min_size=1, max_size=4, kwargs={"autocommit": True},
