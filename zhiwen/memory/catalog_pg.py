@@ -84,7 +84,7 @@ def _pool(url: str) -> Any:
                 pool.open(wait=True, timeout=15)
                 with pool.connection() as conn, conn.transaction():
                     # One schema change at a time: replicas starting together race on CREATE TABLE.
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-kb-schema', 0))")
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-schema', 0))")
                     for statement in filter(str.strip, _SCHEMA.split(";")):
                         conn.execute(statement)
             except Exception as exc:

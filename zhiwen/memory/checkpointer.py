@@ -54,7 +54,21 @@ async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheck
         await pool.open(wait=False)
         try:
             saver = postgres.AsyncPostgresSaver(conn=pool)
-            await saver.setup()
+            # Replicas starting together ran the saver's migrations twice: the second failed on a duplicate
+            # migration row and that replica never started. One replica at a time migrates.
+            async with pool.connection() as lock:
+                # Polled, never waited for inside one statement: the migrations CREATE INDEX CONCURRENTLY,
+                # which waits for every statement holding a snapshot, a blocked pg_advisory_lock included;
+                # three replicas starting together deadlocked that way.
+                key = "SELECT pg_try_advisory_lock(hashtextextended('zhiwen-checkpoint-setup', 0)) AS taken"
+                while not ((await (await lock.execute(key)).fetchone()) or {}).get("taken"):
+                    await asyncio.sleep(0.2)
+                try:
+                    await saver.setup()
+                finally:
+                    await lock.execute(
+                        "SELECT pg_advisory_unlock(hashtextextended('zhiwen-checkpoint-setup', 0))"
+                    )
             yield saver
         finally:
             await pool.close()

@@ -92,8 +92,11 @@ class _Postgres:
             check=ConnectionPool.check_connection,
             open=True,
         )
-        for statement in filter(str.strip, self._sql(schema).split(";")):
-            self.rows(statement)
+        with self._pool.connection() as conn, conn.transaction():
+            # Replicas starting together race on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-schema', 0))")
+            for statement in filter(str.strip, self._sql(schema).split(";")):
+                conn.execute(statement)
 
     def _sql(self, query: str) -> str:
         query = query.replace("?", "%s").replace("BLOB", "BYTEA").replace(" REAL ", " DOUBLE PRECISION ")

@@ -188,7 +188,9 @@ class PostgresCoordinator:
         self._renewer = asyncio.create_task(self._renew_forever())
 
     async def _setup(self) -> None:
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
+            # Replicas starting together race on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-schema', 0))")
             for statement in _SCHEMA:
                 await conn.execute(statement)
 

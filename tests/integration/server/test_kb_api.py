@@ -129,6 +129,23 @@ def test_kb_lifecycle(api: httpx.Client, kit: type[Kit]) -> None:
     kit.assert_error(api.delete(f"/v1/kbs/{KB}"), 404, KB)
 
 
+def test_a_knowledge_base_named_in_chinese_takes_uploads_and_its_job_location_works(
+    api: httpx.Client,
+) -> None:
+    name = "产品手册"
+    assert api.post("/v1/kbs", json={"name": name}).status_code == 201
+    for wait in ("true", "false"):
+        up = api.post(f"/v1/kbs/{name}/documents?wait={wait}",
+                      files=[("files", (f"fees-{wait}.txt", f"年费三百元 {wait}".encode(), "text/plain"))])  # fmt: skip
+        assert up.status_code == (201 if wait == "true" else 202), up.text
+        deadline = time.monotonic() + 60
+        while (job := api.get(up.headers["location"])).json().get("status") != "done":  # percent-encoded
+            assert job.status_code == 200 and time.monotonic() < deadline, job.text
+            time.sleep(0.1)
+        assert job.json()["knowledge_base"] == name
+    assert api.delete(f"/v1/kbs/{name}").status_code == 204
+
+
 @pytest.mark.parametrize(
     ("filename", "stored"),
     [("../../etc/passwd.txt", "passwd.txt"), ("..\\..\\evil.md", "evil.md"), (".hidden.md", "hidden.md"),

@@ -9,6 +9,7 @@ leaves a knowledge base that the other searches correctly, and the next ingest, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -59,9 +60,10 @@ def _free_port() -> int:
 
 @contextmanager
 def _replica(
-    kit: type[Kit], home: Path, extra: dict[str, str]
+    kit: type[Kit], home: Path, extra: dict[str, str], wait: bool = True
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A ``zhiwen serve`` process with its own ``ZHIWEN_HOME``; yields its URL and process; killed at the end."""
+    """A ``zhiwen serve`` process with its own ``ZHIWEN_HOME``; yields its URL and process (once it is live,
+    unless ``wait`` is false); stopped at the end."""
     port = _free_port()
     env = {
         **os.environ,
@@ -76,7 +78,8 @@ def _replica(
         proc = subprocess.Popen([sys.executable, "-m", "zhiwen.cli", "serve", "--port", str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
         try:
-            kit.wait_for_http(f"http://127.0.0.1:{port}/live", proc, f"replica {home.name}", 120, log)
+            if wait:
+                kit.wait_for_http(f"http://127.0.0.1:{port}/live", proc, f"replica {home.name}", 120, log)
             yield f"http://127.0.0.1:{port}", proc
         finally:
             if proc.poll() is None:
@@ -246,3 +249,23 @@ def _collection_of(url: str) -> str:
             "SELECT value FROM zhiwen_kb_meta WHERE key = 'milvus_collection'").fetchone()  # fmt: skip
     assert row is not None
     return str(row[0])
+
+
+def test_replicas_started_together_on_a_new_database_all_start(
+    shared: dict[str, str], kit: type[Kit], tmp_path: Path
+) -> None:
+    """Each store creates its tables at start-up: replicas starting at once used to race (one of them failed
+    on the checkpointer's duplicate migration row and never started)."""
+    with psycopg.connect(shared["ZHIWEN_DATABASE_URL"], autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        for table in tables:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    with contextlib.ExitStack() as stack:
+        started = [
+            stack.enter_context(_replica(kit, tmp_path / f"r{i}", shared, wait=False)) for i in range(3)
+        ]
+        for i, (url, proc) in enumerate(started):
+            kit.wait_for_http(
+                f"{url}/ready", proc, f"replica r{i}", 180, (tmp_path / f"r{i}").with_suffix(".log")
+            )
+        assert all(proc.poll() is None for _, proc in started)

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from pathlib import Path as FsPath
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
@@ -162,7 +163,8 @@ async def upload_documents(
         await asyncio.to_thread(_remove, saved)
         status, code = (503, "ingest_queue_full") if isinstance(exc, QueueFull) else (429, "ingest_quota")
         raise APIError(status, f"{exc}; retry later", "files", code, {"Retry-After": "30"}) from exc
-    location = {"Location": f"/v1/kbs/{name}/jobs/{job.id}"}
+    # Percent-encoded: a header is Latin-1, and a knowledge base named 产品手册 made every upload a 500.
+    location = {"Location": f"/v1/kbs/{quote(name, safe='')}/jobs/{job.id}"}
     if not wait:
         return JSONResponse({**job.public(), "rejected": rejected}, status_code=202, headers=location)
     await worker.wait(job)
