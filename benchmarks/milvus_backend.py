@@ -349,17 +349,20 @@ def main() -> None:
     out = args.out or Path(__file__).parent / "results" / f"milvus-{today}.json"
     # Parts run again replace their own figures (a set, or a backend at a scale); the others are kept.
     results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
-    results.update({"date": today, "cores": os.cpu_count(), "fusion": PRODUCT_FUSION.label})
+    results.setdefault("date", today)
+    results.update({"cores": os.cpu_count(), "fusion": PRODUCT_FUSION.label})
     results.setdefault("quality", {})
     with tempfile.TemporaryDirectory(prefix="zhiwen-milvus-bench-") as tmp, milvus_server(Path(tmp)) as uri:
         for name in args.sets:
             res = run_quality(name, root, Path(tmp), uri, args.max_queries)
             res["loadavg_1m"] = round(os.getloadavg()[0], 2)
+            res["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             results["quality"][name] = res
         if args.scales:
             lat = run_latency(root, Path(tmp), uri, args.scales, args.latency_queries)
             old = results.setdefault("latency", {})
             old["queries"] = lat.pop("queries")
+            old["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             for kind, rows in lat.items():
                 old.setdefault(kind, {}).update(rows)
     out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
