@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from _metrics import ndcg_at_k
 from retrieval import (
+    NullEmbedder,
     SyntheticText,
     chunk_doc_map,
     latency_queries,
@@ -186,18 +187,31 @@ def jieba_bm25(
     return legs, ingest_s
 
 
-def run_quality(name: str, root: Path, tmp: Path, uri: str, max_queries: int) -> dict[str, Any]:
+def run_quality(
+    name: str, root: Path, tmp: Path, uri: str, max_queries: int, bm25_only: bool
+) -> dict[str, Any]:
+    """Both backends on one set; without every passage vector cached, pending, or (``bm25_only``) the BM25
+    legs alone over random passage vectors."""
     console.rule(f"quality: {name}")
     ds = load_beir(root, name)
     docs = load_path(ds.corpus)
     texts = [c.text for d in docs for c in chunk_document(d)]
-    if not cached(texts):
-        console.print(f"{name}: passages not all in the embedding cache yet: pending")
-        return {"pending": "passage embeddings not all cached"}
     qids = list(ds.queries)[: max_queries or None]
-    embedder = get_embedder()
-    qvecs = {q: embedder.embed_query(ds.queries[q]) for q in tqdm(qids, desc="query vectors", leave=False)}
     out: dict[str, Any] = {"documents": len(docs), "chunks": len(texts), "queries": len(qids)}
+    embedder: Any = get_embedder()
+    dense = cached(texts)
+    if not dense:
+        if not bm25_only:
+            console.print(f"{name}: passages not all in the embedding cache yet: pending")
+            return {"pending": "passage embeddings not all cached"}
+        console.print(f"{name}: passages not all cached: BM25 legs only (random passage vectors)")
+        embedder = NullEmbedder()
+        out["pending"] = "dense and fused: passage embeddings not all cached; BM25 legs over random vectors"
+    qvecs = (
+        {q: embedder.embed_query(ds.queries[q]) for q in tqdm(qids, desc="query vectors", leave=False)}
+        if dense
+        else {}
+    )
     runs: dict[str, dict[str, list[str]]] = {}
     for kind in BACKENDS:
         with backend(kind, uri):
@@ -216,24 +230,27 @@ def run_quality(name: str, root: Path, tmp: Path, uri: str, max_queries: int) ->
                 t0 = time.perf_counter()
                 legs["bm25"][qid] = kb.backend.bm25(kb.tokens(ds.queries[qid]), CANDIDATES)
                 t1 = time.perf_counter()
-                legs["dense"][qid] = kb.backend.dense(qvecs[qid], CANDIDATES)
+                legs["dense"][qid] = kb.backend.dense(qvecs[qid], CANDIDATES) if dense else []
                 times["bm25"].append(t1 - t0)
                 times["dense"].append(time.perf_counter() - t1)
             runs[f"{kind}:bm25"] = {q: [h.id for h in legs["bm25"][q]] for q in qids}
-            runs[f"{kind}:dense"] = {q: [h.id for h in legs["dense"][q]] for q in qids}
-            both = {q: {"bm25": legs["bm25"][q], "dense": legs["dense"][q]} for q in qids}
-            runs[f"{kind}:fused"] = {q: [cid for cid, _ in fuse_legs(both[q], PRODUCT_FUSION)] for q in qids}
-            runs[f"{kind}:fused-rrf"] = {
-                q: [cid for cid, _ in reciprocal_rank_fusion(both[q], DEFAULT_WEIGHTS, DEFAULT_RRF_K)]
-                for q in qids
-            }
+            if dense:
+                runs[f"{kind}:dense"] = {q: [h.id for h in legs["dense"][q]] for q in qids}
+                both = {q: {"bm25": legs["bm25"][q], "dense": legs["dense"][q]} for q in qids}
+                runs[f"{kind}:fused"] = {
+                    q: [cid for cid, _ in fuse_legs(both[q], PRODUCT_FUSION)] for q in qids
+                }
+                runs[f"{kind}:fused-rrf"] = {
+                    q: [cid for cid, _ in reciprocal_rank_fusion(both[q], DEFAULT_WEIGHTS, DEFAULT_RRF_K)]
+                    for q in qids
+                }
             out[kind] = {
                 "chunks_indexed": len(texts),
                 "ingest_s": round(ingest_s, 1),
                 "ingest_chunks_per_s": round(len(texts) / ingest_s, 1),
                 "index_wait_s": round(settle_s, 1),  # after the ingest returned, until Milvus had indexed all
                 "bm25_ms": percentiles(times["bm25"]),
-                "dense_ms": percentiles(times["dense"]),
+                **({"dense_ms": percentiles(times["dense"])} if dense else {}),
             }
             if kind == "milvus":
                 jb, jb_s = jieba_bm25(kb, uri, {q: ds.queries[q] for q in qids})
@@ -315,15 +332,16 @@ def table(results: dict[str, Any]) -> None:
     for col in ("set", "backend", "BM25", "dense", "fused", "fused RRF", "ingest chunks/s"):
         t.add_column(col)
     for name, res in results["quality"].items():
-        if "pending" in res:
+        if "milvus" not in res:
             t.add_row(name, "pending", "", "", "", "", "")
             continue
         for kind in (*BACKENDS, "milvus-jieba"):
             r = res[kind]
-            t.add_row(name, kind, *(str(r.get(f"nDCG@10 {leg}", "")) for leg in LEGS),
+            t.add_row(name, kind, *(str(r.get(f"nDCG@10 {leg}", "-")) for leg in LEGS),
                       str(r.get("ingest_chunks_per_s", "")))  # fmt: skip
-        diffs = [res["milvus"][f"nDCG@10 {leg}"] - res["embedded"][f"nDCG@10 {leg}"] for leg in LEGS]
-        t.add_row(name, "milvus - embedded", *(f"{d:+.4f}" for d in diffs), "")
+        a, b = res["milvus"], res["embedded"]
+        diffs = [f"{a[k] - b[k]:+.4f}" if k in a else "-" for k in (f"nDCG@10 {leg}" for leg in LEGS)]
+        t.add_row(name, "milvus - embedded", *diffs, "")
     console.print(t)
     lat = Table(title="Latency on synthetic chunks (50 candidates per leg)")
     for col in ("backend", "chunks", "BM25 p50/p95", "dense p50/p95", "add chunks/s", "load 1m"):
@@ -342,6 +360,9 @@ def main() -> None:
     parser.add_argument("--scales", nargs="*", type=int, default=[10_000], help="none: no latency part")
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--max-queries", type=int, default=0)
+    parser.add_argument(
+        "--bm25-only", action="store_true", help="a set not fully cached: its BM25 legs alone, not pending"
+    )
     parser.add_argument("--out", type=Path, help="default: benchmarks/results/milvus-<today>.json")
     args = parser.parse_args()
     root = datasets_root()
@@ -354,7 +375,7 @@ def main() -> None:
     results.setdefault("quality", {})
     with tempfile.TemporaryDirectory(prefix="zhiwen-milvus-bench-") as tmp, milvus_server(Path(tmp)) as uri:
         for name in args.sets:
-            res = run_quality(name, root, Path(tmp), uri, args.max_queries)
+            res = run_quality(name, root, Path(tmp), uri, args.max_queries, args.bm25_only)
             res["loadavg_1m"] = round(os.getloadavg()[0], 2)
             res["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             results["quality"][name] = res
