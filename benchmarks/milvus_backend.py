@@ -368,24 +368,30 @@ def main() -> None:
     root = datasets_root()
     today = dt.date.today().isoformat()
     out = args.out or Path(__file__).parent / "results" / f"milvus-{today}.json"
-    # Parts run again replace their own figures (a set, or a backend at a scale); the others are kept.
-    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
-    results.setdefault("date", today)
-    results.update({"cores": os.cpu_count(), "fusion": PRODUCT_FUSION.label})
-    results.setdefault("quality", {})
+    quality: dict[str, Any] = {}
+    latency: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="zhiwen-milvus-bench-") as tmp, milvus_server(Path(tmp)) as uri:
         for name in args.sets:
             res = run_quality(name, root, Path(tmp), uri, args.max_queries, args.bm25_only)
             res["loadavg_1m"] = round(os.getloadavg()[0], 2)
             res["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            results["quality"][name] = res
+            quality[name] = res
         if args.scales:
-            lat = run_latency(root, Path(tmp), uri, args.scales, args.latency_queries)
-            old = results.setdefault("latency", {})
-            old["queries"] = lat.pop("queries")
-            old["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            for kind, rows in lat.items():
-                old.setdefault(kind, {}).update(rows)
+            latency = run_latency(root, Path(tmp), uri, args.scales, args.latency_queries)
+            latency["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # Read at the end, not the start: parts run again (or at once) replace only their own figures (a set, or a
+    # backend at a scale); the others are kept.
+    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    results.setdefault("date", today)
+    results.update({"cores": os.cpu_count(), "fusion": PRODUCT_FUSION.label})
+    results.setdefault("quality", {}).update(quality)
+    if latency:
+        old = results.setdefault("latency", {})
+        for key, value in latency.items():
+            if key in BACKENDS:
+                old.setdefault(key, {}).update(value)
+            else:
+                old[key] = value
     out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     table(results)
     console.print(f"written to {out}")
