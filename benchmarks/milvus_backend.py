@@ -5,10 +5,12 @@
 Quality: each set's corpus is ingested through the real pipeline twice, into the embedded backend (bm25s +
 Chroma) and into a ``milvus-lite server`` started on loopback (``ZHIWEN_MILVUS_URI``), with passage vectors
 from the shared embedding cache (a set whose passages are not all cached is reported as pending). Each judged
-query's legs are fetched as ``KnowledgeBase.search`` fetches them (50 candidates) and fused with the product's
-RRF; nDCG@10 on documents. A third BM25 row indexes the raw chunk text with Milvus's own jieba analyzer (the
+query's legs are fetched as ``KnowledgeBase.search`` fetches them (50 candidates) and fused as the product fuses
+them (``DEFAULT_FUSION``, minmax_confidence) and, beside it, with weighted RRF; nDCG@10 on documents. A third BM25 row indexes the raw chunk text with Milvus's own jieba analyzer (the
 other way to tokenise, measured to choose). Latency: synthetic chunks with random unit vectors added to both
-backends, then each leg timed per query. Results: ``benchmarks/results/milvus-<date>.json`` and a table.
+backends, then each leg timed per query. Before anything is measured, each backend must hold exactly the chunks
+the catalog holds (Milvus rows flushed and counted). Results: ``benchmarks/results/milvus-<date>.json`` (a part
+run again replaces its own section) and a table.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 from _metrics import ndcg_at_k
 from retrieval import (
+    NullEmbedder,
     SyntheticText,
     chunk_doc_map,
     latency_queries,
@@ -48,16 +51,19 @@ from zhiwen.memory.catalog import Catalog
 from zhiwen.memory.chunking import chunk_document
 from zhiwen.memory.documents import Chunk, Document, content_hash
 from zhiwen.memory.ingest import ingest_documents
-from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS, KnowledgeBase
+from zhiwen.memory.kb import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS, KnowledgeBase
 from zhiwen.memory.loaders import load_path
 from zhiwen.memory.registry import get_embedder
 from zhiwen.settings import get_settings
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embedding_cache import CachedEmbedder
-from zhiwen.tools.fusion import reciprocal_rank_fusion
+from zhiwen.tools.fusion import FusionSpec, fuse_legs, reciprocal_rank_fusion
 
 CANDIDATES = 50
 BACKENDS = ("embedded", "milvus")
+WARMUP = 10
+LEGS = ("bm25", "dense", "fused", "fused-rrf")
+PRODUCT_FUSION = FusionSpec(DEFAULT_FUSION, DEFAULT_WEIGHTS["bm25"], DEFAULT_WEIGHTS["dense"], DEFAULT_RRF_K)
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
@@ -112,6 +118,33 @@ def cached(texts: list[str]) -> bool:
     return found == len(texts)
 
 
+def check_counts(kb: KnowledgeBase, expected: int, what: str) -> int:
+    """Refuse to measure unless the catalog and the backend both hold ``expected`` chunks (and, for the
+    embedded backend, its BM25 index too): a Milvus row not yet visible would be missing from the legs."""
+    found = {"catalog": len(kb.catalog.all_chunk_ids()), "backend": kb.backend.count()}
+    index = getattr(kb.backend, "index", None)
+    if index is not None:
+        found["bm25 index"] = len(index().ids)
+    if any(n != expected for n in found.values()):
+        raise SystemExit(f"{what}: expected {expected} chunks, found {found}")
+    return expected
+
+
+def settle(kb: KnowledgeBase, timeout: float = 600.0) -> None:
+    """Wait until Milvus has indexed every row (a search before that scans raw rows)."""
+    if kb.backend.kind != "milvus":
+        return
+    client, name = kb.backend._client, kb.backend.collection  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while True:
+        infos = [client.describe_index(name, index) for index in client.list_indexes(name)]
+        if all(i.get("state") == "Finished" and i.get("indexed_rows") == i.get("total_rows") for i in infos):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"Milvus did not finish indexing {name} in {timeout:.0f} s: {infos}")
+        time.sleep(1)
+
+
 def jieba_bm25(
     kb: KnowledgeBase, uri: str, queries: dict[str, str]
 ) -> tuple[dict[str, list[ScoredId]], float]:
@@ -138,7 +171,11 @@ def jieba_bm25(
     items = [{"id": cid, "text": row.text[:20000]} for cid, row in rows.items()]
     for i in range(0, len(items), 1000):
         client.insert(name, items[i : i + 1000])
+    client.flush(name)  # sealed: Milvus Lite searches unsealed rows slowly (see MilvusBackend.committed)
     ingest_s = time.perf_counter() - t0
+    count = client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"]
+    if count != len(items):
+        raise SystemExit(f"jieba collection: expected {len(items)} rows, found {count}")
     legs: dict[str, list[ScoredId]] = {}
     for qid, q in tqdm(queries.items(), desc="jieba BM25", leave=False, dynamic_ncols=True):
         res = client.search(name, data=[q], anns_field="sparse", limit=CANDIDATES,
@@ -150,18 +187,31 @@ def jieba_bm25(
     return legs, ingest_s
 
 
-def run_quality(name: str, root: Path, tmp: Path, uri: str, max_queries: int) -> dict[str, Any]:
+def run_quality(
+    name: str, root: Path, tmp: Path, uri: str, max_queries: int, bm25_only: bool
+) -> dict[str, Any]:
+    """Both backends on one set; without every passage vector cached, pending, or (``bm25_only``) the BM25
+    legs alone over random passage vectors."""
     console.rule(f"quality: {name}")
     ds = load_beir(root, name)
     docs = load_path(ds.corpus)
     texts = [c.text for d in docs for c in chunk_document(d)]
-    if not cached(texts):
-        console.print(f"{name}: passages not all in the embedding cache yet: pending")
-        return {"pending": "passage embeddings not all cached"}
     qids = list(ds.queries)[: max_queries or None]
-    embedder = get_embedder()
-    qvecs = {q: embedder.embed_query(ds.queries[q]) for q in tqdm(qids, desc="query vectors", leave=False)}
     out: dict[str, Any] = {"documents": len(docs), "chunks": len(texts), "queries": len(qids)}
+    embedder: Any = get_embedder()
+    dense = cached(texts)
+    if not dense:
+        if not bm25_only:
+            console.print(f"{name}: passages not all in the embedding cache yet: pending")
+            return {"pending": "passage embeddings not all cached"}
+        console.print(f"{name}: passages not all cached: BM25 legs only (random passage vectors)")
+        embedder = NullEmbedder()
+        out["pending"] = "dense and fused: passage embeddings not all cached; BM25 legs over random vectors"
+    qvecs = (
+        {q: embedder.embed_query(ds.queries[q]) for q in tqdm(qids, desc="query vectors", leave=False)}
+        if dense
+        else {}
+    )
     runs: dict[str, dict[str, list[str]]] = {}
     for kind in BACKENDS:
         with backend(kind, uri):
@@ -169,6 +219,10 @@ def run_quality(name: str, root: Path, tmp: Path, uri: str, max_queries: int) ->
             t0 = time.perf_counter()
             ingest_documents(kb, docs, batch_chunks=512)
             ingest_s = time.perf_counter() - t0
+            check_counts(kb, len(texts), f"{name} {kind}")
+            t0 = time.perf_counter()
+            settle(kb)
+            settle_s = time.perf_counter() - t0
             cmap = chunk_doc_map(kb)
             legs = {"bm25": {}, "dense": {}}  # type: dict[str, dict[str, list[ScoredId]]]
             times: dict[str, list[float]] = {"bm25": [], "dense": []}
@@ -176,21 +230,27 @@ def run_quality(name: str, root: Path, tmp: Path, uri: str, max_queries: int) ->
                 t0 = time.perf_counter()
                 legs["bm25"][qid] = kb.backend.bm25(kb.tokens(ds.queries[qid]), CANDIDATES)
                 t1 = time.perf_counter()
-                legs["dense"][qid] = kb.backend.dense(qvecs[qid], CANDIDATES)
+                legs["dense"][qid] = kb.backend.dense(qvecs[qid], CANDIDATES) if dense else []
                 times["bm25"].append(t1 - t0)
                 times["dense"].append(time.perf_counter() - t1)
             runs[f"{kind}:bm25"] = {q: [h.id for h in legs["bm25"][q]] for q in qids}
-            runs[f"{kind}:dense"] = {q: [h.id for h in legs["dense"][q]] for q in qids}
-            runs[f"{kind}:fused"] = {
-                q: [cid for cid, _ in reciprocal_rank_fusion(
-                    {"bm25": legs["bm25"][q], "dense": legs["dense"][q]}, DEFAULT_WEIGHTS, DEFAULT_RRF_K)]
-                for q in qids
-            }  # fmt: skip
+            if dense:
+                runs[f"{kind}:dense"] = {q: [h.id for h in legs["dense"][q]] for q in qids}
+                both = {q: {"bm25": legs["bm25"][q], "dense": legs["dense"][q]} for q in qids}
+                runs[f"{kind}:fused"] = {
+                    q: [cid for cid, _ in fuse_legs(both[q], PRODUCT_FUSION)] for q in qids
+                }
+                runs[f"{kind}:fused-rrf"] = {
+                    q: [cid for cid, _ in reciprocal_rank_fusion(both[q], DEFAULT_WEIGHTS, DEFAULT_RRF_K)]
+                    for q in qids
+                }
             out[kind] = {
+                "chunks_indexed": len(texts),
                 "ingest_s": round(ingest_s, 1),
                 "ingest_chunks_per_s": round(len(texts) / ingest_s, 1),
+                "index_wait_s": round(settle_s, 1),  # after the ingest returned, until Milvus had indexed all
                 "bm25_ms": percentiles(times["bm25"]),
-                "dense_ms": percentiles(times["dense"]),
+                **({"dense_ms": percentiles(times["dense"])} if dense else {}),
             }
             if kind == "milvus":
                 jb, jb_s = jieba_bm25(kb, uri, {q: ds.queries[q] for q in qids})
@@ -226,7 +286,11 @@ def insert_synthetic(
             for doc, chunk, toks in batch:
                 Catalog.put_document(db, doc, [chunk], [toks])
     t0 = time.perf_counter()
-    kb.backend.committed()  # the embedded backend rebuilds its BM25 index here
+    kb.backend.committed()  # the embedded backend rebuilds its BM25 index here; Milvus flushes
+    spent += time.perf_counter() - t0
+    check_counts(kb, stop, f"synthetic {kb.backend.kind}")
+    t0 = time.perf_counter()
+    settle(kb)
     return spent + time.perf_counter() - t0
 
 
@@ -243,6 +307,9 @@ def run_latency(root: Path, tmp: Path, uri: str, scales: list[int], n_queries: i
             for scale in sorted(scales):
                 add_s = insert_synthetic(kb, gen, have, scale, rng)
                 added, have = scale - have, scale
+                for q in queries[:WARMUP]:  # untimed: first searches load indexes and caches
+                    kb.backend.bm25(kb.tokens(q), CANDIDATES)
+                    kb.backend.dense(qvecs[q], CANDIDATES)
                 times: dict[str, list[float]] = {"bm25": [], "dense": []}
                 for q in tqdm(queries, desc=f"{kind} {scale}", leave=False, dynamic_ncols=True):
                     t0 = time.perf_counter()
@@ -251,8 +318,9 @@ def run_latency(root: Path, tmp: Path, uri: str, scales: list[int], n_queries: i
                     kb.backend.dense(qvecs[q], CANDIDATES)
                     times["bm25"].append(t1 - t0)
                     times["dense"].append(time.perf_counter() - t1)
-                row = {"add_chunks_per_s": round(added / add_s, 1), "bm25": percentiles(times["bm25"]),
-                       "dense": percentiles(times["dense"])}  # fmt: skip
+                row = {"chunks_indexed": scale, "add_chunks_per_s": round(added / add_s, 1),
+                       "bm25": percentiles(times["bm25"]), "dense": percentiles(times["dense"]),
+                       "loadavg_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
                 out.setdefault(kind, {})[str(scale)] = row
                 console.print(f"{kind} {scale}: {json.dumps(row)}", markup=False)
             kb.close()
@@ -260,44 +328,70 @@ def run_latency(root: Path, tmp: Path, uri: str, scales: list[int], n_queries: i
 
 
 def table(results: dict[str, Any]) -> None:
-    t = Table(title="Milvus backend beside the embedded one (nDCG@10; ms p50/p95)")
-    for col in ("set", "backend", "BM25", "dense", "fused", "ingest chunks/s"):
+    t = Table(title=f"Milvus backend beside the embedded one (nDCG@10; fused = {PRODUCT_FUSION.label})")
+    for col in ("set", "backend", "BM25", "dense", "fused", "fused RRF", "ingest chunks/s"):
         t.add_column(col)
     for name, res in results["quality"].items():
-        if "pending" in res:
-            t.add_row(name, "pending", "", "", "", "")
+        if "milvus" not in res:
+            t.add_row(name, "pending", "", "", "", "", "")
             continue
         for kind in (*BACKENDS, "milvus-jieba"):
             r = res[kind]
-            t.add_row(name, kind, *(str(r.get(f"nDCG@10 {leg}", "")) for leg in ("bm25", "dense", "fused")),
+            t.add_row(name, kind, *(str(r.get(f"nDCG@10 {leg}", "-")) for leg in LEGS),
                       str(r.get("ingest_chunks_per_s", "")))  # fmt: skip
+        a, b = res["milvus"], res["embedded"]
+        diffs = [f"{a[k] - b[k]:+.4f}" if k in a else "-" for k in (f"nDCG@10 {leg}" for leg in LEGS)]
+        t.add_row(name, "milvus - embedded", *diffs, "")
     console.print(t)
     lat = Table(title="Latency on synthetic chunks (50 candidates per leg)")
-    for col in ("backend", "chunks", "BM25 p50/p95", "dense p50/p95", "add chunks/s"):
+    for col in ("backend", "chunks", "BM25 p50/p95", "dense p50/p95", "add chunks/s", "load 1m"):
         lat.add_column(col)
     for kind in BACKENDS:
         for scale, row in results.get("latency", {}).get(kind, {}).items():
             b, d = row["bm25"], row["dense"]
             lat.add_row(kind, scale, f"{b['p50_ms']:.1f}/{b['p95_ms']:.1f}", f"{d['p50_ms']:.1f}/{d['p95_ms']:.1f}",
-                        str(row["add_chunks_per_s"]))  # fmt: skip
+                        str(row["add_chunks_per_s"]), str(row.get("loadavg_1m", "")))  # fmt: skip
     console.print(lat)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="*", default=["rgb-zh", "scifact"])
-    parser.add_argument("--scales", nargs="*", type=int, default=[10_000])
+    parser.add_argument("--sets", nargs="*", default=["rgb-zh", "scifact"], help="none: no quality part")
+    parser.add_argument("--scales", nargs="*", type=int, default=[10_000], help="none: no latency part")
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--max-queries", type=int, default=0)
+    parser.add_argument(
+        "--bm25-only", action="store_true", help="a set not fully cached: its BM25 legs alone, not pending"
+    )
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/milvus-<today>.json")
     args = parser.parse_args()
     root = datasets_root()
-    results: dict[str, Any] = {"date": dt.date.today().isoformat(), "cores": os.cpu_count(), "quality": {}}
+    today = dt.date.today().isoformat()
+    out = args.out or Path(__file__).parent / "results" / f"milvus-{today}.json"
+    quality: dict[str, Any] = {}
+    latency: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="zhiwen-milvus-bench-") as tmp, milvus_server(Path(tmp)) as uri:
         for name in args.sets:
-            results["quality"][name] = run_quality(name, root, Path(tmp), uri, args.max_queries)
+            res = run_quality(name, root, Path(tmp), uri, args.max_queries, args.bm25_only)
+            res["loadavg_1m"] = round(os.getloadavg()[0], 2)
+            res["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            quality[name] = res
         if args.scales:
-            results["latency"] = run_latency(root, Path(tmp), uri, args.scales, args.latency_queries)
-    out = Path(__file__).parent / "results" / f"milvus-{results['date']}.json"
+            latency = run_latency(root, Path(tmp), uri, args.scales, args.latency_queries)
+            latency["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # Read at the end, not the start: parts run again (or at once) replace only their own figures (a set, or a
+    # backend at a scale); the others are kept.
+    results: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    results.setdefault("date", today)
+    results.update({"cores": os.cpu_count(), "fusion": PRODUCT_FUSION.label})
+    results.setdefault("quality", {}).update(quality)
+    if latency:
+        old = results.setdefault("latency", {})
+        for key, value in latency.items():
+            if key in BACKENDS:
+                old.setdefault(key, {}).update(value)
+            else:
+                old[key] = value
     out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     table(results)
     console.print(f"written to {out}")
