@@ -134,10 +134,11 @@ def worker(args: argparse.Namespace) -> None:
         "dl_cpu_variants_shipped": [f.removeprefix("libggml-cpu-").removesuffix(".so") for f in dl_files],
         "preloaded": False,
     }
-    from llama_cpp import _ggml
-
+    # The libggml that libllama linked (soname libggml.so.0). Not llama_cpp._ggml.libggml: a wheel stores
+    # libggml.so and libggml.so.0 as two copies, so that handle is a second ggml with its own registry.
+    libggml = ctypes.CDLL(str(libdir / "libggml.so.0"))
     if dl_files and not args.no_preload:
-        load = _ggml.libggml.ggml_backend_load_all_from_path
+        load = libggml.ggml_backend_load_all_from_path
         load.argtypes, load.restype = [ctypes.c_char_p], None
         load(str(libdir).encode())
         info["preloaded"] = True
@@ -159,7 +160,7 @@ def worker(args: argparse.Namespace) -> None:
         return
     info.update(ok=True, mapped_cpu_backends=_mapped_cpu_backends())
     with contextlib.suppress(Exception):
-        info["cpu_features"] = _cpu_features(_ggml.libggml)
+        info["cpu_features"] = _cpu_features(libggml)
     if args.check_only:
         _emit(info)
         return
