@@ -1,4 +1,5 @@
-"""Helpers the nodes share: the run's context, its chat models, and the conversation history."""
+"""Helpers the nodes share: the run's context, its chat models, the conversation history, and the knowledge
+base's contacts (allow-list, hotline)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langgraph.runtime import Runtime
 
+from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context
+from zhiwen.memory.registry import open_kb
 from zhiwen.settings import get_settings
 from zhiwen.tools.bank_policy import without_fixed_texts
 from zhiwen.tools.fence import inert_control_tokens
@@ -26,10 +29,12 @@ from zhiwen.tools.think_tags import strip_think
 
 __all__ = [
     "achat_model",
+    "allow_list",
     "approx_tokens",
     "chat_model",
     "context_of",
     "history",
+    "kb_hotline",
     "last_user_text",
     "set_model_override",
 ]
@@ -184,3 +189,19 @@ def history(messages: Sequence[AnyMessage], budget: int) -> list[BaseMessage]:
     while kept and not isinstance(kept[0], HumanMessage):
         kept.pop(0)
     return kept
+
+
+def allow_list(kb: str) -> list[str]:
+    """The contacts an answer may give for ``kb`` (none when there is no such knowledge base)."""
+    try:
+        return open_kb(kb).allowed_contacts()
+    except ZhiwenError:  # no such knowledge base (a greeting needs none): nothing is allowed
+        return []
+
+
+def kb_hotline(kb: str) -> str:
+    """The knowledge base's hotline for the bank persona's hand-over ("" when unset or no such base)."""
+    try:
+        return open_kb(kb).hotline()
+    except ZhiwenError:
+        return ""

@@ -15,11 +15,9 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
-from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import Quality, Source, State
-from zhiwen.memory.registry import open_kb
-from zhiwen.nodes._common import achat_model, context_of
+from zhiwen.nodes._common import achat_model, allow_list, context_of, kb_hotline
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.nodes.recall import remember
 from zhiwen.tools.anchors import anchored
@@ -77,21 +75,6 @@ def _confident(sources: list[Source], mode: str) -> bool:
     return len(legs) >= 2 and all(v.get("rank", 99) <= 3 for v in legs.values())
 
 
-def _allow_list(kb: str) -> list[str]:
-    try:
-        return open_kb(kb).allowed_contacts()
-    except ZhiwenError:  # no such knowledge base (a greeting needs none): nothing is allowed
-        return []
-
-
-def kb_hotline(kb: str) -> str:
-    """The knowledge base's hotline for the bank persona's hand-over ("" when unset or no such base)."""
-    try:
-        return open_kb(kb).hotline()
-    except ZhiwenError:
-        return ""
-
-
 async def _refusal(ctx: Context, lang: str) -> str:
     """The no-answer refusal; the bank persona hands the customer over to a person (the hotline)."""
     if ctx.persona != "bank":
@@ -102,7 +85,7 @@ async def _refusal(ctx: Context, lang: str) -> str:
 async def _drop_unsafe(ctx: Context, text: str, quality: Quality) -> str:
     """``text`` without the sentences the bank's answer rules forbid (``tools/answer_safety``); what was
     dropped, and why, goes into ``quality``. The allow-list is read (off the loop) only when needed."""
-    allow = await asyncio.to_thread(_allow_list, ctx.kb) if has_contact(text) else []
+    allow = await asyncio.to_thread(allow_list, ctx.kb) if has_contact(text) else []
     dropped = unsafe_sentences(text, allow)
     if not dropped:
         return text

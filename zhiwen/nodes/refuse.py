@@ -10,8 +10,7 @@ from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import Quality, State
-from zhiwen.nodes._common import context_of
-from zhiwen.nodes.evaluate import kb_hotline
+from zhiwen.nodes._common import context_of, kb_hotline
 from zhiwen.nodes.prompts import refusal
 from zhiwen.tools.bank_policy import handover
 

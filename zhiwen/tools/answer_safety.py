@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["has_contact", "unsafe_sentences"]
+__all__ = ["URL_PATTERN", "has_contact", "unsafe_sentences"]
 
 _I = re.IGNORECASE
 _ASK = re.compile(
@@ -31,7 +31,10 @@ _NEGATED = re.compile(
     r"(请勿|不要|切勿|不会|绝不|不得|勿|谨防|\b(never|do not|don't|won't|will not|not to|should not|must not)\b)",
     _I,
 )
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'，。、；）)]+", _I)
+# A link, up to white space, a quote or CJK punctuation; the bank policy (``tools/bank_policy``) removes links
+# built from the same pattern.
+URL_PATTERN = r"\b(?:https?://|www\.)[^\s<>\"'，。、；）)]+"
+_URL = re.compile(URL_PATTERN, _I)
 _EMAIL = re.compile(r"\b[\w.+-]+@([\w-]+(?:\.[\w-]+)+)\b")
 # A phone number: digits set off by phone words (a bare 20000 is an amount) or written like one.
 _PHONE = re.compile(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from zhiwen.tools.answer_safety import URL_PATTERN
+
 __all__ = [
     "PolicyResult",
     "apply_policy",
@@ -48,7 +50,7 @@ _LOAN = re.compile(r"贷(?!记)|借款|按揭|\b(loan|mortgage|borrow|borrowing)
 _LINK_ASKED = re.compile(
     r"网址|链接|官网|网站|网页|\b(website|web ?site|link|url|homepage|web page|online)s?\b", _I
 )
-_URL = re.compile(r"\s*\(?\b(?:https?://|www\.)[^\s<>\"'，。、；）)]+\)?", _I)
+_URL = re.compile(rf"\s*\(?{URL_PATTERN}\)?", _I)  # with the space and brackets around it
 # What is left of a sentence once its link is gone, when it only pointed at the link ("See  for details.").
 _POINTER = re.compile(
     r"^\W*(see|visit|go to|open|click|log ?in( at)?|details?|more|for details|详见|请?访问|请?登录|"

@@ -28,8 +28,11 @@ _CITE = re.compile(r"\s*\[(\d{1,3})\]")
 # Phrases that always mean the model declined; and phrases that mean it only when the sources are their
 # subject ("资料中未提及", "the context does not mention"): alone, or after "根据资料，", they are statements
 # of fact ("年费不包含附属卡", "the fee does not include VAT"), which were refused as refusals.
+# "不知道" declines only in the first person ("我不知道", or opening the answer): "他们很长一段时间里都不知道…"
+# is an answer (cmrc2018-dev DEV_1969_QUERY_2), and was refused as the model's own refusal.
 _REFUSAL = re.compile(
-    r"(无法回答|无法从|没有找到|未找到|找不到(相关|答案|有关|该|这)|不知道|无法确定|资料中没有|"
+    r"(无法回答|无法从|没有找到|未找到|找不到(相关|答案|有关|该|这)|(^|我|我们|咱们|抱歉|对不起)[，,\s]*(也|并|真的|还)?不知道|"
+    r"无法确定|资料中没有|"
     r"cannot (answer|find|determine)|can't (answer|find)|could not find|couldn't find|"
     r"no (relevant )?information (about|on|in|regarding)|no relevant information|"
     r"i don't know|unable to (answer|find|determine))",

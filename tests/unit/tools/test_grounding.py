@@ -100,6 +100,9 @@ def test_add_citations_keeps_trailing_whitespace() -> None:
         "The sources don't mention the early repayment fee.",
         "I could not find the answer in the documents.",
         "Sorry, there is no relevant information in the passages.",
+        "不知道。",
+        "我不知道这张卡的年费。",
+        "抱歉，我们也不知道。",
     ],
 )
 def test_refusals(text: str) -> None:
@@ -119,6 +122,9 @@ def test_refusals(text: str) -> None:
         "According to the documents, the fee does not include VAT.",
         "参考利率不包含浮动部分。",
         "如果找不到卡片，请立即挂失。",
+        # "不知道" said of someone else is an answer (cmrc2018-dev DEV_1969_QUERY_2, refused before)
+        "因为他们很长一段时间里都不知道早晨出现的启明星和傍晚出现的太白星实际是同一颗星。",
+        "客户往往不知道附属卡也收年费[1]。",
     ],
 )
 def test_answers_are_not_refusals(text: str) -> None:
