@@ -455,8 +455,14 @@ def parent(args: argparse.Namespace) -> None:
     )
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"llama-builds-{result['date']}.json"
-    out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    out.write_text(without_machine_paths(json.dumps(result, ensure_ascii=False, indent=1)) + "\n")
     console.print(f"wrote {out}")
+
+
+def without_machine_paths(text: str) -> str:
+    """``text`` with this machine's folders shortened (venvs relative to here, the home folder as ``~``): a
+    committed result must not name a path of the machine that measured it."""
+    return text.replace(str(Path.cwd()) + "/", "").replace(str(Path.home()), "~")
 
 
 def main() -> None:
