@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from marker_corpus import keyword, marker_documents
 
 from zhiwen.memory.kb import KnowledgeBase, kb_dir
 from zhiwen.tools.embeddings import E5Embedder
@@ -23,26 +24,12 @@ pytestmark = pytest.mark.integration
 
 N_DOCS = 60
 KB = "k"
-FILLER = [
-    "Customers can ask any branch for help with this.",
-    "The service is available on weekdays and weekends.",
-    "Fees are listed in the published tariff of the bank.",
-    "本业务可在任意网点办理，也可通过手机银行申请。",
-    "办理时请携带本人有效身份证件。",
-    "Processing normally completes within two business days.",
-]
-
-
-def keyword(i: int) -> str:
-    return f"zqx{chr(97 + i // 26)}{chr(97 + i % 26)}marker"
 
 
 def write_corpus(folder: Path) -> None:
     folder.mkdir()
-    for i in range(N_DOCS):
-        sentences = [FILLER[(i + j) % len(FILLER)] for j in range(4)]
-        text = f"Document {i} explains the {keyword(i)} procedure. " + " ".join(sentences)
-        (folder / f"doc{i:02d}.txt").write_text(text, encoding="utf-8")
+    for name, text in marker_documents(N_DOCS).items():
+        (folder / name).write_text(text, encoding="utf-8")
 
 
 def committed_documents(db: Path) -> int:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psycopg
 import pytest
+from marker_corpus import keyword, marker_documents
 
 from zhiwen.memory.catalog_pg import close_pools
 from zhiwen.memory.registry import close_all
@@ -38,18 +39,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 KB = "shared-catalog"
 N_DOCS = 80
-FILLER = [
-    "Customers can ask any branch for help with this.",
-    "The service is available on weekdays and weekends.",
-    "Fees are listed in the published tariff of the bank.",
-    "本业务可在任意网点办理，也可通过手机银行申请。",
-    "办理时请携带本人有效身份证件。",
-    "Processing normally completes within two business days.",
-]
-
-
-def _keyword(i: int) -> str:
-    return f"zqx{chr(97 + i // 26)}{chr(97 + i % 26)}marker"
 
 
 def _free_port() -> int:
@@ -179,11 +168,7 @@ def test_a_knowledge_base_made_through_one_replica_serves_on_the_other_without_a
 def test_a_replica_killed_mid_ingest_leaves_a_base_the_other_searches_and_fills(
     shared: dict[str, str], kit: type[Kit], tmp_path: Path
 ) -> None:
-    files = {
-        f"doc{i:02d}.txt": f"Document {i} explains the {_keyword(i)} procedure. "
-        + " ".join(FILLER[(i + j) % len(FILLER)] for j in range(4))
-        for i in range(N_DOCS)
-    }
+    files = marker_documents(N_DOCS)
     url = shared["ZHIWEN_DATABASE_URL"]
     with (
         _replica(kit, tmp_path / "doomed", shared) as (doomed, proc),
@@ -214,10 +199,10 @@ def test_a_replica_killed_mid_ingest_leaves_a_base_the_other_searches_and_fills(
         # Every committed document is whole and found; nothing of the others is ever returned.
         for name, doc_id in docs.items():
             i = int(name[3:5])
-            assert _top(s, _keyword(i), "bm25")[0]["doc_id"] == doc_id, name
+            assert _top(s, keyword(i), "bm25")[0]["doc_id"] == doc_id, name
         for i in range(N_DOCS):
             if f"doc{i:02d}.txt" not in docs:
-                assert all(h["doc_id"] in docs.values() for h in _top(s, _keyword(i), "hybrid", 5))
+                assert all(h["doc_id"] in docs.values() for h in _top(s, keyword(i), "hybrid", 5))
         # The dead replica's write lock went with its connection: the next ingest runs and completes.
         report = _upload(s, files)
         # The same files through another replica are the same documents: the committed ones unchanged.
@@ -225,7 +210,7 @@ def test_a_replica_killed_mid_ingest_leaves_a_base_the_other_searches_and_fills(
         docs = _documents(s)
         assert len(docs) == N_DOCS
         for i in (0, N_DOCS // 2, N_DOCS - 1):
-            assert _top(s, _keyword(i), "bm25")[0]["doc_id"] == docs[f"doc{i:02d}.txt"]
+            assert _top(s, keyword(i), "bm25")[0]["doc_id"] == docs[f"doc{i:02d}.txt"]
         stats = next(k for k in s.get("/v1/kbs").json()["data"] if k["name"] == KB)
     # The killed ingest's rows in Milvus were swept: the server holds exactly the catalog's chunks.
     with psycopg.connect(url) as conn:
