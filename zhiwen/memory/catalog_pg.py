@@ -278,6 +278,10 @@ class PostgresCatalogs:
         """(folder name, knowledge base name) of each, by folder name."""
         return [(k, n) for k, n in self._rows("SELECT kb, name FROM zhiwen_kbs ORDER BY kb")]
 
+    def catalog(self, kb: str) -> PostgresCatalog:
+        """The catalog of ``kb`` as it stands, registering nothing (a base gone since is read as empty)."""
+        return PostgresCatalog(self.url, kb)
+
     def create(self, kb: str, name: str) -> PostgresCatalog:
         """The catalog of ``kb``, registered first if new (replicas making it at once make it once)."""
         made = self._rows(

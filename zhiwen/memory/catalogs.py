@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from zhiwen.errors import KnowledgeBaseBusy
+from zhiwen.errors import KnowledgeBaseBusy, KnowledgeBaseNotFound
 from zhiwen.memory.catalog import Catalog, CatalogStore
 from zhiwen.settings import get_settings
 
@@ -31,8 +31,11 @@ class CatalogHome(Protocol):
     def names(self) -> list[tuple[str, str]]:
         """(folder name, knowledge base name) of every knowledge base, by folder name."""
 
-    def open(self, kb: str, name: str) -> CatalogStore:
-        """The catalog of ``kb``, made if missing (callers check ``exists`` to tell "not found")."""
+    def open(self, kb: str, name: str, create: bool = True) -> CatalogStore:
+        """The catalog of ``kb``, made if missing (callers check ``exists`` to tell "not found"). With
+        ``create=False`` nothing is written, and a base that is gone raises ``KnowledgeBaseNotFound``: a
+        reader (the listing) must not bring back a base that another process or replica dropped since it read
+        the names."""
 
     def drop(self, kb: str) -> None:
         """Forget the catalog (the caller removes the folder and the backend's collection)."""
@@ -61,8 +64,11 @@ class FolderCatalogs:
                     cat.close()
         return out
 
-    def open(self, kb: str, name: str) -> CatalogStore:
-        (self.root / kb).mkdir(parents=True, exist_ok=True)
+    def open(self, kb: str, name: str, create: bool = True) -> CatalogStore:
+        if create:
+            (self.root / kb).mkdir(parents=True, exist_ok=True)
+        elif not self.exists(kb):
+            raise KnowledgeBaseNotFound(f"knowledge base folder {kb!r} is gone")
         return Catalog(self.root / kb / "kb.sqlite")
 
     def drop(self, kb: str) -> None:
@@ -108,9 +114,13 @@ class SharedCatalogs:
                 self._adopt(path.name)
         return self._db.names()
 
-    def open(self, kb: str, name: str) -> CatalogStore:
+    def open(self, kb: str, name: str, create: bool = True) -> CatalogStore:
         self._adopt(kb)
-        return self._db.create(kb, name)
+        if create:
+            return self._db.create(kb, name)
+        if not self._db.exists(kb):
+            raise KnowledgeBaseNotFound(f"knowledge base {name!r} is gone")
+        return self._db.catalog(kb)
 
     def drop(self, kb: str) -> None:
         self._db.drop(kb)

@@ -375,7 +375,10 @@ def list_kbs(root: Path) -> list[tuple[str, int, int]]:
     home = catalogs_for(root)
     out = []
     for kb, name in home.names():
-        catalog = home.open(kb, name)
+        try:
+            catalog = home.open(kb, name, create=False)
+        except KnowledgeBaseNotFound:
+            continue  # deleted since its name was read
         docs, chunks = catalog.counts()
         out.append((catalog.get_meta("name") or name, docs, chunks))
         catalog.close()
@@ -402,7 +405,7 @@ def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None, w
     ):  # an ingest into it (any process, any replica) finishes first
         if before is not None:
             before()
-        catalog = home.open(path.name, name)
+        catalog = home.open(path.name, name, create=False)
         try:
             drop_backend(catalog, path)
         finally:

@@ -5,8 +5,10 @@ knowledge base), from a bounded queue, and each key may have only so many bytes 
 ``ZHIWEN_HOME/jobs.sqlite``, or in the shared database (``ZHIWEN_DATABASE_URL``), where every replica can
 report every job. After a restart, a replica runs again the jobs it had queued or was running when cut off
 (an ingest is idempotent and commits whole documents, so nothing is half-written); the uploaded files are on
-the disk of the replica that received them, so it alone runs them. An uploaded file that did not become a
-document is deleted.
+the disk of the replica that received them, so it alone runs them. Each replica's worker records a heartbeat;
+a job whose replica has not been heard from for ``STALE_AFTER_S`` is reported ``stalled`` by the others (it
+stays stored as it was, and runs when its replica comes back). An uploaded file that did not become a document
+is deleted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +33,10 @@ from zhiwen.memory.small_store import Sql, open_sql
 __all__ = ["IngestWorker", "Job", "JobStore", "QueueFull", "QuotaExceeded"]
 
 log = logging.getLogger("zhiwen.server")
-Status = Literal["queued", "running", "done", "failed"]
+Status = Literal["queued", "running", "done", "failed", "stalled"]
+HEARTBEAT_S = 30.0
+# Four missed heartbeats: a replica busy ingesting still beats (its own thread), one that is gone does not.
+STALE_AFTER_S = 120.0
 Ingest = Callable[[str, list[Path], Callable[[int, int], None]], IngestReport]
 Documents = Callable[[str], set[str]]
 
@@ -66,6 +71,22 @@ class Job:
     def settled(self) -> bool:
         return self.status in ("done", "failed")
 
+    def stalled(self, silent_s: float | None) -> Job:
+        """This unsettled job as reported while its replica has been silent ``silent_s`` seconds (None:
+        never heard from): ``stalled``, saying whose disk its files are on (the host; no server paths)."""
+        host = self.replica.split(":", 1)[0]
+        silence = (
+            "has never sent a heartbeat"
+            if silent_s is None
+            else f"has been silent for {silent_s / 60:.0f} min"
+        )
+        return replace(
+            self,
+            status="stalled",
+            error=f"the replica that received its files (host {host}) {silence}; the job runs when that replica "
+            "starts again, or upload the files again through another replica",
+        )
+
     def public(self) -> dict[str, Any]:
         """The job as the API shows it (no server paths: files by name)."""
         return {
@@ -96,8 +117,9 @@ class JobStore:
             path,
             database_url,
             "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, kb TEXT NOT NULL, status TEXT NOT NULL, "
-            "created REAL NOT NULL, body TEXT NOT NULL)",
-            ("jobs",),
+            "created REAL NOT NULL, body TEXT NOT NULL);"
+            "CREATE TABLE IF NOT EXISTS job_replicas (replica TEXT PRIMARY KEY, seen REAL NOT NULL)",
+            ("jobs", "job_replicas"),
         )
 
     def close(self) -> None:
@@ -120,6 +142,26 @@ class JobStore:
 
     def of_kb(self, kb: str, limit: int = 100) -> list[Job]:
         return self._rows("kb = ?", (kb,))[-limit:]
+
+    def beat(self, now: float | None = None) -> None:
+        """Record that this replica is alive (its worker calls this every ``HEARTBEAT_S``)."""
+        self._sql.rows(
+            "INSERT INTO job_replicas VALUES (?, ?) ON CONFLICT (replica) DO UPDATE SET seen = excluded.seen",
+            (self.replica, time.time() if now is None else now),
+        )
+
+    def silence(self, replica: str) -> float | None:
+        """Seconds since ``replica`` last beat (None: never)."""
+        found = self._sql.rows("SELECT seen FROM job_replicas WHERE replica = ?", (replica,))
+        return max(0.0, time.time() - float(found[0][0])) if found else None
+
+    def as_seen(self, job: Job) -> Job:
+        """``job`` as this replica reports it: an unsettled job of another replica that is silent is
+        ``stalled`` (nothing is written: when that replica returns, it runs the job and reports it)."""
+        if job.settled or job.replica in ("", self.replica):
+            return job
+        silent = self.silence(job.replica)
+        return job if silent is not None and silent < STALE_AFTER_S else job.stalled(silent)
 
     def unsettled(self) -> list[Job]:
         """This replica's jobs that are queued or were running (another replica's files are not here)."""
@@ -146,6 +188,8 @@ class IngestWorker:
         self._jobs: dict[str, Job] = {}  # unsettled jobs, by id
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="zhiwen-ingest", daemon=True)
+        self._stopped = threading.Event()
+        self._heart = threading.Thread(target=self._beat, name="zhiwen-ingest-heartbeat", daemon=True)
 
     def start(self) -> None:
         """Pick up the jobs a previous server left unsettled, then start working."""
@@ -155,9 +199,21 @@ class IngestWorker:
             job.status = "queued"
             self._enqueue(job)
         self._thread.start()
+        self._heart.start()
 
     def stop(self) -> None:
+        self._stopped.set()
         self._queue.put(None)
+
+    def _beat(self) -> None:
+        """Tell other replicas this one is alive, so they do not report its jobs ``stalled``."""
+        while True:
+            try:
+                self.store.beat()
+            except Exception as exc:  # the database is away: the next beat tries again
+                log.warning("ingest heartbeat not recorded: %s", exc)
+            if self._stopped.wait(HEARTBEAT_S):
+                return
 
     def _enqueue(self, job: Job) -> None:
         with self._lock:
@@ -192,13 +248,14 @@ class IngestWorker:
             live = self._jobs.get(job_id)
         if live is not None and live.kb == kb:
             return live
-        return self.store.get(kb, job_id)
+        stored = self.store.get(kb, job_id)
+        return None if stored is None else self.store.as_seen(stored)
 
     def of_kb(self, kb: str) -> list[Job]:
         """The knowledge base's jobs, oldest first, unsettled ones as they are now."""
         with self._lock:
             live = dict(self._jobs)
-        return [live.get(j.id, j) for j in self.store.of_kb(kb)]
+        return [live.get(j.id) or self.store.as_seen(j) for j in self.store.of_kb(kb)]
 
     async def wait(self, job: Job, poll: float = 0.1) -> Job:
         """Wait (without a thread) until ``job`` is settled."""

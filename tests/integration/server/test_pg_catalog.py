@@ -8,6 +8,7 @@ run again only by their own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from fakes import HashEmbedder
 
 from zhiwen.errors import KnowledgeBaseBusy, KnowledgeBaseNotFound, ZhiwenError
 from zhiwen.memory.catalog_pg import PostgresCatalogs, close_pools
+from zhiwen.memory.catalogs import catalogs_for
 from zhiwen.memory.ingest import ingest_paths
 from zhiwen.memory.kb import KnowledgeBase, delete_kb, kb_dir, list_kbs
-from zhiwen.server.jobs import Job, JobStore
+from zhiwen.server.jobs import STALE_AFTER_S, Job, JobStore
 from zhiwen.settings import get_settings
 
 pytestmark = pytest.mark.integration
@@ -163,6 +165,39 @@ def test_a_dropped_base_is_gone_and_a_new_one_of_its_name_starts_a_new_generatio
     remade.close()
 
 
+def test_listing_reads_without_writing_and_never_brings_back_a_dropped_base(
+    database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _use(monkeypatch, database)
+    root = tmp_path / "kbs"
+    KnowledgeBase.open(root, "listed", HashEmbedder(), create=True).close()
+    home = catalogs_for(root)
+    names = home.names()
+    assert [n for _, n in names] == ["listed"]
+    with psycopg.connect(database, autocommit=True) as conn:
+        # Counts every row offered to zhiwen_kbs, "ON CONFLICT DO NOTHING" ones included (a BEFORE trigger
+        # fires for each).
+        conn.execute("CREATE TABLE offered (n int)")
+        conn.execute(
+            "CREATE FUNCTION count_offered() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO offered VALUES (1); RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER offered BEFORE INSERT ON zhiwen_kbs FOR EACH ROW EXECUTE FUNCTION count_offered()"
+        )
+        try:
+            assert list_kbs(root) == [("listed", 0, 0)]
+            delete_kb(root, "listed")  # another replica drops it between the listing's two reads
+            with pytest.raises(KnowledgeBaseNotFound):
+                home.open(names[0][0], "listed", create=False)
+            assert list_kbs(root) == []
+            assert conn.execute("SELECT COUNT(*) FROM zhiwen_kbs").fetchone() == (0,)
+            assert conn.execute("SELECT COUNT(*) FROM offered").fetchone() == (0,)  # nothing was written
+        finally:
+            conn.execute("DROP TABLE offered")
+            conn.execute("DROP FUNCTION count_offered() CASCADE")
+
+
 def test_an_unreachable_database_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     close_pools()
     _use(monkeypatch, "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2")
@@ -191,6 +226,35 @@ def test_jobs_are_seen_by_every_replica_and_resumed_only_by_their_own(database: 
         assert [j.id for j in one.unsettled()] == ["j1"]
         assert two.unsettled() == [], "another replica's files are not here"
         assert not (tmp_path / "one" / "jobs.sqlite").exists()
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_job_whose_replica_went_silent_is_reported_stalled_by_the_others(
+    database: str, tmp_path: Path
+) -> None:
+    one = JobStore(tmp_path / "one" / "jobs.sqlite", database, replica="host-one:/data")
+    two = JobStore(tmp_path / "two" / "jobs.sqlite", database, replica="host-two:/data")
+    try:
+        one.save(
+            Job(
+                "j1",
+                "bank",
+                "key",
+                ["/data/kbs/bank/uploads/a.txt"],
+                10,
+                status="running",
+                replica=one.replica,
+            )
+        )
+        one.beat()
+        [seen] = two.of_kb("bank")
+        assert two.as_seen(seen).status == "running"
+        one.beat(now=time.time() - STALE_AFTER_S - 1)  # its last heartbeat, long ago: SIGKILLed, say
+        assert two.as_seen(seen).status == "stalled"
+        assert "host-one" in two.as_seen(seen).public()["error"]
+        assert one.as_seen(seen).status == "running"
     finally:
         one.close()
         two.close()

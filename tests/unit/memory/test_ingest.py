@@ -14,6 +14,7 @@ from fakes import HashEmbedder
 
 from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
 from zhiwen.memory.catalog import Catalog
+from zhiwen.memory.catalogs import catalogs_for
 from zhiwen.memory.chunking import CHUNKER_VERSION
 from zhiwen.memory.documents import Document
 from zhiwen.memory.ingest import ingest_documents, ingest_paths
@@ -384,6 +385,20 @@ def test_kb_listing_and_dropping(tmp_path: Path, fake_embedder: HashEmbedder, fo
     assert list_kbs(root) == [("银行", 4, report.chunks)]
     with pytest.raises(ZhiwenError):
         kb_dir(root, "  ")
+
+
+def test_listing_never_brings_back_a_base_deleted_after_its_names_were_read(
+    tmp_path: Path, fake_embedder: HashEmbedder
+) -> None:
+    root = tmp_path / "kbs"
+    KnowledgeBase.open(root, "gone", fake_embedder, create=True).close()
+    home = catalogs_for(root)
+    [(folder, name)] = home.names()
+    delete_kb(root, "gone")
+    with pytest.raises(KnowledgeBaseNotFound):
+        home.open(folder, name, create=False)
+    assert not (root / folder).exists()
+    assert list_kbs(root) == []
 
 
 def test_searches_during_ingest(kb: KnowledgeBase, tmp_path: Path) -> None:
