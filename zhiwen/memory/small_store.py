@@ -35,7 +35,11 @@ class SmallStore:
             self._db.executescript(schema)
 
     def close(self) -> None:
-        self._db.close()
+        # Under the lock: closing a connection while another thread runs a statement on it crashes the
+        # process (a segfault in SQLite, seen when the server stopped mid key-refresh); after it, a late
+        # reader gets sqlite3.ProgrammingError instead.
+        with self._lock:
+            self._db.close()
 
 
 class Rows(Protocol):
