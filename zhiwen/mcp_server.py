@@ -41,7 +41,8 @@ _INSTRUCTIONS = (
     "zhiwen answers questions strictly from an organisation's own documents (Chinese and English). Use "
     "list_knowledge_bases to see the knowledge bases, search_knowledge_base for passages, and ask for a checked, "
     "sourced answer; pass the returned thread_id to ask again to follow up. A refused answer (verdict 'refuse') "
-    "means the documents do not support one: do not answer from elsewhere in its place."
+    "means the documents do not support one: do not answer from elsewhere in its place. A quoted answer (verdict "
+    "'quote') is the documents' closest sentence, word for word, not a composed answer."
 )
 
 
@@ -109,8 +110,8 @@ def build_mcp_server(backend: Callable[[], McpBackend]) -> MCPServer:
     @server.tool()
     async def ask(question: str, ctx: Context, kb: str = "", thread_id: str = "") -> dict[str, Any]:
         """A checked answer from knowledge base ``kb`` (the server's default when empty) with its numbered
-        sources and the quality gate's verdict ('pass', or 'refuse' when the documents do not support an
-        answer). Pass the returned ``thread_id`` back to ask a follow-up in the same conversation."""
+        sources and the quality gate's verdict ('pass'; 'quote' when the answer quotes the source sentence
+        closest to the question; 'refuse' when the documents do not support an answer). Pass the returned ``thread_id`` back to ask a follow-up in the same conversation."""
         if not question.strip():
             raise ToolError("the question is empty")
         if len(question) > _MAX_QUESTION_CHARS:

@@ -139,9 +139,11 @@ def closing(state: dict[str, Any], streamed: str) -> Closing:
         # the draft is withdrawn and the answer without it follows.
         return Closing(withdrawn_notice(language), answer)
     appendix = str(quality.get("policy_appendix") or "")
-    if quality.get("verdict") != "refuse" and appendix and appendix not in streamed:
+    # A refusal, or a quote of the closest source sentence (the gate's fall-back), replaces the draft.
+    replaced = quality.get("verdict") in ("refuse", "quote")
+    if not replaced and appendix and appendix not in streamed:
         return Closing(answer=appendix)  # the bank's risk reminder, added after the draft was streamed
-    if quality.get("verdict") != "refuse" or answer in streamed:
+    if not replaced or answer in streamed:
         return Closing()
     if quality.get("model_refused"):
         return Closing(answer=answer)

@@ -44,3 +44,10 @@ def test_reasoning_streamed_without_its_opening_tag_is_withdrawn_and_the_answer_
     streamed = "The user asks about the fee, so I look at source 1.</think>The fee is 15 dollars."
     end = closing(_state("The fee is 15 dollars [1].", "pass"), streamed)
     assert end == Closing(withdrawn_notice("en"), "The fee is 15 dollars [1].")
+
+
+def test_a_draft_replaced_by_a_quote_is_withdrawn_before_the_quote() -> None:
+    quote = "资料中与您的问题最相关的原文：「金卡年费为三百元。」[1]"
+    state = {"answer": quote, "quality": {"verdict": "quote"}, "intent": {"language": "zh"}}
+    assert closing(state, "金卡年费为五百元。") == Closing(withdrawn_notice("zh"), quote)
+    assert closing(state, quote) == Closing()  # drafts held back: the quote itself was the stream

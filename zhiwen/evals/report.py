@@ -43,9 +43,10 @@ def false_refusal_reasons(records: dict[str, list[dict[str, Any]]]) -> dict[str,
 
 _LEDGER_HEADINGS = {
     "answered_right": "answered, right", "answered_wrong": "answered, wrong",
+    "quoted_right": "quoted, right", "quoted_wrong": "quoted, wrong",
     "refused_draft_right": "refused, draft was right", "refused_draft_wrong": "refused, draft was wrong",
     "refused_no_draft": "refused, no draft", "negatives_refused": "negatives refused",
-    "negatives_answered": "negatives answered",
+    "negatives_answered": "negatives answered", "negatives_quoted": "negatives quoted",
 }  # fmt: skip
 
 

@@ -93,7 +93,8 @@ async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
     return {
         "answer": answer,
         # what the model wrote before the gate replaced it with a refusal: the evidence for a false refusal
-        **({"draft": draft} if quality.get("verdict") == "refuse" and draft else {}),
+        # (or replaced with a quote of the closest source sentence, verdict "quote")
+        **({"draft": draft} if quality.get("verdict") in ("refuse", "quote") and draft else {}),
         "verdict": quality.get("verdict"),
         "grounded": quality.get("grounded"),
         "citations_valid": quality.get("citations_valid"),

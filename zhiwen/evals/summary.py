@@ -79,6 +79,8 @@ def summarize(records: list[dict[str, Any]], suite: Suite) -> dict[str, Any]:
     if ran:
         row["correct_refusal"] = _mean([float(r["refused"]) for r in negative if "refused" in r])
         row["false_refusal"] = _mean([float(r["refused"]) for r in answerable if "refused" in r])
+        # answered with a quote of the closest source sentence instead of a refusal (the gate's fall-back)
+        row["quoted"] = _mean([float(r.get("verdict") == "quote") for r in ran])
         row["grounded"] = _mean(
             [float(r["grounded"]) for r in ran if isinstance(r.get("grounded"), int | float)]
         )
@@ -96,8 +98,9 @@ def summarize(records: list[dict[str, Any]], suite: Suite) -> dict[str, Any]:
     return row
 
 
-LEDGER_COLUMNS = ("answered_right", "answered_wrong", "refused_draft_right", "refused_draft_wrong",
-                  "refused_no_draft", "negatives_refused", "negatives_answered")  # fmt: skip
+LEDGER_COLUMNS = ("answered_right", "answered_wrong", "quoted_right", "quoted_wrong", "refused_draft_right",
+                  "refused_draft_wrong", "refused_no_draft", "negatives_refused", "negatives_answered",
+                  "negatives_quoted")  # fmt: skip
 
 
 def gate_ledger(records: list[dict[str, Any]], suite: Suite) -> dict[str, int]:
@@ -105,8 +108,10 @@ def gate_ledger(records: list[dict[str, Any]], suite: Suite) -> dict[str, int]:
 
     An answerable question answered is right when its answer holds every gold slot (containment 1). One the
     gate refused is split by its refused draft: right (the gate withheld a correct answer, its cost) or wrong
-    (it stopped a wrong one, its worth); ``refused_no_draft`` are refusals with no draft to judge. Negatives
-    (nothing in the knowledge base answers them) are refused, as they should be, or answered. The draft kept
+    (it stopped a wrong one, its worth); ``refused_no_draft`` are refusals with no draft to judge. An answer
+    that quotes the closest source sentence (verdict ``quote``, the gate's fall-back) is counted apart from
+    composed ones. Negatives (nothing in the knowledge base answers them) are refused, as they should be,
+    answered or quoted. The draft kept
     is the last attempt's, so "draft right" is close to, not exactly, what a run without the gate would say.
     """
     slots = suite.answer_style == "slots"
@@ -114,13 +119,20 @@ def gate_ledger(records: list[dict[str, Any]], suite: Suite) -> dict[str, int]:
     for r in records:
         if "answer" not in r or "refused" not in r:
             continue
+        quoted = r.get("verdict") == "quote"
         if r.get("negative"):
-            ledger["negatives_refused" if r["refused"] else "negatives_answered"] += 1
+            ledger[
+                "negatives_refused"
+                if r["refused"]
+                else "negatives_quoted"
+                if quoted
+                else "negatives_answered"
+            ] += 1
         elif not r.get("gold"):
             continue
         elif not r["refused"]:
             right = score_answer(r["answer"], r["gold"], suite.language, slots)["containment"] == 1.0
-            ledger["answered_right" if right else "answered_wrong"] += 1
+            ledger[("quoted_" if quoted else "answered_") + ("right" if right else "wrong")] += 1
         elif r.get("draft"):
             right = score_answer(r["draft"], r["gold"], suite.language, slots)["containment"] == 1.0
             ledger["refused_draft_right" if right else "refused_draft_wrong"] += 1

@@ -118,6 +118,13 @@ class Context:
             "numbers and codes (its year, date, model): catches answers taken from near-miss passages."
         },
     )
+    quote_fallback: bool = field(
+        default=True,
+        metadata={
+            "description": "When no drafted answer passes the gate, quote the source sentence that holds most of "
+            "what was asked (verdict 'quote') instead of refusing; none close enough: refuse as before."
+        },
+    )
     source_relevance_threshold: float = field(
         default=0.0,
         metadata={

@@ -63,9 +63,12 @@ class Quality(TypedDict, total=False):
     policy: list[str]
     """What the bank persona's answer policy did to a passed answer (numbered steps, a risk reminder...)."""
     policy_appendix: str
+    """The fixed text the policy added at the end (a risk reminder): shown after a streamed draft."""
     cached: bool
     """The answer came from the answer cache: the gate passed it when it was first given."""
-    """The fixed text the policy added at the end (a risk reminder): shown after a streamed draft."""
+    quote: dict[str, Any]
+    """Verdict ``quote``: no draft passed, so the answer quotes this source sentence (``source``: its [n];
+    ``coverage``: the share of the question's topic terms it holds)."""
 
 
 class InputState(TypedDict):

@@ -34,6 +34,7 @@ from zhiwen.tools.grounding import (
 )
 from zhiwen.tools.language import detect_language
 from zhiwen.tools.llm import INCOMPLETE, message_text
+from zhiwen.tools.quote import Quote, closest_sentence
 
 __all__ = ["evaluate", "next_strategy"]
 
@@ -94,6 +95,30 @@ async def _drop_unsafe(ctx: Context, text: str, quality: Quality) -> str:
     quality["unsafe_dropped"] = [{"sentence": s, "reason": r} for s, r in dropped]
     quality["reasons"] = [*quality.get("reasons", []), *(f"dropped a sentence that {r}" for _, r in dropped)]
     return re.sub(r"\s{2,}", " ", text).strip()
+
+
+_QUOTED = {
+    "zh": "资料中与您的问题最相关的原文：「{text}」[{n}]",
+    "en": 'The passage closest to your question says: "{text}" [{n}]',
+}
+
+
+async def _quoted(ctx: Context, quote: Quote, lang: str, quality: Quality) -> str | None:
+    """The answer that quotes ``quote`` (verdict ``quote``), or None when nothing safe is left to quote. The
+    bank persona adds its hand-over: a quote is the closest the sources come, not a composed answer."""
+    text = await _drop_unsafe(ctx, quote.text, quality)
+    if not re.search(r"\w", text):
+        return None
+    answer = _QUOTED.get(lang, _QUOTED["en"]).format(text=text, n=quote.n)
+    quality["verdict"] = "quote"
+    quality["quote"] = {"source": quote.n, "coverage": quote.coverage}
+    quality["reasons"] = [
+        *quality.get("reasons", []),
+        "answered with the source sentence closest to the question",
+    ]
+    if ctx.persona == "bank":
+        answer = f"{answer}\n\n{handover(lang, await asyncio.to_thread(kb_hotline, ctx.kb))}"
+    return answer
 
 
 def _final(answer: str, quality: Quality) -> dict[str, Any]:
@@ -210,5 +235,13 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "quality": quality,
             "timings": timing,
         }
+    quote = (
+        closest_sentence(intent["query"], [(s["text"], s["title"]) for s in sources])
+        if ctx.quote_fallback and sources and not leak
+        else None
+    )
+    quoted = await _quoted(ctx, quote, lang, quality) if quote is not None else None
+    if quoted is not None:
+        return _final(quoted, quality) | {"timings": timing}
     quality["verdict"] = "refuse"
     return _final(await _refusal(ctx, lang), quality) | {"timings": timing}

@@ -14,7 +14,9 @@ __all__ = ["ChatFrames", "fill_usage", "finish_reason"]
 def finish_reason(state: dict[str, Any]) -> str:
     """OpenAI's finish_reason for a turn: "length" when the answer given was cut at max_tokens."""
     quality = state.get("quality", {})
-    return "length" if quality.get("truncated") and quality.get("verdict") != "refuse" else "stop"
+    return (
+        "length" if quality.get("truncated") and quality.get("verdict") not in ("refuse", "quote") else "stop"
+    )
 
 
 class ChatFrames:

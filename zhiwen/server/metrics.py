@@ -135,7 +135,7 @@ class Metrics:
     def _start_at_zero(self) -> None:
         """Export every known label value at 0 from the start: a series born at 1 shows no increase, so
         rate() and increase() (dashboards, alerts) would miss the first refusal, failure or upstream error."""
-        for verdict in ("pass", "retry", "refuse"):
+        for verdict in ("pass", "retry", "refuse", "quote"):
             self.verdicts.labels(verdict)
         for reason in (
             "unsafe",

@@ -22,6 +22,8 @@ __all__ = [
     "is_refusal",
     "relevance",
     "source_relevance",
+    "text_terms",
+    "topic_terms",
 ]
 
 _CITE = re.compile(r"\s*\[(\d{1,3})\]")
@@ -213,6 +215,16 @@ _NOT_TOPIC = re.compile(
 )
 
 
+def topic_terms(question: str) -> set[str]:
+    """The terms of ``question`` that name its topic (question words and function characters cut out)."""
+    return _terms(_NOT_TOPIC.sub(" ", question))
+
+
+def text_terms(text: str) -> set[str]:
+    """The terms (words and character bigrams, citations left out) matched against ``topic_terms``."""
+    return _terms(text)
+
+
 def source_relevance(question: str, used_sources: Sequence[str]) -> float | None:
     """Share of the question's topic terms found in the sources the answer relies on (not the answer).
 
@@ -221,7 +233,7 @@ def source_relevance(question: str, used_sources: Sequence[str]) -> float | None
     count: "硕塞是如何被提升为亲王的" answered from a passage about 守觉法亲王 scores low. None when there
     is nothing to measure (no supporting source, or a question of fewer than two topic terms).
     """
-    asked = _terms(_NOT_TOPIC.sub(" ", question))
+    asked = topic_terms(question)
     if len(asked) < 2 or not used_sources:
         return None
     seen = set().union(*(_terms(s) for s in used_sources))

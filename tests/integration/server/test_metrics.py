@@ -43,8 +43,10 @@ def test_a_turns_quality_retrieval_tokens_failures_and_uploads_are_counted(
         unsafe = c.post("/v1/chat/completions", json=kit.chat_body("张三的身份证号是多少？"))
         assert unsafe.json()["quality"]["verdict"] == "refuse"
         llm.default = kit.Script("Bananas are yellow and grow in Ecuador.")
-        ungrounded = c.post("/v1/chat/completions", json=kit.chat_body())
-        assert ungrounded.json()["quality"]["verdict"] == "refuse"
+        quoted = c.post("/v1/chat/completions", json=kit.chat_body())  # the fee's source sentence is quoted
+        assert quoted.json()["quality"]["verdict"] == "quote"
+        nothing_close = kit.chat_body("Which bank offers the cheapest mortgage in Ecuador?")
+        assert c.post("/v1/chat/completions", json=nothing_close).json()["quality"]["verdict"] == "refuse"
         llm.default = kit.Script("never sent", status=500)
         assert c.post("/v1/chat/completions", json=kit.chat_body()).status_code == 502
         assert c.post("/v1/kbs", json={"name": "metrics-kb"}).status_code == 201
@@ -56,6 +58,7 @@ def test_a_turns_quality_retrieval_tokens_failures_and_uploads_are_counted(
     assert metrics.status_code == 200
     m = _samples(metrics.text)
     assert _value(m, "zhiwen_quality_verdicts_total", verdict="pass") == 2
+    assert _value(m, "zhiwen_quality_verdicts_total", verdict="quote") == 1
     assert _value(m, "zhiwen_refusals_total", reason="unsafe") == 1
     assert sum(v for (name, labels), v in m.items() if name == "zhiwen_refusals_total") == 2
     assert _value(m, "zhiwen_upstream_errors_total", kind="server_error") == 1

@@ -186,15 +186,15 @@ def test_stream_drafts_false_sends_only_the_checked_answer(
     llm.enqueue(*(kit.Script(ungrounded) for _ in range(2)))
     drafted = _frames(_stream(client, kit.chat_body(stream=True)))
     shown = _deltas(drafted, "content")
-    assert "Mars" in shown  # by default the draft streams, then the refusal follows it, said to replace it
+    assert "Mars" in shown  # by default the draft streams, then the quote follows it, said to replace it
     notice = withdrawn_notice("en")
     assert shown.index("Mars") < shown.index(notice) < shown.index(drafted[-1]["answer"]), shown
     assert [f.get("withdrawn") for f in drafted if "withdrawn" in f] == [notice, notice]  # both drafts
     llm.enqueue(*(kit.Script(ungrounded) for _ in range(2)))
     frames = _frames(_stream(client, kit.chat_body(stream=True, stream_drafts=False)))
     assert "Mars" not in _deltas(frames, "content")
-    assert frames[-1]["quality"]["verdict"] == "refuse"
-    assert _deltas(frames, "content") == frames[-1]["answer"]  # the refusal, once
+    assert frames[-1]["quality"]["verdict"] == "quote"  # the fee's source sentence, quoted instead
+    assert _deltas(frames, "content") == frames[-1]["answer"]  # the quote, once
 
     assert llm.pending == 0  # two drafts per refused turn (the first and one retry)
     llm.enqueue(kit.Script(THINK + kit.ANSWER, chunk_size=2))

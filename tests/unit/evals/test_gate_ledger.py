@@ -34,12 +34,20 @@ def test_each_verdict_lands_in_one_column() -> None:
         turn([], "No answer.", refused=True, negative=True),
         turn([], "Made up.", negative=True),
         turn([], "Made up too.", negative=True),
+        turn(
+            ["Paris"],
+            'The passage closest to your question says: "Paris is the capital." [1]',
+            verdict="quote",
+        ),
+        turn(["Paris"], 'The passage closest to your question says: "Lyon is large." [1]', verdict="quote"),
+        turn([], 'The passage closest to your question says: "Nearby." [2]', negative=True, verdict="quote"),
         {"id": "crashed", "gold": ["x"], "negative": False, "error": "timeout"},  # no turn: not counted
         {"id": "retrieval only", "gold": ["x"], "ndcg@10": 1.0},
     ]
     assert gate_ledger(records, suite()) == {
-        "answered_right": 1, "answered_wrong": 1, "refused_draft_right": 1, "refused_draft_wrong": 1,
-        "refused_no_draft": 1, "negatives_refused": 1, "negatives_answered": 2,
+        "answered_right": 1, "answered_wrong": 1, "quoted_right": 1, "quoted_wrong": 1, "refused_draft_right": 1,
+        "refused_draft_wrong": 1, "refused_no_draft": 1, "negatives_refused": 1, "negatives_answered": 2,
+        "negatives_quoted": 1,
     }  # fmt: skip
 
 
@@ -65,7 +73,7 @@ def test_chinese_answers_are_normalised_before_matching() -> None:
 
 def test_reports_show_the_ledger_with_precision_when_answered(tmp_path: Path) -> None:
     ledgers = {
-        "hybrid": dict(zip(LEDGER_COLUMNS, (6, 2, 1, 3, 0, 4, 1), strict=True)),
+        "hybrid": dict(zip(LEDGER_COLUMNS, (6, 2, 2, 1, 1, 3, 0, 4, 1, 0), strict=True)),
         "no-answers": dict.fromkeys(LEDGER_COLUMNS, 0),  # a retrieval-only run: no row
     }
     summary = {"hybrid": {"containment": 0.5}, "no-answers": {"ndcg@10": 0.9}}
@@ -77,8 +85,10 @@ def test_reports_show_the_ledger_with_precision_when_answered(tmp_path: Path) ->
     row = next(line for line in md.splitlines() if line.startswith("| hybrid | 6 |"))
     cells = dict(zip(columns, [c.strip() for c in row.strip("|").split("|")], strict=True))
     assert cells["refused, draft was right"] == "1" and cells["refused, draft was wrong"] == "3"
-    assert cells["negatives answered"] == "1"
-    assert cells["right when answered"] == "0.750"  # 6 of 8 answers
+    assert (
+        cells["negatives answered"] == "1" and cells["quoted, right"] == "2" and cells["quoted, wrong"] == "1"
+    )
+    assert cells["right when answered"] == "0.750"  # 6 of 8 composed answers
     assert "| no-answers |" not in md.split("What each final verdict did")[1]
 
     page = paths["html"].read_text(encoding="utf-8")

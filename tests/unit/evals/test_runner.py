@@ -325,7 +325,7 @@ def test_retrieval_only_suite_needs_no_model(env: Path) -> None:
 def test_a_refusal_by_the_gate_keeps_the_refused_draft(env: Path) -> None:
     # q3's passage is retrieved with confidence, so the gate retries the unsupported draft once, then refuses
     use_model(replies={**REPLIES, "q3": "Bananas are blue [1]."})
-    gated = [{"name": "gated", "context": {"retrieval_mode": "hybrid"}}]
+    gated = [{"name": "gated", "context": {"retrieval_mode": "hybrid", "quote_fallback": False}}]
     files = asyncio.run(run_suite(suite(configurations=gated), env))
     records = {r["id"]: r for r in read_records(files["gated"])}
     q3 = records["q3"]
@@ -333,6 +333,21 @@ def test_a_refusal_by_the_gate_keeps_the_refused_draft(env: Path) -> None:
     assert q3["draft"] == "Bananas are blue [1]."  # the last attempt's draft, not both attempts joined
     assert records["q4"]["draft"] == REPLIES["q4"]  # a refusal by the model itself
     assert all("draft" not in r for r in records.values() if r["verdict"] != "refuse")
+
+
+def test_a_draft_the_gate_withholds_is_replaced_by_the_source_sentence_that_answers(env: Path) -> None:
+    use_model(replies={**REPLIES, "q3": "Bananas are blue [1]."})
+    gated = [{"name": "gated", "context": {"retrieval_mode": "hybrid"}}]
+    files = asyncio.run(run_suite(suite(configurations=gated), env))
+    records = {r["id"]: r for r in read_records(files["gated"])}
+    q3 = records["q3"]
+    assert q3["verdict"] == "quote" and q3["refused"] is False and q3["draft"] == "Bananas are blue [1]."
+    assert q3["answer"].startswith('The passage closest to your question says: "The Amazon river flows east')
+    assert 'Atlantic Ocean." [1]' in q3["answer"]
+    assert q3["containment"] == 1.0
+    assert "answered with the source sentence closest to the question" in q3["reasons"]
+    row = summarize(read_records(files["gated"]), suite())
+    assert row["quoted"] == 0.25 and row["false_refusal"] < 0.5
 
 
 def test_a_failed_turn_is_recorded_not_raised(env: Path) -> None:

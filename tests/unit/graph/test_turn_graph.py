@@ -97,7 +97,8 @@ def test_ungrounded_answers_retry_with_the_best_chunk_then_refuse(
     saver = InMemorySaver()
     g = build().compile(checkpointer=saver)
     config: RunnableConfig = {"configurable": {"thread_id": "retry"}}
-    out, nodes = _run(_ask(WIRE_Q), Context(kb=tiny_kb, max_retries=1), g, config)
+    ctx = Context(kb=tiny_kb, max_retries=1, quote_fallback=False)
+    out, nodes = _run(_ask(WIRE_Q), ctx, g, config)
     assert nodes == ["track_intent", "recall", *["retrieve", "generate", "strip_think", "evaluate"] * 2]
     assert out["quality"]["verdict"] == "refuse" and out["quality"]["attempts"] == 2
     assert out["answer"] == f"{no_answer('en')}\n\n{handover('en')}", (
@@ -109,6 +110,24 @@ def test_ungrounded_answers_retry_with_the_best_chunk_then_refuse(
     assert {"intent", "retrieval", "generation", "evaluation"} <= set(timings)
     # the refusal, not the ungrounded drafts, is what the thread remembers
     assert [type(m) for m in out["messages"]] == [HumanMessage, AIMessage]
+
+
+def test_when_no_draft_passes_the_turn_quotes_the_source_sentence_that_answers(
+    tiny_kb: str, fake_model: FakeModel
+) -> None:
+    fake_model("Banks on Mars open at eight every morning.", "Astronauts can open accounts in orbit.")
+    g = build().compile(checkpointer=InMemorySaver())
+    config: RunnableConfig = {"configurable": {"thread_id": "quote"}}
+    out, _ = _run(_ask(WIRE_Q), Context(kb=tiny_kb, max_retries=1), g, config)
+    assert out["quality"]["verdict"] == "quote" and out["quality"]["attempts"] == 2
+    quoted = out["quality"]["quote"]["source"]
+    assert out["answer"].startswith(
+        'The passage closest to your question says: "International wire transfers take'
+    )
+    assert f'" [{quoted}]' in out["answer"] and out["answer"].endswith(handover("en"))
+    assert "wire" in out["sources"][quoted - 1]["text"].lower()
+    # the quote, not the ungrounded drafts, is what the thread remembers
+    assert [m.content for m in out["messages"][1:]] == [out["answer"]]
 
 
 @pytest.mark.parametrize(
@@ -303,7 +322,8 @@ def test_stream_turn_announces_the_quality_gate_retry(tiny_kb: str, fake_model: 
     fake_model("Banks on Mars open at eight every morning.", "Astronauts can open accounts in orbit.")
 
     async def consume() -> list[TurnEvent]:
-        return [e async for e in stream_turn(graph, WIRE_Q, Context(kb=tiny_kb, max_retries=1))]
+        ctx = Context(kb=tiny_kb, max_retries=1, quote_fallback=False)
+        return [e async for e in stream_turn(graph, WIRE_Q, ctx)]
 
     events = asyncio.run(consume())
     kinds = [e.kind for e in events]
@@ -322,7 +342,7 @@ def test_stream_turn_with_drafts_held_sends_no_token_before_the_verdict(
     tiny_kb: str, fake_model: FakeModel
 ) -> None:
     fake_model("Banks on Mars open at eight every morning.", "Astronauts can open accounts in orbit.")
-    ctx = Context(kb=tiny_kb, max_retries=1, stream_drafts=False)
+    ctx = Context(kb=tiny_kb, max_retries=1, stream_drafts=False, quote_fallback=False)
 
     async def consume() -> list[TurnEvent]:
         return [e async for e in stream_turn(graph, WIRE_Q, ctx)]

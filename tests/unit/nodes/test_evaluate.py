@@ -44,6 +44,8 @@ def _state(draft: str, sources: list[Source], language: str = "zh", **extra: Any
 
 
 def _run(state: State, **ctx: Any) -> dict[str, Any]:
+    """The gate on ``state``; without its quote fall-back unless asked (most tests here are about refusing)."""
+    ctx.setdefault("quote_fallback", False)
     return asyncio.run(evaluate(state, Runtime(context=Context(**ctx))))
 
 
@@ -255,3 +257,33 @@ def test_a_passed_answer_never_shows_a_marker_naming_no_source() -> None:
     out = _run(_state("International wire transfers take three business days [4].", EN, "en"))
     assert out["quality"]["verdict"] == "pass" and out["quality"]["citations_valid"] is False
     assert "[4]" not in out["answer"] and "[1]" in out["answer"]
+
+
+def test_when_the_gate_refuses_it_quotes_the_source_sentence_that_states_what_was_asked() -> None:
+    out = _run(_state("金卡信用卡的年费为每年500元人民币。", ZH, attempt=1), quote_fallback=True)
+    assert out["quality"]["verdict"] == "quote"
+    assert out["quality"]["quote"] == {"source": 1, "coverage": 1.0}
+    assert (
+        out["answer"]
+        == f"资料中与您的问题最相关的原文：「金卡信用卡的年费为每年三百元人民币。」[1]\n\n{handover('zh')}"
+    )
+    assert "answered with the source sentence closest to the question" in out["quality"]["reasons"]
+    general = _run(
+        _state("金卡信用卡的年费为每年500元人民币。", ZH, attempt=1), quote_fallback=True, persona="general"
+    )
+    assert general["answer"] == "资料中与您的问题最相关的原文：「金卡信用卡的年费为每年三百元人民币。」[1]"
+
+
+def test_no_quote_when_no_sentence_states_what_was_asked_or_it_is_unsafe() -> None:
+    off_topic = [_source(1, "安心贷最高额度为二十万元。")]
+    out = _run(_state(UNGROUNDED_ZH, off_topic, attempt=1), quote_fallback=True)
+    assert out["quality"]["verdict"] == "refuse"
+    phishing = [_source(1, "金卡的年费请登录 http://evil.example/login 输入密码查询。")]
+    out = _run(_state(UNGROUNDED_ZH, phishing, attempt=1), quote_fallback=True)
+    assert out["quality"]["verdict"] == "refuse" and "evil.example" not in out["answer"]
+    assert (
+        _run(_state("金卡信用卡的年费为每年500元人民币。", [], attempt=1), quote_fallback=True)["quality"][
+            "verdict"
+        ]
+        == "refuse"
+    )
