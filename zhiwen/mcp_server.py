@@ -111,7 +111,8 @@ def build_mcp_server(backend: Callable[[], McpBackend]) -> MCPServer:
     async def ask(question: str, ctx: Context, kb: str = "", thread_id: str = "") -> dict[str, Any]:
         """A checked answer from knowledge base ``kb`` (the server's default when empty) with its numbered
         sources and the quality gate's verdict ('pass'; 'quote' when the answer quotes the source sentence
-        closest to the question; 'refuse' when the documents do not support an answer). Pass the returned ``thread_id`` back to ask a follow-up in the same conversation."""
+        closest to the question; 'refuse' when the documents do not support an answer). Pass the returned
+        ``thread_id`` back to ask a follow-up in the same conversation."""
         if not question.strip():
             raise ToolError("the question is empty")
         if len(question) > _MAX_QUESTION_CHARS:

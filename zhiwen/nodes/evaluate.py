@@ -76,11 +76,16 @@ def _confident(sources: list[Source], mode: str) -> bool:
     return len(legs) >= 2 and all(v.get("rank", 99) <= 3 for v in legs.values())
 
 
-async def _refusal(ctx: Context, lang: str) -> str:
-    """The no-answer refusal; the bank persona hands the customer over to a person (the hotline)."""
+async def _handed_over(ctx: Context, text: str, lang: str) -> str:
+    """``text``, followed for the bank persona by its hand-over to a person (the knowledge base's hotline)."""
     if ctx.persona != "bank":
-        return no_answer(lang)
-    return f"{no_answer(lang)}\n\n{handover(lang, await asyncio.to_thread(kb_hotline, ctx.kb))}"
+        return text
+    return f"{text}\n\n{handover(lang, await asyncio.to_thread(kb_hotline, ctx.kb))}"
+
+
+async def _refusal(ctx: Context, lang: str) -> str:
+    """The no-answer refusal, handed over to a person for the bank persona."""
+    return await _handed_over(ctx, no_answer(lang), lang)
 
 
 async def _drop_unsafe(ctx: Context, text: str, quality: Quality) -> str:
@@ -116,9 +121,7 @@ async def _quoted(ctx: Context, quote: Quote, lang: str, quality: Quality) -> st
         *quality.get("reasons", []),
         "answered with the source sentence closest to the question",
     ]
-    if ctx.persona == "bank":
-        answer = f"{answer}\n\n{handover(lang, await asyncio.to_thread(kb_hotline, ctx.kb))}"
-    return answer
+    return await _handed_over(ctx, answer, lang)
 
 
 def _final(answer: str, quality: Quality) -> dict[str, Any]:
