@@ -85,7 +85,7 @@ class LocalLLMServer:
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.settings.log_dir / f"llm-{self.model.alias}-{self.port}.log"
         cmd = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "zhiwen.tools.llama_serve",  # llama_cpp.server, CPU dispatch set up
             "--model", str(path), "--model_alias", self.model.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.settings.llm_ctx), "--n_threads", str(self.settings.llm_threads),
