@@ -23,8 +23,9 @@ other processes on a shared machine falls on both.
 
 With ``GGML_BACKEND_DL`` the CPU backends are separate ``libggml-cpu-<variant>.so`` files that llama.cpp
 only looks for beside the executable and in the working directory; llama-cpp-python 0.3.36 neither looks
-elsewhere nor exposes ``ggml_backend_load_all_from_path``. So when the build's ``llama_cpp/lib`` holds such
-files, the worker calls that function (ctypes, on the package's libggml) before the first ``Llama``; the
+elsewhere nor exposes ``ggml_backend_load_all_from_path``. So when the build ships such files (in
+``site-packages/bin``, where the wheel installs them, or in ``llama_cpp/lib``), the worker has the product's
+loader, ``zhiwen/tools/cpu_backends.py``, call that function before the first ``Llama``; the
 JSON records whether the build loads without that help. The loaded variant is read from the process's
 memory map and from llama.cpp's ``load_backend`` log line.
 
@@ -120,28 +121,41 @@ def _build_prompt(llm: Any, pieces: list[str], max_tokens: int) -> list[int]:
     return tok(head + body + tail)
 
 
+def _cpu_backends_module() -> Any:
+    """``zhiwen/tools/cpu_backends.py`` loaded from this checkout by path (the build's venv may lack zhiwen)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cpu_backends", ROOT / "zhiwen" / "tools" / "cpu_backends.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def worker(args: argparse.Namespace) -> None:
     import llama_cpp
     import numpy as np
 
+    backends = (
+        _cpu_backends_module()
+    )  # the product's loader, standard library only: any build's python runs it
     libdir = Path(llama_cpp.__file__).resolve().parent / "lib"
-    dl_files = sorted(p.name for p in libdir.glob("libggml-cpu-*.so"))
+    variants = backends.cpu_variants(backends.variant_dir(libdir))
     info: dict[str, Any] = {
         "python": sys.executable,
         "llama_cpp_version": llama_cpp.__version__,
         "lib_dir": str(libdir),
         "lib_files": sorted(p.name for p in libdir.iterdir()),
-        "dl_cpu_variants_shipped": [f.removeprefix("libggml-cpu-").removesuffix(".so") for f in dl_files],
+        "dl_cpu_variants_shipped": variants,
         "preloaded": False,
     }
     # The libggml that libllama linked (soname libggml.so.0). Not llama_cpp._ggml.libggml: a wheel stores
     # libggml.so and libggml.so.0 as two copies, so that handle is a second ggml with its own registry.
     libggml = ctypes.CDLL(str(libdir / "libggml.so.0"))
-    if dl_files and not args.no_preload:
-        load = libggml.ggml_backend_load_all_from_path
-        load.argtypes, load.restype = [ctypes.c_char_p], None
-        load(str(libdir).encode())
-        info["preloaded"] = True
+    if variants and not args.no_preload:
+        info["preloaded"] = backends.load_cpu_variants(libdir)
     sys.stderr.flush()
     try:
         llm = llama_cpp.Llama(

@@ -6,8 +6,16 @@ the CPU code is then not linked in, but shipped as one ``libggml-cpu-<variant>.s
 against the running CPU and loads the best, but only from the folders ``ggml_backend_load_all`` searches: the
 executable's (the Python interpreter's) and the working directory. llama-cpp-python 0.3.36 never calls
 ``ggml_backend_load_all_from_path`` (abetlen/llama-cpp-python#2069), so such a build fails at the first model
-load with "Failed to load model from file". :func:`load_cpu_variants` makes that call on the package's own
-library folder, before the model loads; with the AVX2 build of ``scripts/setup.sh`` it does nothing.
+load with "Failed to load model from file". :func:`load_cpu_variants` makes that call, before the model loads,
+on the folder the wheel put the variants in: ggml's own install rule sends them to ``bin/`` of the install
+prefix, which for a wheel is ``site-packages/bin`` (pip records them, so uninstalling removes them); a build
+that copies them beside ``libllama.so`` in ``llama_cpp/lib`` is found too. With the AVX2 build of
+``scripts/setup.sh`` it does nothing.
+
+ggml picks a variant from what the CPU advertises (CPUID). A virtual machine can advertise instructions it then
+refuses: the stock ``-march=native`` build died with "Illegal instruction" on such a Xeon. So the model server
+(:mod:`zhiwen.tools.llama_serve`) decodes a few tokens before it serves, and :mod:`zhiwen.tools.llm_server`
+restarts a server killed by SIGILL on the variants of :data:`FALLBACK_VARIANTS`, named in ``ZHIWEN_LLAMA_CPU_VARIANT``.
 
 Standard library only (ctypes): it runs in the model server's process before llama.cpp loads a model.
 
@@ -24,9 +32,21 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["backend_dir", "cpu_variants", "load_cpu_variants", "loaded_cpu_backend"]
+__all__ = [
+    "FALLBACK_VARIANTS",
+    "VARIANT_ENV",
+    "backend_dir",
+    "cpu_variants",
+    "load_cpu_variants",
+    "loaded_cpu_backend",
+    "variant_dir",
+]
 
 _VARIANT = re.compile(r"^libggml-cpu-(?P<name>[\w.]+)\.so$")
+VARIANT_ENV = "ZHIWEN_LLAMA_CPU_VARIANT"  # a variant to load instead of the one ggml would choose
+# Tried in turn after a SIGILL: haswell is AVX2/FMA/F16C, what the default single-CPU build is made for;
+# x64 is plain x86-64 (SSE2), for a CPU that advertises even AVX2 falsely.
+FALLBACK_VARIANTS = ("haswell", "x64")
 
 
 def backend_dir() -> Path | None:
@@ -38,28 +58,49 @@ def backend_dir() -> Path | None:
     return lib if lib.is_dir() else None
 
 
-def cpu_variants(lib_dir: Path | None) -> list[str]:
-    """The CPU variants a ``GGML_BACKEND_DL`` build ships in ``lib_dir`` (empty for a single-CPU build)."""
-    if lib_dir is None:
+def cpu_variants(folder: Path | None) -> list[str]:
+    """The ``libggml-cpu-<variant>.so`` variants in ``folder`` (none for a single-CPU build's folder)."""
+    if folder is None or not folder.is_dir():
         return []
-    return sorted(m["name"] for p in lib_dir.iterdir() if (m := _VARIANT.match(p.name)))
+    return sorted(m["name"] for p in folder.iterdir() if (m := _VARIANT.match(p.name)))
 
 
-def load_cpu_variants(lib_dir: Path | None = None) -> bool:
-    """Have ggml load the best CPU variant from ``lib_dir``; False (nothing done) for a build without them.
+def variant_dir(lib_dir: Path | None) -> Path | None:
+    """Where the CPU variants of the build whose ``llama_cpp/lib`` is ``lib_dir`` are: that folder, or the
+    ``bin/`` folder of its site-packages (where the wheel installs them); None for a single-CPU build."""
+    if lib_dir is None:
+        return None
+    for folder in (lib_dir, lib_dir.parent.parent / "bin"):
+        if folder.is_dir() and cpu_variants(folder):
+            return folder
+    return None
+
+
+def load_cpu_variants(lib_dir: Path | None = None, variant: str | None = None) -> bool:
+    """Have ggml load the best CPU variant of the build in ``lib_dir`` (default: the installed one's
+    ``llama_cpp/lib``), or the one named ``variant``; False, and nothing done, for a build without variants.
 
     Call it in the process that will load a model, after ``import llama_cpp`` and before the first model.
     The handle is ``libggml.so.0``, the soname libllama links: a wheel stores ``libggml.so`` and
     ``libggml.so.0`` as two copies, and the first would be a second ggml with a registry of its own.
     """
     lib_dir = lib_dir if lib_dir is not None else backend_dir()
-    if not cpu_variants(lib_dir):
+    variants = variant_dir(lib_dir)
+    if lib_dir is None or variants is None:
         return False
-    assert lib_dir is not None
     libggml = ctypes.CDLL(str(lib_dir / "libggml.so.0"))
-    load = libggml.ggml_backend_load_all_from_path
-    load.argtypes, load.restype = [ctypes.c_char_p], None
-    load(str(lib_dir).encode())
+    if variant is None:
+        load_all = libggml.ggml_backend_load_all_from_path
+        load_all.argtypes, load_all.restype = [ctypes.c_char_p], None
+        load_all(str(variants).encode())
+        return True
+    known = cpu_variants(variants)
+    if variant not in known:
+        raise ValueError(f"{VARIANT_ENV}={variant!r} is not a CPU variant of this build ({', '.join(known)})")
+    load_one = libggml.ggml_backend_load  # loads and registers it; NULL if it cannot run on this CPU
+    load_one.argtypes, load_one.restype = [ctypes.c_char_p], ctypes.c_void_p
+    if not load_one(str(variants / f"libggml-cpu-{variant}.so").encode()):
+        raise ValueError(f"{VARIANT_ENV}={variant!r}: ggml could not load that CPU variant here")
     return True
 
 
@@ -88,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if lib_dir is None:
         print("llama-cpp-python is not installed (bash scripts/setup.sh installs it)", file=sys.stderr)
         return 1
-    variants = cpu_variants(lib_dir)
+    variants = cpu_variants(variant_dir(lib_dir))
     if args.installed:
         if not variants:
             print("the installed llama.cpp is a single-CPU build (no run-time dispatch)", file=sys.stderr)

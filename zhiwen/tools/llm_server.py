@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
@@ -26,9 +27,13 @@ import httpx
 
 from zhiwen.errors import LLMUnavailable
 from zhiwen.settings import Settings
+from zhiwen.tools.cpu_backends import FALLBACK_VARIANTS, VARIANT_ENV, backend_dir, cpu_variants, variant_dir
 from zhiwen.tools.models import MODELS, resolve_model
 
 __all__ = ["LLMEndpoint", "LocalLLMServer", "resolve_endpoint"]
+
+_log = logging.getLogger(__name__)
+SERVER_MODULE = "zhiwen.tools.llama_serve"  # llama_cpp.server, with CPU dispatch set up and probed
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class LocalLLMServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log_path: Path | None = None
+        self.exit_code: int | None = (
+            None  # of a server that exited at start-up (negative: killed by a signal)
+        )
 
     @property
     def endpoint(self) -> LLMEndpoint:
@@ -73,7 +81,12 @@ class LocalLLMServer:
         return LLMEndpoint(f"http://127.0.0.1:{self.port}/v1", alias)
 
     def start(self, timeout: float = 120.0) -> LLMEndpoint:
-        """Start the server and wait until it answers ``GET /v1/models``."""
+        """Start the server and wait until it answers ``GET /v1/models``.
+
+        A run-time dispatch build whose chosen CPU variant dies of SIGILL (an instruction the CPU advertises
+        but refuses; the server's start-up probe runs them) is started again on each of
+        :data:`~zhiwen.tools.cpu_backends.FALLBACK_VARIANTS` in turn, with a warning.
+        """
         if importlib.util.find_spec("llama_cpp") is None:
             raise LLMUnavailable(
                 "the embedded model needs the local extra: pip install 'zhiwen[local]' (scripts/setup.sh "
@@ -81,11 +94,34 @@ class LocalLLMServer:
             )
         path = resolve_model(self.model_key, self.settings.home)
         assert self.model is not None
+        chosen = os.environ.get(VARIANT_ENV) or None
+        variants = cpu_variants(variant_dir(backend_dir()))
+        fallbacks = [v for v in FALLBACK_VARIANTS if v in variants and v != chosen]
+        while True:
+            self._spawn(path, chosen)
+            try:
+                self._wait_ready(timeout)
+                break
+            except LLMUnavailable:
+                if self.exit_code != -signal.SIGILL or not fallbacks:
+                    raise
+                failed, chosen = chosen or "the CPU variant ggml chose", fallbacks.pop(0)
+                _log.warning(
+                    "the embedded model server died of SIGILL on %s (an instruction this CPU advertises but does "
+                    "not run); starting it again on the %s variant (set %s to choose one)",
+                    failed, chosen, VARIANT_ENV,
+                )  # fmt: skip
+        atexit.register(self.stop)
+        _announce(self)
+        return self.endpoint
+
+    def _spawn(self, path: Path, variant: str | None) -> None:
+        assert self.model is not None
         self.port = _free_port()
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.settings.log_dir / f"llm-{self.model.alias}-{self.port}.log"
         cmd = [
-            sys.executable, "-m", "zhiwen.tools.llama_serve",  # llama_cpp.server, CPU dispatch set up
+            sys.executable, "-m", SERVER_MODULE,
             "--model", str(path), "--model_alias", self.model.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.settings.llm_ctx), "--n_threads", str(self.settings.llm_threads),
@@ -93,22 +129,20 @@ class LocalLLMServer:
             # two users of one `zhiwen serve` broke each other's answers; queued, each answer completes.
             "--interrupt_requests", "false",
         ]  # fmt: skip
+        env = {**os.environ, VARIANT_ENV: variant} if variant else None
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 start_new_session=True,
             )  # fmt: skip
-        atexit.register(self.stop)
-        self._wait_ready(timeout)
-        _announce(self)
-        return self.endpoint
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.port}/v1/models"
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
+                self.exit_code = None if self.process is None else self.process.returncode
                 raise LLMUnavailable(
                     f"the embedded model server exited at start-up; see {self.log_path}:\n{self._log_tail()}",
                     public="the embedded model server exited at start-up (its log is on the server)",

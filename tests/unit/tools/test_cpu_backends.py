@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from zhiwen.tools import cpu_backends
-from zhiwen.tools.cpu_backends import backend_dir, cpu_variants, load_cpu_variants
+from zhiwen.tools.cpu_backends import backend_dir, cpu_variants, load_cpu_variants, variant_dir
 
 STAND_IN = r"""
 #include <stdio.h>
@@ -26,12 +26,15 @@ void ggml_backend_load_all_from_path(const char * dir) {
 """
 
 
-def _lib_dir(tmp_path: Path, *names: str) -> Path:
-    lib = tmp_path / "lib"
-    lib.mkdir()
+def _files(folder: Path, *names: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        (lib / name).write_bytes(b"")
-    return lib
+        (folder / name).write_bytes(b"")
+    return folder
+
+
+def _lib_dir(tmp_path: Path, *names: str) -> Path:
+    return _files(tmp_path / "site-packages" / "llama_cpp" / "lib", *names)
 
 
 def test_a_dispatch_build_is_told_apart_from_a_single_cpu_build(tmp_path: Path) -> None:
@@ -46,6 +49,17 @@ def test_a_dispatch_build_is_told_apart_from_a_single_cpu_build(tmp_path: Path) 
     assert cpu_variants(None) == []
 
 
+def test_the_variants_are_found_where_the_wheel_installs_them(tmp_path: Path) -> None:
+    """ggml's install rule puts them in bin/ of the prefix: site-packages/bin for a wheel."""
+    lib = _lib_dir(tmp_path, "libggml.so.0", "libllama.so")
+    assert variant_dir(lib) is None
+    wheel_bin = _files(tmp_path / "site-packages" / "bin", "libggml-cpu-haswell.so", "libggml-cpu-zen4.so")
+    assert variant_dir(lib) == wheel_bin
+    _files(lib, "libggml-cpu-x64.so")  # a build that copied them beside libllama: that folder first
+    assert variant_dir(lib) == lib
+    assert variant_dir(None) is None
+
+
 def test_a_single_cpu_build_is_left_alone(tmp_path: Path) -> None:
     lib = _lib_dir(tmp_path, "libggml-cpu.so", "libggml.so.0")  # libggml.so.0 is not even a library here
     assert load_cpu_variants(lib) is False
@@ -55,14 +69,17 @@ def test_a_single_cpu_build_is_left_alone(tmp_path: Path) -> None:
 def test_the_variants_are_loaded_from_the_packages_own_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lib = _lib_dir(tmp_path, "libggml-cpu-haswell.so", "libggml-cpu-skylakex.so")
+    lib = _lib_dir(tmp_path)
+    wheel_bin = _files(
+        tmp_path / "site-packages" / "bin", "libggml-cpu-haswell.so", "libggml-cpu-skylakex.so"
+    )
     source = tmp_path / "ggml.c"
     source.write_text("#include <stdlib.h>\n" + STAND_IN)
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib / "libggml.so.0"), str(source)], check=True)
     record = tmp_path / "asked"
     monkeypatch.setenv("LOAD_RECORD", str(record))
     assert load_cpu_variants(lib) is True
-    assert record.read_text() == str(lib)
+    assert record.read_text() == str(wheel_bin)
 
 
 def test_the_installed_build_is_found_without_importing_it() -> None:
@@ -73,7 +90,7 @@ def test_the_installed_build_is_found_without_importing_it() -> None:
 def test_the_check_says_what_the_installed_build_is(capsys: pytest.CaptureFixture[str]) -> None:
     code = cpu_backends.main(["--installed"])
     out, err = capsys.readouterr()
-    if cpu_variants(backend_dir()):
+    if variant_dir(backend_dir()):
         assert code == 0 and "run-time CPU dispatch" in out
     else:  # the AVX2 build scripts/setup.sh makes by default
         assert code == 1 and "single-CPU build" in err
