@@ -469,13 +469,19 @@ def parent(args: argparse.Namespace) -> None:
     )
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"llama-builds-{result['date']}.json"
-    out.write_text(without_machine_paths(json.dumps(result, ensure_ascii=False, indent=1)) + "\n")
+    pythons = {name: _python_of(path) for name, path in (b.split("=", 1) for b in args.build)}
+    out.write_text(without_machine_paths(json.dumps(result, ensure_ascii=False, indent=1), pythons) + "\n")
     console.print(f"wrote {out}")
 
 
-def without_machine_paths(text: str) -> str:
-    """``text`` with this machine's folders shortened (venvs relative to here, the home folder as ``~``): a
-    committed result must not name a path of the machine that measured it."""
+def without_machine_paths(text: str, builds: dict[str, str] | None = None) -> str:
+    """``text`` with this machine's folders shortened (each build's venv as ``<name>-venv``, others relative to
+    here, the home folder as ``~``): a committed result must not name a path of the machine that measured it."""
+    for name, python in (builds or {}).items():
+        venv = Path(python).parent.parent  # .../VENV/bin/python
+        text = text.replace(str(venv) + "/", f"{name}-venv/").replace(
+            str(venv.resolve()) + "/", f"{name}-venv/"
+        )
     return text.replace(str(Path.cwd()) + "/", "").replace(str(Path.home()), "~")
 
 

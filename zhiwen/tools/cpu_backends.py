@@ -1,6 +1,6 @@
 """llama.cpp's run-time CPU dispatch, for a llama-cpp-python built with ``GGML_BACKEND_DL``.
 
-``bash scripts/setup.sh --cpu-dispatch`` builds llama.cpp with ``GGML_BACKEND_DL=ON GGML_CPU_ALL_VARIANTS=ON``:
+``bash scripts/setup.sh`` builds llama.cpp with ``GGML_BACKEND_DL=ON GGML_CPU_ALL_VARIANTS=ON``:
 the CPU code is then not linked in, but shipped as one ``libggml-cpu-<variant>.so`` per x86-64 level
 (haswell = AVX2, skylakex = AVX-512, icelake = AVX-512 VNNI, sapphirerapids = AMX, zen4, ...). ggml scores each
 against the running CPU and loads the best, but only from the folders ``ggml_backend_load_all`` searches: the
@@ -9,8 +9,8 @@ executable's (the Python interpreter's) and the working directory. llama-cpp-pyt
 load with "Failed to load model from file". :func:`load_cpu_variants` makes that call, before the model loads,
 on the folder the wheel put the variants in: ggml's own install rule sends them to ``bin/`` of the install
 prefix, which for a wheel is ``site-packages/bin`` (pip records them, so uninstalling removes them); a build
-that copies them beside ``libllama.so`` in ``llama_cpp/lib`` is found too. With the AVX2 build of
-``scripts/setup.sh`` it does nothing.
+that copies them beside ``libllama.so`` in ``llama_cpp/lib`` is found too. With a single-CPU build (``scripts/setup.sh
+--avx2``, or llama-cpp-python installed by hand) it does nothing.
 
 ggml picks a variant from what the CPU advertises (CPUID). A virtual machine can advertise instructions it then
 refuses: the stock ``-march=native`` build died with "Illegal instruction" on such a Xeon. So the model server
@@ -44,7 +44,7 @@ __all__ = [
 
 _VARIANT = re.compile(r"^libggml-cpu-(?P<name>[\w.]+)\.so$")
 VARIANT_ENV = "ZHIWEN_LLAMA_CPU_VARIANT"  # a variant to load instead of the one ggml would choose
-# Tried in turn after a SIGILL: haswell is AVX2/FMA/F16C, what the default single-CPU build is made for;
+# Tried in turn after a SIGILL: haswell is AVX2/FMA/F16C, what the single-CPU build of setup.sh --avx2 is made for;
 # x64 is plain x86-64 (SSE2), for a CPU that advertises even AVX2 falsely.
 FALLBACK_VARIANTS = ("haswell", "x64")
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if load_cpu_variants(lib_dir):
         print(f"run-time CPU dispatch between {len(variants)} variants: {', '.join(variants)}")
     else:
-        print("single-CPU build (AVX2 from scripts/setup.sh, unless built otherwise)")
+        print("single-CPU build, no run-time dispatch (scripts/setup.sh --avx2 makes one: AVX2, FMA, F16C)")
     llama_cpp.llama_backend_init()
     print(f"CPU backend in use: {loaded_cpu_backend() or 'linked into libggml'}")
     return 0

@@ -93,12 +93,13 @@ def test_both_images_hold_the_clients_of_the_stores_replicas_share() -> None:
 
 
 def test_the_local_build_compiles_llama_cpp_with_the_flags_of_setup_sh() -> None:
-    setup = re.search(r'export CMAKE_ARGS="([^"]+)"', (ROOT / "scripts" / "setup.sh").read_text())
+    setup = re.search(r'dispatch_args="([^"]+)"', (ROOT / "scripts" / "setup.sh").read_text())
     assert setup is not None
     envs = [dict(zip(*[iter(i.value)] * 2)) for i in dockerfile_chain("build-local") if i.cmd == "ENV"]
     cmake = next(e["CMAKE_ARGS"] for e in envs if "CMAKE_ARGS" in e).strip('"')
     assert cmake == setup.group(1)
     assert "-DGGML_NATIVE=OFF" in cmake  # the native build dies with "Illegal instruction" elsewhere
+    assert "-DGGML_BACKEND_DL=ON" in cmake  # one image for every CPU: the variants are chosen at run time
 
 
 def test_the_context_holds_what_the_build_copies() -> None:

@@ -1,7 +1,8 @@
 """Run-time CPU dispatch: which builds ship variants, and that the loader hands ggml the right folder.
 
-A real ``GGML_BACKEND_DL`` build takes an hour to compile, so the ctypes call is checked against a stand-in
-``libggml.so.0`` compiled here from a few lines of C: it records the folder it is asked to load from.
+The real dispatch build is what ``scripts/setup.sh`` installs, and every test that starts the embedded model
+runs through the loader; here the ctypes call is also checked against a stand-in ``libggml.so.0`` compiled from
+a few lines of C, which records the folder it is asked to load from, so the folder logic is tested on any build.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def test_the_check_says_what_the_installed_build_is(capsys: pytest.CaptureFixtur
     out, err = capsys.readouterr()
     if variant_dir(backend_dir()):
         assert code == 0 and "run-time CPU dispatch" in out
-    else:  # the AVX2 build scripts/setup.sh makes by default
+    else:  # the AVX2 build of scripts/setup.sh --avx2
         assert code == 1 and "single-CPU build" in err
 
 
