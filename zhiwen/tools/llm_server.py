@@ -8,6 +8,7 @@ child dies with its parent, even when the parent is killed (Linux parent-death s
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import ctypes
 import importlib.util
@@ -59,6 +60,13 @@ _prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" el
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if _prctl is not None:
         _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+# Linux sends the parent-death signal when the *thread* that forked the child ends, not the process. Servers
+# are usually started from a worker of asyncio.to_thread (the chat model is made off the event loop), and that
+# pool's threads end with their asyncio.run: a second asyncio.run in one process (a script, the prompt-budget
+# benchmark) found its model server killed. So every server is forked from this one thread, alive until exit.
+_spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhiwen-llm-spawner")
 
 
 class LocalLLMServer:
@@ -131,11 +139,12 @@ class LocalLLMServer:
         ]  # fmt: skip
         env = {**os.environ, VARIANT_ENV: variant} if variant else None
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
+            self.process = _spawner.submit(
+                subprocess.Popen,
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 start_new_session=True,
-            )  # fmt: skip
+            ).result()  # fmt: skip
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import threading
+import time
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
@@ -75,5 +77,23 @@ def test_a_chosen_variant_that_dies_falls_back_too(tmp_path: Path, monkeypatch: 
     try:
         server.start(timeout=30)
         assert starts.read_text().split() == ["haswell", "x64"]
+    finally:
+        server.stop()
+
+
+def test_the_server_outlives_the_thread_that_started_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent-death signal follows the forking thread: a server started from a worker thread (as the
+    graph's nodes do, through asyncio.to_thread) must not die when that thread ends."""
+    _server_dying_of_sigill(tmp_path, monkeypatch, survives="auto")  # this stand-in serves on any variant
+    server = llm_server.LocalLLMServer("qwen2.5-0.5b", Settings(home=tmp_path))
+    worker = threading.Thread(target=server.start, kwargs={"timeout": 30})
+    worker.start()
+    worker.join()
+    try:
+        assert server.process is not None
+        time.sleep(0.5)  # the signal, were it sent, arrives at once
+        assert server.process.poll() is None, f"the server died with the thread: {server.process.returncode}"
     finally:
         server.stop()
