@@ -175,7 +175,7 @@ def test_context_fields_and_descriptions(schemas: dict[str, Any]) -> None:
         assert f.name in properties, f"Context.{f.name} missing from Studio's form"
         assert properties[f.name]["description"] == f.metadata["description"]
     assert properties["kb"]["default"] == DEFAULT_KB
-    assert properties["top_k"]["default"] == 3
+    assert properties["top_k"]["default"] == 2
     assert properties["top_k"]["type"] == "integer"
     assert set(properties["retrieval_mode"]["enum"]) == {"hybrid", "bm25", "dense"}
 
