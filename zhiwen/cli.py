@@ -284,6 +284,9 @@ def chat(
     asyncio.run(chat_loop(_context(kb, local_model, checked_only), thread, out))
 
 
+SAMPLE_HOTLINE = "95500-88"  # zhiwen/sample_kb/credit-card-gold.md, "挂失"
+
+
 @app.command()
 def demo(local_model: ModelOption = None) -> None:
     """Ingest the bundled bilingual sample knowledge base (once) and open a chat on it."""
@@ -291,6 +294,11 @@ def demo(local_model: ModelOption = None) -> None:
     err.print("zhiwen demo: indexing the bundled sample knowledge base 'sample'…")
     report = service.ingest("sample", [sample])
     err.print(f"zhiwen demo: {report.summary()}")
+    base = service.open_kb("sample")
+    if not base.hotline():
+        # The sample bank's own hotline, as its documents give it: answers may give only allowed contacts, so
+        # without it "信用卡遗失后应该怎么办？" was refused (its one sentence names the number); refusals hand over to it.
+        base.set_hotline(SAMPLE_HOTLINE)
     err.print("zhiwen demo: starting the embedded model (first start assembles and checks it)…")
     chat(kb="sample", thread=None, local_model=local_model)
 
