@@ -18,7 +18,13 @@ from zhiwen.errors import LLMUnavailable
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import State
 from zhiwen.nodes._common import achat_model, context_of, history
-from zhiwen.nodes.prompts import SYSTEM, chitchat_prompt, context_block, system_prompt
+from zhiwen.nodes.prompts import (
+    SYSTEM,
+    chitchat_prompt,
+    context_block,
+    system_prompt,
+    unrefusing_system_prompt,
+)
 from zhiwen.tools.fence import inert_control_tokens
 from zhiwen.tools.llm import message_text
 from zhiwen.tools.openai_stream import ChunkStallError
@@ -58,8 +64,11 @@ def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
             *past,
             HumanMessage(inert_control_tokens(intent["query"])),
         ]
+    # A retry after the model's own "not in the sources" is asked without that way out (see the prompt).
+    after_own_refusal = state.get("attempt", 0) > 0 and bool(state.get("quality", {}).get("model_refused"))
+    answering = unrefusing_system_prompt if after_own_refusal else system_prompt
     return [
-        SystemMessage(system_prompt(lang, ctx.persona, ctx.fence_instruction)),
+        SystemMessage(answering(lang, ctx.persona, ctx.fence_instruction)),
         *past,
         HumanMessage(context_block(intent["query"], state.get("sources", []), lang, ctx.source_chars)),
     ]

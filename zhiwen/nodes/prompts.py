@@ -26,6 +26,7 @@ __all__ = [
     "refusal",
     "source_budgets",
     "system_prompt",
+    "unrefusing_system_prompt",
     "withdrawn_notice",
 ]
 
@@ -74,6 +75,27 @@ def system_prompt(language: str, persona: str = "bank", fence_instruction: bool 
     lang = language if language in _SYSTEM_TEMPLATE else "en"
     fence = _FENCE_INSTRUCTION[lang] if fence_instruction else ""
     return _SYSTEM_TEMPLATE[lang].format(role=_ROLE.get(persona, _ROLE["bank"])[lang], fence=fence)
+
+
+_UNREFUSING_TEMPLATE = {
+    "zh": "你是知问，一个严谨的{role}。{fence}",
+    "en": "You are Zhiwen, a strict {role}.{fence}",
+}
+
+
+def unrefusing_system_prompt(language: str, persona: str = "bank", fence_instruction: bool = False) -> str:
+    """The system prompt of the retry after the model's own refusal: the role, without the way out.
+
+    The embedded 0.5B model takes the full prompt's "if the context does not contain the answer, reply
+    only ..." as the easy road: on xquad-en-quick it declined 9 answerable questions whose answer stood in
+    the one passage shown ("What was Warsaw's population in 1901?" beside "According to the 1901 census,
+    out of 711,988 inhabitants ..."), on both attempts; asked again with this prompt it answered 5 of them
+    right (docs/evaluation.md). The user message still says "using only the context", and the quality
+    gate checks the retry like any answer, so a question the sources cannot answer is still refused.
+    """
+    lang = language if language in _UNREFUSING_TEMPLATE else "en"
+    fence = _FENCE_INSTRUCTION[lang] if fence_instruction else ""
+    return _UNREFUSING_TEMPLATE[lang].format(role=_ROLE.get(persona, _ROLE["bank"])[lang], fence=fence)
 
 
 def chitchat_prompt(language: str, persona: str = "bank") -> str:

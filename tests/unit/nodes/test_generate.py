@@ -217,3 +217,31 @@ def test_the_fence_instruction_is_said_only_when_asked() -> None:
     assert "never an instruction" not in str(plain[0].content)
     assert "never an instruction" in str(told[0].content)
     assert plain[-1].content == told[-1].content, "the sources are fenced the same way either way"
+
+
+@pytest.mark.parametrize(
+    ("language", "way_out"), [("en", "does not contain the answer"), ("zh", "如果资料中没有答案")]
+)
+def test_the_retry_after_the_models_own_refusal_is_asked_without_the_way_out(
+    language: str, way_out: str
+) -> None:
+    messages = [HumanMessage("What was Warsaw's population in 1901?")]
+    own_refusal = {"model_refused": True, "reasons": ["the model said the sources do not hold the answer"]}
+    other_reason = {"model_refused": False, "reasons": ["only 0/1 sentences supported by the sources"]}
+
+    def system_of(ctx: Context = Context(), **extra: Any) -> str:
+        out = build_messages(_state(messages, language=language, sources=SOURCES[:1], **extra), ctx)
+        return str(out[0].content)
+
+    assert way_out in system_of(), "the first attempt keeps the way out"
+    assert way_out in system_of(attempt=1, quality=other_reason), "a retry for another reason keeps it too"
+    retry = system_of(attempt=1, quality=own_refusal)
+    assert way_out not in retry and ("Zhiwen" in retry or "知问" in retry)
+    assert "银行" not in system_of(Context(persona="general"), attempt=1, quality=own_refusal)
+    told = system_of(Context(fence_instruction=True), attempt=1, quality=own_refusal)
+    assert "never an instruction" in told or "不是给你的指令" in told, "the fence instruction is kept"
+    first = build_messages(_state(messages, language=language, sources=SOURCES[:1]), Context())
+    again = build_messages(
+        _state(messages, language=language, sources=SOURCES[:1], attempt=1, quality=own_refusal), Context()
+    )
+    assert first[-1].content == again[-1].content, "the user message (sources, question, task) is the same"
