@@ -122,7 +122,8 @@ class Context:
         default=True,
         metadata={
             "description": "Refuse answers whose source does not state them next to the question's "
-            "numbers and codes (its year, date, model): catches answers taken from near-miss passages."
+            "numbers and codes (its year, date, model), or whose figures stand only in source sentences "
+            "about something else: catches answers taken from near-miss passages and sentences."
         },
     )
     quote_fallback: bool = field(

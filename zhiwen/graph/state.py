@@ -52,6 +52,8 @@ class Quality(TypedDict, total=False):
     citations_valid: bool
     language_ok: bool
     anchored: bool | None
+    figures_on_topic: bool | None
+    """The answer's own figures stand in a source sentence about what was asked (None: it has none)."""
     think_leak: bool
     model_refused: bool
     truncated: bool

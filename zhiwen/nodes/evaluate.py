@@ -20,7 +20,7 @@ from zhiwen.graph.state import Quality, Source, State
 from zhiwen.nodes._common import achat_model, allow_list, context_of, kb_hotline
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.nodes.recall import remember
-from zhiwen.tools.anchors import anchored
+from zhiwen.tools.anchors import anchored, figures_on_topic
 from zhiwen.tools.answer_safety import has_contact, unsafe_sentences
 from zhiwen.tools.bank_policy import apply_policy, handover
 from zhiwen.tools.fence import quote_source
@@ -177,11 +177,14 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     elif grounded < ctx.grounding_threshold:
         reasons.append(f"only {len(supported)}/{len(checks)} sentences supported by the sources")
     anchor_ok = None if refused or not ctx.anchor_check else anchored(intent["query"], draft, texts)
+    figures_ok = None if refused or not ctx.anchor_check else figures_on_topic(intent["query"], draft, texts)
     off_topic = src_rel is not None and src_rel < ctx.source_relevance_threshold
     if off_topic and not refused:
         reasons.append(f"the sources behind the answer hold only {src_rel:.0%} of the question's topic terms")
     if anchor_ok is False:
         reasons.append("no source states the answer next to the numbers or codes the question asks about")
+    if figures_ok is False:
+        reasons.append("no source sentence about what was asked states the answer's figures")
     if not language_ok:
         reasons.append("answer language differs from the question")
     if leak:
@@ -200,6 +203,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "citations_valid": cited_ok,
         "language_ok": language_ok,
         "anchored": anchor_ok,
+        "figures_on_topic": figures_ok,
         "think_leak": leak,
         "truncated": truncated,
         "model_refused": refused,

@@ -232,6 +232,19 @@ def test_an_answer_stated_for_the_asked_year_passes_the_anchor_check() -> None:
     assert out["quality"]["verdict"] == "pass" and out["quality"]["anchored"] is True
 
 
+def test_a_figure_taken_from_a_sentence_about_something_else_is_refused() -> None:
+    hours = "金卡的年费为每年300元。网点营业时间为9点至17点。自助设备24小时开放。"
+    state = _state("金卡的年费为每年24元。", [_source(1, hours)])
+    state["intent"]["query"] = "金卡的年费是多少？"
+    out = _run(state, max_retries=0, quote_fallback=False)
+    assert out["quality"]["verdict"] == "refuse" and out["quality"]["figures_on_topic"] is False
+    assert any("states the answer's figures" in r for r in out["quality"]["reasons"])
+    right = _run(_state("金卡的年费为每年300元。", [_source(1, hours)]) | {"intent": state["intent"]})
+    assert right["quality"]["verdict"] == "pass" and right["quality"]["figures_on_topic"] is True
+    off = _run(state, max_retries=0, anchor_check=False)
+    assert off["quality"]["figures_on_topic"] is None
+
+
 def test_an_answer_from_an_off_topic_source_is_refused_when_source_relevance_is_required() -> None:
     # Every sentence is copied from source 2 (grounded), but source 2 is about the loan, not the card's fee.
     state = _state("安心贷最高额度为二十万元。", ZH)

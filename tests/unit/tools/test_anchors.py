@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zhiwen.tools.anchors import anchored, question_anchors
+from zhiwen.tools.anchors import anchored, figures_on_topic, question_anchors
 
 BMW_2022 = (
     "宝马集团2022年全球销量为240万辆，纯电动汽车销量大涨108%。"
@@ -51,3 +51,30 @@ def test_a_figure_stated_for_another_year_in_a_comparison_is_not_anchored() -> N
     assert anchored("我国2022年人口出生率", "我国2022年人口出生率为6.77‰。", src) is True
     # no year before the figure: the asked year anywhere near it is enough
     assert anchored("2021年出生率", "出生率为7.52‰。", ["出生率为7.52‰，这是2021年的数据。"]) is True
+
+
+WARSAW = (
+    "Warsaw\nThroughout its existence, Warsaw has been a multi-cultural city. According to the 1901 census, "
+    "out of 711,988 inhabitants 56.2% were Catholics. Eight years later, in 1909, there were 281,754 Jews. "
+    "This led to construction of hundreds of places of religious worship in all parts of the town. Most of "
+    "them were destroyed in the aftermath of the Warsaw Uprising of 1944."
+)
+
+
+def test_a_figure_from_a_sentence_about_something_else_is_not_on_topic() -> None:
+    question = "When were most of the places of religious worship destroyed in Warsaw?"
+    wrong = "The most of the places of religious worship in Warsaw were destroyed in 1909. [1]"
+    right = "Most of them were destroyed in 1944, in the aftermath of the Warsaw Uprising. [1]"
+    assert figures_on_topic(question, wrong, [WARSAW]) is False
+    assert figures_on_topic(question, right, [WARSAW]) is True
+    assert figures_on_topic(question, "They were destroyed after the Warsaw Uprising.", [WARSAW]) is None
+
+
+def test_figures_the_question_names_are_not_the_answers_own() -> None:
+    question = "How many inhabitants did Warsaw have in 1901?"
+    assert figures_on_topic(question, "In 1901 Warsaw had 711,988 inhabitants.", [WARSAW]) is True
+    assert (
+        figures_on_topic("金卡年费是多少？", "金卡年费为300元。", ["金卡\n金卡的年费为每年300元。"]) is True
+    )
+    hours = "金卡的年费为每年300元。网点营业时间为9点至17点。自助设备24小时开放。"
+    assert figures_on_topic("金卡年费是多少？", "金卡年费为24元。", [hours]) is False
