@@ -49,15 +49,19 @@ def question_anchors(question: str) -> tuple[set[str], set[str]]:
 
 
 def _stated_for(window: str, start: int, figures: set[str], years: set[str]) -> bool:
-    """A figure occurs in ``window[start:]`` and the last year written before it is an asked one.
+    """A figure occurs in ``window[start:]`` (the sentence) and the year it is stated for is an asked one.
 
-    "2022年出生率为6.77‰，比2021年下降" states 6.77 for 2022 although 2021 is in the sentence. Without asked
-    years, or with no year before the figure, any occurrence counts.
+    That year is the last one written before the figure in its own sentence ("2022年出生率为6.77‰，比2021年下降"
+    states 6.77 for 2022 although 2021 is in the sentence); with none there, the first one after it in the
+    sentence ("374 companies listed ... as of 31 August 2009": the sentence before names 1991, which
+    refused that right answer), else the last one in the sentence before. Without asked years, or with no
+    year at all, any occurrence counts.
     """
     for m in _NUM.finditer(window, start):
         if m.group().replace(",", "") not in figures:
             continue
-        before = _YEAR.findall(window, 0, m.start())
+        before = _YEAR.findall(window, start, m.start()) or _YEAR.findall(window, m.end())[:1]
+        before = before or _YEAR.findall(window, 0, m.start())
         if not years or not before or before[-1] in years:
             return True
     return False

@@ -78,3 +78,13 @@ def test_figures_the_question_names_are_not_the_answers_own() -> None:
     )
     hours = "金卡的年费为每年300元。网点营业时间为9点至17点。自助设备24小时开放。"
     assert figures_on_topic("金卡年费是多少？", "金卡年费为24元。", [hours]) is False
+
+
+def test_a_year_written_after_the_figure_in_its_sentence_is_the_one_it_is_stated_for() -> None:
+    wse = (
+        "Warsaw's first stock exchange was re-established in April 1991. Today the WSE is the largest market "
+        "in the region, with 374 companies listed and total capitalization of 162 584 mln EUR as of 31 August 2009."
+    )
+    question = "How many companies were listed on the WSE on August 2009?"
+    assert anchored(question, "There were 374 companies listed on the WSE in August 2009.", [wse]) is True
+    assert anchored("How many companies were listed in 1991?", "374 companies were listed.", [wse]) is False
