@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""What the figure-on-topic check would refuse among answers the gate passed, replayed on eval records.
+
+    ZHIWEN_DATASETS=../shared/datasets .venv/bin/python benchmarks/figure_check.py
+    .venv/bin/python benchmarks/figure_check.py --records evals/baselines/records --thresholds 0.3 0.5
+
+For every passed answer of a suite's records (evals/baselines/records/<suite>/records/<config>.jsonl), the
+answer's own figures are checked by ``zhiwen.tools.anchors.figures_on_topic`` against the full passages the
+turn was shown (the records keep them cut at 300 characters; the dataset's corpus has them whole), at each
+share of the question's topic terms. Counted: right answers (containment 1) it would refuse, wrong ones,
+and negatives' answers. No model runs: a refused first attempt would have been retried, so a live run can
+differ; ``zhiwen eval`` measures that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from zhiwen.evals.suite import load_suite
+from zhiwen.tools import anchors
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def replay(records: list[dict[str, Any]], corpus: dict[str, str], threshold: float) -> dict[str, int]:
+    """Counts of passed answers the check refuses at ``threshold``: right, wrong, negatives; and checked."""
+    saved = anchors.MIN_TOPIC_TERMS
+    anchors.MIN_TOPIC_TERMS = threshold
+    out = {"passed": 0, "checked": 0, "right refused": 0, "wrong refused": 0, "negatives refused": 0}
+    try:
+        for r in records:
+            if r["refused"] or r["verdict"] != "pass":
+                continue
+            out["passed"] += 1
+            sources = [corpus.get(s["doc_id"], s["text"]) for s in r["sources"]]
+            verdict = anchors.figures_on_topic(r["question"], r["answer"], sources)
+            if verdict is None:
+                continue
+            out["checked"] += 1
+            if not verdict:
+                key = "negatives" if r["negative"] else ("right" if r["containment"] else "wrong")
+                out[f"{key} refused"] += 1
+    finally:
+        anchors.MIN_TOPIC_TERMS = saved
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--records", type=Path, default=Path("evals/baselines/records"), help="records folder")
+    p.add_argument("--config", default="hybrid", help="which configuration's records (default: hybrid)")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.3, 0.5], help="topic-term shares")
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = p.parse_args(argv)
+    results: dict[str, Any] = {}
+    for folder in sorted(
+        d for d in args.records.iterdir() if (d / "records" / f"{args.config}.jsonl").is_file()
+    ):
+        try:
+            dataset = load_suite(folder.name).dataset_path
+        except Exception as exc:  # a records folder whose suite file is gone
+            print(f"{folder.name}: skipped ({exc})", file=sys.stderr)
+            continue
+        if not (dataset / "corpus.jsonl").is_file():
+            print(f"{folder.name}: skipped (no corpus at {dataset})", file=sys.stderr)
+            continue
+        corpus = {
+            d["_id"]: f"{d.get('title', '')}\n{d['text']}".strip() for d in _jsonl(dataset / "corpus.jsonl")
+        }
+        records = _jsonl(folder / "records" / f"{args.config}.jsonl")
+        results[folder.name] = {str(t): replay(records, corpus, t) for t in args.thresholds}
+        for t, r in results[folder.name].items():
+            print(
+                f"{folder.name:<20} share {t:<4} passed {r['passed']:>5}  with figures {r['checked']:>4}  "
+                f"refused: right {r['right refused']:>3}  wrong {r['wrong refused']:>3}  "
+                f"negatives {r['negatives refused']:>2}"
+            )
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
