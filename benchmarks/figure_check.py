@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", type=Path, default=Path("evals/baselines/records"), help="records folder")
     p.add_argument("--config", default="hybrid", help="which configuration's records (default: hybrid)")
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.0, 0.3, 0.5], help="topic-term shares")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5], help="topic-term shares")
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
     results: dict[str, Any] = {}

@@ -99,6 +99,7 @@ async def _answer(graph: Any, q: Question, ctx: Context) -> dict[str, Any]:
         "grounded": quality.get("grounded"),
         "citations_valid": quality.get("citations_valid"),
         "anchored": quality.get("anchored"),
+        "figures_on_topic": quality.get("figures_on_topic"),
         # kept per record so a source_relevance_threshold can be tried on a finished run's records
         "source_relevance": quality.get("source_relevance"),
         "attempts": quality.get("attempts"),

@@ -177,7 +177,8 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     elif grounded < ctx.grounding_threshold:
         reasons.append(f"only {len(supported)}/{len(checks)} sentences supported by the sources")
     anchor_ok = None if refused or not ctx.anchor_check else anchored(intent["query"], draft, texts)
-    figures_ok = None if refused or not ctx.anchor_check else figures_on_topic(intent["query"], draft, texts)
+    titled = [f"{s['title']}\n{s['text']}" if s.get("title") else s["text"] for s in sources]
+    figures_ok = None if refused or not ctx.anchor_check else figures_on_topic(intent["query"], draft, titled)
     off_topic = src_rel is not None and src_rel < ctx.source_relevance_threshold
     if off_topic and not refused:
         reasons.append(f"the sources behind the answer hold only {src_rel:.0%} of the question's topic terms")

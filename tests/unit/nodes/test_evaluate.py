@@ -233,7 +233,7 @@ def test_an_answer_stated_for_the_asked_year_passes_the_anchor_check() -> None:
 
 
 def test_a_figure_taken_from_a_sentence_about_something_else_is_refused() -> None:
-    hours = "金卡的年费为每年300元。网点营业时间为9点至17点。自助设备24小时开放。"
+    hours = "本行网点营业时间为9点至17点。周末照常营业。自助设备24小时开放。金卡的年费为每年300元。"
     state = _state("金卡的年费为每年24元。", [_source(1, hours)])
     state["intent"]["query"] = "金卡的年费是多少？"
     out = _run(state, max_retries=0, quote_fallback=False)

@@ -76,8 +76,14 @@ def test_figures_the_question_names_are_not_the_answers_own() -> None:
     assert (
         figures_on_topic("金卡年费是多少？", "金卡年费为300元。", ["金卡\n金卡的年费为每年300元。"]) is True
     )
-    hours = "金卡的年费为每年300元。网点营业时间为9点至17点。自助设备24小时开放。"
+    hours = "本行网点营业时间为9点至17点。周末照常营业。自助设备24小时开放。金卡的年费为每年300元。"
     assert figures_on_topic("金卡年费是多少？", "金卡年费为24元。", [hours]) is False
+    assert figures_on_topic("金卡年费是多少？", "金卡年费为300元。", [hours]) is True
+
+
+def test_a_passage_names_its_subject_once_and_its_later_figures_are_about_it() -> None:
+    loan = "安心贷是个人信用贷款。申请人须年满18周岁。可通过手机银行申请。年利率为3.45%。逾期将收取罚息。"
+    assert figures_on_topic("安心贷怎么样？", "安心贷年利率为3.45%，申请人须年满18周岁。", [loan]) is True
 
 
 def test_a_year_written_after_the_figure_in_its_sentence_is_the_one_it_is_stated_for() -> None:
