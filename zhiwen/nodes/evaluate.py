@@ -235,7 +235,16 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if ok and not truncated and state.get("cache_key"):
             await asyncio.to_thread(remember, state["cache_key"], shown, sources, dict(quality))
         return _final(shown, quality) | {"timings": timing}
-    if attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode):
+    quote = (
+        closest_sentence(intent["query"], [(s["text"], s["title"]) for s in sources])
+        if ctx.quote_fallback and sources and not leak
+        else None
+    )
+    # After the model's own "not in the sources", a source sentence that states what was asked is quoted at
+    # once: the retry is asked without the way out (prompts.unrefusing_system_prompt), and on xquad-en-quick
+    # it turned 2 of the 3 quotes the old order gave (all right) into wrong answers.
+    quote_first = refused and quote is not None
+    if attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode) and not quote_first:
         quality["verdict"] = "retry"
         return {
             "attempt": attempt + 1,
@@ -243,11 +252,6 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "quality": quality,
             "timings": timing,
         }
-    quote = (
-        closest_sentence(intent["query"], [(s["text"], s["title"]) for s in sources])
-        if ctx.quote_fallback and sources and not leak
-        else None
-    )
     quoted = await _quoted(ctx, quote, lang, quality) if quote is not None else None
     if quoted is not None:
         return _final(quoted, quality) | {"timings": timing}

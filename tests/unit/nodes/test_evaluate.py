@@ -287,6 +287,18 @@ def test_when_the_gate_refuses_it_quotes_the_source_sentence_that_states_what_wa
     assert general["answer"] == "资料中与您的问题最相关的原文：「金卡信用卡的年费为每年三百元人民币。」[1]"
 
 
+def test_after_the_models_own_refusal_a_quotable_sentence_is_quoted_before_any_retry() -> None:
+    own = _run(_state("知识库中没有找到相关信息。", ZH), quote_fallback=True)
+    assert own["quality"]["verdict"] == "quote" and own["quality"]["attempts"] == 1
+    assert "金卡信用卡的年费为每年三百元人民币。" in own["answer"]
+    nothing_to_quote = _run(
+        _state("知识库中没有找到相关信息。", [_source(1, "安心贷最高额度为二十万元。")]), quote_fallback=True
+    )
+    assert nothing_to_quote["quality"]["verdict"] == "retry", "without a quote the model is asked again"
+    wrong_draft = _run(_state("金卡信用卡的年费为每年500元人民币。", ZH), quote_fallback=True)
+    assert wrong_draft["quality"]["verdict"] == "retry", "a draft the gate stopped is retried before quoting"
+
+
 def test_no_quote_when_no_sentence_states_what_was_asked_or_it_is_unsafe() -> None:
     off_topic = [_source(1, "安心贷最高额度为二十万元。")]
     out = _run(_state(UNGROUNDED_ZH, off_topic, attempt=1), quote_fallback=True)
