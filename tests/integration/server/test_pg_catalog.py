@@ -135,10 +135,16 @@ def test_the_write_lock_holds_across_connections_and_dies_with_its_holder(databa
             pass
         # The holder's connection dies (as with a replica killed by SIGKILL): the server frees the lock.
         with psycopg.connect(database, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND pid <> pg_backend_pid()"
-            )
+            (held_by,) = admin.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+            ).fetchone() or (None,)
+            assert held_by is not None, "the holder's advisory lock is visible to another session"
+            admin.execute("SELECT pg_terminate_backend(%s)", (held_by,))
+            # pg_terminate_backend only signals the backend; under load it exits a moment later.
+            deadline = time.monotonic() + 10
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (held_by,)).fetchone():
+                assert time.monotonic() < deadline, "the terminated backend did not exit within 10 s"
+                time.sleep(0.05)
         with replica_b.write_lock("kb1", "kb1", wait=False):
             pass
 
