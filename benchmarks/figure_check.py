@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiwen.evals.suite import load_suite
-from zhiwen.tools import anchors
+from zhiwen.tools.anchors import figures_on_topic
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -31,24 +31,19 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 def replay(records: list[dict[str, Any]], corpus: dict[str, str], threshold: float) -> dict[str, int]:
     """Counts of passed answers the check refuses at ``threshold``: right, wrong, negatives; and checked."""
-    saved = anchors.MIN_TOPIC_TERMS
-    anchors.MIN_TOPIC_TERMS = threshold
     out = {"passed": 0, "checked": 0, "right refused": 0, "wrong refused": 0, "negatives refused": 0}
-    try:
-        for r in records:
-            if r["refused"] or r["verdict"] != "pass":
-                continue
-            out["passed"] += 1
-            sources = [corpus.get(s["doc_id"], s["text"]) for s in r["sources"]]
-            verdict = anchors.figures_on_topic(r["question"], r["answer"], sources)
-            if verdict is None:
-                continue
-            out["checked"] += 1
-            if not verdict:
-                key = "negatives" if r["negative"] else ("right" if r["containment"] else "wrong")
-                out[f"{key} refused"] += 1
-    finally:
-        anchors.MIN_TOPIC_TERMS = saved
+    for r in records:
+        if r["refused"] or r["verdict"] != "pass":
+            continue
+        out["passed"] += 1
+        sources = [corpus.get(s["doc_id"], s["text"]) for s in r["sources"]]
+        verdict = figures_on_topic(r["question"], r["answer"], sources, share=threshold)
+        if verdict is None:
+            continue
+        out["checked"] += 1
+        if not verdict:
+            key = "negatives" if r["negative"] else ("right" if r["containment"] else "wrong")
+            out[f"{key} refused"] += 1
     return out
 
 

@@ -176,9 +176,11 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         reasons.append("the model said the sources do not hold the answer")
     elif grounded < ctx.grounding_threshold:
         reasons.append(f"only {len(supported)}/{len(checks)} sentences supported by the sources")
-    anchor_ok = None if refused or not ctx.anchor_check else anchored(intent["query"], draft, texts)
-    titled = [f"{s['title']}\n{s['text']}" if s.get("title") else s["text"] for s in sources]
-    figures_ok = None if refused or not ctx.anchor_check else figures_on_topic(intent["query"], draft, titled)
+    anchor_ok = figures_ok = None
+    if ctx.anchor_check and not refused:
+        anchor_ok = anchored(intent["query"], draft, texts)
+        titled = [f"{s['title']}\n{s['text']}" if s.get("title") else s["text"] for s in sources]
+        figures_ok = figures_on_topic(intent["query"], draft, titled)
     off_topic = src_rel is not None and src_rel < ctx.source_relevance_threshold
     if off_topic and not refused:
         reasons.append(f"the sources behind the answer hold only {src_rel:.0%} of the question's topic terms")
@@ -235,16 +237,17 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         if ok and not truncated and state.get("cache_key"):
             await asyncio.to_thread(remember, state["cache_key"], shown, sources, dict(quality))
         return _final(shown, quality) | {"timings": timing}
-    quote = (
-        closest_sentence(intent["query"], [(s["text"], s["title"]) for s in sources])
-        if ctx.quote_fallback and sources and not leak
-        else None
-    )
+    can_retry = attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode)
     # After the model's own "not in the sources", a source sentence that states what was asked is quoted at
     # once: the retry is asked without the way out (prompts.unrefusing_system_prompt), and on xquad-en-quick
-    # it turned 2 of the 3 quotes the old order gave (all right) into wrong answers.
-    quote_first = refused and quote is not None
-    if attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode) and not quote_first:
+    # it turned 2 of the 3 quotes the old order gave (all right) into wrong answers. Any other retry comes
+    # before looking for a quote.
+    quote = (
+        closest_sentence(intent["query"], [(s["text"], s["title"]) for s in sources])
+        if ctx.quote_fallback and sources and not leak and (refused or not can_retry)
+        else None
+    )
+    if can_retry and quote is None:
         quality["verdict"] = "retry"
         return {
             "attempt": attempt + 1,

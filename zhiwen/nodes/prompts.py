@@ -72,9 +72,14 @@ _FENCE_INSTRUCTION = {
 def system_prompt(language: str, persona: str = "bank", fence_instruction: bool = False) -> str:
     """The answering system prompt (fixed per persona, language and fence instruction, so it stays first
     and cacheable)."""
-    lang = language if language in _SYSTEM_TEMPLATE else "en"
+    return _answering(_SYSTEM_TEMPLATE, language, persona, fence_instruction)
+
+
+def _answering(templates: dict[str, str], language: str, persona: str, fence_instruction: bool) -> str:
+    """``templates`` (by language, English for any other) filled with the persona's role and the fence line."""
+    lang = language if language in templates else "en"
     fence = _FENCE_INSTRUCTION[lang] if fence_instruction else ""
-    return _SYSTEM_TEMPLATE[lang].format(role=_ROLE.get(persona, _ROLE["bank"])[lang], fence=fence)
+    return templates[lang].format(role=_ROLE.get(persona, _ROLE["bank"])[lang], fence=fence)
 
 
 _UNREFUSING_TEMPLATE = {
@@ -93,9 +98,7 @@ def unrefusing_system_prompt(language: str, persona: str = "bank", fence_instruc
     right (docs/evaluation.md). The user message still says "using only the context", and the quality
     gate checks the retry like any answer, so a question the sources cannot answer is still refused.
     """
-    lang = language if language in _UNREFUSING_TEMPLATE else "en"
-    fence = _FENCE_INSTRUCTION[lang] if fence_instruction else ""
-    return _UNREFUSING_TEMPLATE[lang].format(role=_ROLE.get(persona, _ROLE["bank"])[lang], fence=fence)
+    return _answering(_UNREFUSING_TEMPLATE, language, persona, fence_instruction)
 
 
 def chitchat_prompt(language: str, persona: str = "bank") -> str:

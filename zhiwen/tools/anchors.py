@@ -60,8 +60,11 @@ def _stated_for(window: str, start: int, figures: set[str], years: set[str]) -> 
     for m in _NUM.finditer(window, start):
         if m.group().replace(",", "") not in figures:
             continue
-        before = _YEAR.findall(window, start, m.start()) or _YEAR.findall(window, m.end())[:1]
-        before = before or _YEAR.findall(window, 0, m.start())
+        before = (
+            _YEAR.findall(window, start, m.start())
+            or _YEAR.findall(window, m.end())[:1]
+            or _YEAR.findall(window, 0, m.start())
+        )
         if not years or not before or before[-1] in years:
             return True
     return False
@@ -94,10 +97,12 @@ def anchored(question: str, answer: str, sources: Sequence[str]) -> bool | None:
     return False
 
 
-def figures_on_topic(question: str, answer: str, sources: Sequence[str]) -> bool | None:
+def figures_on_topic(
+    question: str, answer: str, sources: Sequence[str], share: float = MIN_TOPIC_TERMS
+) -> bool | None:
     """True when each figure of the answer (not in the question) stands in a source sentence about what
     was asked: with the sentence before it and its passage's opening (the title line and first sentence,
-    which name what the passage is about), it holds :data:`MIN_TOPIC_TERMS` of the question's topic terms.
+    which name what the passage is about), it holds ``share`` of the question's topic terms.
 
     Grounding takes figures from the whole source, so "most of the places of religious worship in Warsaw
     were destroyed in 1909" passed on a passage whose 1909 counts Warsaw's Jews and Protestants, and
@@ -111,13 +116,16 @@ def figures_on_topic(question: str, answer: str, sources: Sequence[str]) -> bool
     if not own:
         return None
     topic = topic_terms(question)
-    need = max(1.0, MIN_TOPIC_TERMS * len(topic))
+    need = max(1.0, share * len(topic))
     stated: set[str] = set()
     for source in sources:
         sentences = [source[a:b] for a, b in split_sentences(source)]
         opening = sentences[0] if sentences else ""
         for i, sentence in enumerate(sentences):
+            figures = own & _numbers(sentence) - stated
+            if not figures:  # only a sentence stating a figure not yet placed is worth tokenizing
+                continue
             window = opening + (sentences[i - 1] if i > 1 else "") + sentence
             if len(topic & text_terms(window)) >= need:
-                stated |= own & _numbers(sentence)
+                stated |= figures
     return stated == own
