@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["fmt", "ms_stats"]
+from zhiwen.evals.suite import load_suite
+
+__all__ = ["fmt", "ms_stats", "suite_records"]
 
 
 def ms_stats(xs: Sequence[float]) -> dict[str, float]:
@@ -29,3 +34,32 @@ def ms_stats(xs: Sequence[float]) -> dict[str, float]:
 def fmt(d: dict[str, Any] | None, key: str = "p50", scale: float = 1.0) -> str:
     v = (d or {}).get(key)
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * scale:.2f}"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def suite_records(
+    records_dir: Path, config: str
+) -> Iterator[tuple[str, list[dict[str, Any]], dict[str, str]]]:
+    """(suite name, its ``config`` records, its corpus as id -> "title\ntext") for each suite folder under
+    ``records_dir`` (evals/baselines/records/<suite>/records/<config>.jsonl) whose dataset is here.
+
+    The records keep each source cut at 300 characters; a replay needs the passages whole, as the turn
+    saw them, so they come from the dataset's corpus. A suite whose YAML or corpus is missing is skipped
+    with a line on stderr.
+    """
+    for folder in sorted(d for d in records_dir.iterdir() if (d / "records" / f"{config}.jsonl").is_file()):
+        try:
+            dataset = load_suite(folder.name).dataset_path
+        except Exception as exc:  # a records folder whose suite file is gone
+            print(f"{folder.name}: skipped ({exc})", file=sys.stderr)
+            continue
+        if not (dataset / "corpus.jsonl").is_file():
+            print(f"{folder.name}: skipped (no corpus at {dataset})", file=sys.stderr)
+            continue
+        corpus = {
+            d["_id"]: f"{d.get('title', '')}\n{d['text']}".strip() for d in _jsonl(dataset / "corpus.jsonl")
+        }
+        yield folder.name, _jsonl(folder / "records" / f"{config}.jsonl"), corpus

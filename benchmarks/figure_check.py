@@ -21,12 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zhiwen.evals.suite import load_suite
+from _common import suite_records  # benchmarks/ is sys.path[0] when run as a script
+
 from zhiwen.tools.anchors import figures_on_topic
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def replay(records: list[dict[str, Any]], corpus: dict[str, str], threshold: float) -> dict[str, int]:
@@ -55,25 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = p.parse_args(argv)
     results: dict[str, Any] = {}
-    for folder in sorted(
-        d for d in args.records.iterdir() if (d / "records" / f"{args.config}.jsonl").is_file()
-    ):
-        try:
-            dataset = load_suite(folder.name).dataset_path
-        except Exception as exc:  # a records folder whose suite file is gone
-            print(f"{folder.name}: skipped ({exc})", file=sys.stderr)
-            continue
-        if not (dataset / "corpus.jsonl").is_file():
-            print(f"{folder.name}: skipped (no corpus at {dataset})", file=sys.stderr)
-            continue
-        corpus = {
-            d["_id"]: f"{d.get('title', '')}\n{d['text']}".strip() for d in _jsonl(dataset / "corpus.jsonl")
-        }
-        records = _jsonl(folder / "records" / f"{args.config}.jsonl")
-        results[folder.name] = {str(t): replay(records, corpus, t) for t in args.thresholds}
-        for t, r in results[folder.name].items():
+    for suite, records, corpus in suite_records(args.records, args.config):
+        results[suite] = {str(t): replay(records, corpus, t) for t in args.thresholds}
+        for t, r in results[suite].items():
             print(
-                f"{folder.name:<20} share {t:<4} passed {r['passed']:>5}  with figures {r['checked']:>4}  "
+                f"{suite:<20} share {t:<4} passed {r['passed']:>5}  with figures {r['checked']:>4}  "
                 f"refused: right {r['right refused']:>3}  wrong {r['wrong refused']:>3}  "
                 f"negatives {r['negatives refused']:>2}"
             )
