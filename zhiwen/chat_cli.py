@@ -19,7 +19,7 @@ from zhiwen.graph.builder import build
 from zhiwen.graph.context import Context
 from zhiwen.memory.checkpointer import open_checkpointer
 from zhiwen.memory.registry import open_kb
-from zhiwen.turns import closing, stream_turn
+from zhiwen.turns import closing, stream_turn, withdrawn_citations
 
 __all__ = ["ask_once", "chat_loop", "result_json"]
 
@@ -36,12 +36,20 @@ def result_json(state: dict[str, Any], thread_id: str) -> dict[str, Any]:
     }
 
 
-def _print_sources(console: Console, state: dict[str, Any]) -> None:
+def _print_sources(console: Console, state: dict[str, Any], streamed: str = "") -> None:
     quality = state.get("quality", {})
-    for s in state.get("sources", []):
+    sources = state.get("sources", [])
+    for s in sources:
         if f"[{s['n']}]" in state.get("answer", ""):
             where = s["source"].rsplit("/", 1)[-1]
             console.print(f"  [dim][{s['n']}] {where} · {s['title']}[/]", highlight=False)
+    for n in withdrawn_citations(state, streamed):
+        why = (
+            "that source does not support the sentence citing it"
+            if n <= len(sources)
+            else "there is no such source"
+        )
+        console.print(f"  [dim]\\[{n}] removed: {why}[/]", highlight=False)
     verdict = quality.get("verdict", "")
     if verdict:
         grounded = quality.get("grounded")
@@ -70,7 +78,7 @@ async def _show_turn(
                 console.print(end.notice, style="yellow", highlight=False, markup=False)
             if end.answer:
                 console.print(end.answer, highlight=False, markup=False)
-            _print_sources(console, event.state)
+            _print_sources(console, event.state, "".join(streamed))
 
 
 async def ask_once(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from zhiwen.graph.context import Context
 from zhiwen.nodes.generate import ANSWER_SINK, AnswerDelta
 from zhiwen.nodes.prompts import withdrawn_notice
 
-__all__ = ["Closing", "TurnEvent", "closing", "stream_turn"]
+__all__ = ["Closing", "TurnEvent", "closing", "stream_turn", "withdrawn_citations"]
 
 
 @dataclass
@@ -148,3 +149,21 @@ def closing(state: dict[str, Any], streamed: str) -> Closing:
     if quality.get("model_refused"):
         return Closing(answer=answer)
     return Closing(withdrawn_notice(language), answer)
+
+
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+
+
+def withdrawn_citations(state: dict[str, Any], streamed: str) -> list[int]:
+    """The ``[n]`` markers the reader saw in a streamed draft that stands as the answer, which the checked
+    answer no longer carries: the gate drops a marker that names no source, or a source that does not
+    support the sentence citing it (``grounding.drop_bad_citations``). A reader who saw "[2]" and finds no
+    source 2 listed should be told why. Empty when the answer was printed again after the stream (a
+    refusal, a quote, a withdrawn draft), where the streamed markers went with the draft.
+    """
+    end = closing(state, streamed)
+    appendix = str(state.get("quality", {}).get("policy_appendix") or "")
+    if not streamed or end.notice or (end.answer and end.answer != appendix):
+        return []
+    kept = {int(n) for n in _MARKER.findall(str(state.get("answer", "")))}
+    return sorted({int(n) for n in _MARKER.findall(streamed)} - kept)

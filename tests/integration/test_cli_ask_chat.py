@@ -63,6 +63,14 @@ def test_ask_streams_the_answer_once_with_its_source(env: dict[str, str], llm: S
     assert "[1]" in proc.stdout and "wire.txt" in proc.stdout
 
 
+def test_ask_says_why_a_streamed_citation_is_not_listed(env: dict[str, str], llm: ScriptedLLM) -> None:
+    llm.enqueue(Script(f"{ANSWER} [1] [2]", chunk_size=4))  # the knowledge base has one source
+    proc = _run(env, "ask", QUESTION, "--kb", KB)
+    assert proc.returncode == 0, proc.stderr
+    assert "[1] wire.txt" in proc.stdout, proc.stdout
+    assert "[2] removed: there is no such source" in proc.stdout, proc.stdout
+
+
 def test_ask_a_greeting_prints_the_reply_once(env: dict[str, str], llm: ScriptedLLM) -> None:
     llm.enqueue(Script("Hello! Ask me about your documents.", chunk_size=5))
     proc = _run(env, "ask", "hello", "--kb", KB)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zhiwen.nodes.prompts import no_answer, withdrawn_notice
-from zhiwen.turns import Closing, closing
+from zhiwen.turns import Closing, closing, withdrawn_citations
 
 DRAFT = "Banks on Mars open at eight every morning."
 
@@ -51,3 +51,25 @@ def test_a_draft_replaced_by_a_quote_is_withdrawn_before_the_quote() -> None:
     state = {"answer": quote, "quality": {"verdict": "quote"}, "intent": {"language": "zh"}}
     assert closing(state, "金卡年费为五百元。") == Closing(withdrawn_notice("zh"), quote)
     assert closing(state, quote) == Closing()  # drafts held back: the quote itself was the stream
+
+
+def _cited(answer: str, verdict: str = "pass", **quality: Any) -> dict[str, Any]:
+    return _state(answer, verdict, **quality) | {"sources": [{"n": 1}, {"n": 2}]}
+
+
+def test_a_marker_the_gate_dropped_from_a_standing_draft_is_named() -> None:
+    streamed = "The fee is 15 dollars [1] [2]."
+    assert withdrawn_citations(_cited("The fee is 15 dollars [1]."), streamed) == [2]
+    assert withdrawn_citations(_cited("The fee is 15 dollars [1] [2]."), streamed) == []
+
+
+def test_a_marker_dropped_before_a_risk_reminder_is_named() -> None:
+    reminder = "Reminder: check the payee's details."
+    state = _cited(f"Send it by noon [1].\n\n{reminder}", policy_appendix=reminder)
+    assert withdrawn_citations(state, "Send it by noon [1] [3].") == [3]
+
+
+def test_markers_of_a_replaced_draft_are_not_listed() -> None:
+    assert withdrawn_citations(_cited(no_answer("en"), "refuse", model_refused=False), "Mars [2].") == []
+    assert withdrawn_citations(_cited("Quoted sentence. [1]", "quote"), "Mars [2].") == []
+    assert withdrawn_citations(_cited("Hello!"), "") == []
