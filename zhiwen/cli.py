@@ -14,15 +14,6 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from zhiwen import __version__, service
 from zhiwen.errors import ZhiwenError
@@ -31,6 +22,7 @@ from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.keys_cli import keys_app
 from zhiwen.memory.kb import SearchMode, list_kbs
 from zhiwen.settings import DEFAULT_KB, get_settings, redact_url
+from zhiwen.stage_progress import stage_progress
 
 app = typer.Typer(
     help="知问 zhiwen: strict, sourced knowledge-base chat in Chinese and English.",
@@ -83,12 +75,8 @@ def ingest(
         raise ZhiwenError(f"no such file or folder: {', '.join(missing)}; nothing ingested")
     made_here = not kb_exists(get_settings().kb_root, kb)
     service.open_kb(kb, create=True)  # store errors (a bad ZHIWEN_CHROMA_URL...) before any progress bar
-    with Progress(
-        TextColumn("[bold]embedding[/] chunks"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("ingest", total=None)
-        report = service.ingest(kb, paths, lambda done, total: bar.update(task, completed=done, total=total))
+    with stage_progress(err) as update:
+        report = service.ingest(kb, paths, lambda done, total: update("embedding chunks", done, total))
     for reason in report.skipped:
         err.print(f"[yellow]skipped[/] {reason}", highlight=False)
     for reason in report.flagged:  # ingested, but an operator should read it before customers see answers
@@ -345,18 +333,8 @@ def eval_suite(
     spec = load_suite(suite)
     chosen = spec.only(config) if config else spec
     folder = out or Path("evals") / "runs" / spec.name
-    with Progress(
-        TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=err,
-    ) as bar:  # fmt: skip
-        tasks: dict[str, TaskID] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        files = asyncio.run(run_suite(spec, folder, progress, limit, config))
+    with stage_progress(err) as update:
+        files = asyncio.run(run_suite(spec, folder, update, limit, config))
     records = {name: rescore(read_records(path), spec) for name, path in files.items()}
     if limit:  # report the questions this run was asked for, not every record an earlier run left
         asked = {q.id for q in load_eval_set(spec).questions[:limit]}

@@ -132,6 +132,8 @@ def test_eval_within_floors_exits_0_and_prints_the_table(
     assert "em" not in rows["hybrid"]  # retrieval only
     assert "✅" in proc.stdout
     assert "Traceback" not in proc.stderr
+    # stderr is a pipe, not a terminal: progress comes as plain lines a log keeps, per configuration
+    assert "ingest: 6/6 (100%)" in proc.stderr and "hybrid: 4/4 (100%)" in proc.stderr, proc.stderr
     for name in ("summary.json", "summary.md", "report.html", "records/hybrid.jsonl", "records/bm25.jsonl"):
         assert (out / name).is_file(), name
     assert len((out / "records" / "hybrid.jsonl").read_text(encoding="utf-8").splitlines()) == 4
