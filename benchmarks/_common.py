@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from zhiwen.evals.suite import load_suite
 
-__all__ = ["fmt", "ms_stats", "suite_records"]
+__all__ = ["fmt", "ms_stats", "replay_cli", "suite_records"]
 
 
 def ms_stats(xs: Sequence[float]) -> dict[str, float]:
@@ -63,3 +64,29 @@ def suite_records(
             d["_id"]: f"{d.get('title', '')}\n{d['text']}".strip() for d in _jsonl(dataset / "corpus.jsonl")
         }
         yield folder.name, _jsonl(folder / "records" / f"{config}.jsonl"), corpus
+
+
+Replay = Callable[[str, list[dict[str, Any]], dict[str, str], float], dict[str, int]]
+
+
+def replay_cli(
+    argv: Sequence[str] | None, doc: str, thresholds: list[float], what: str, replay: Replay,
+    describe: Callable[[dict[str, int]], str],
+) -> int:  # fmt: skip
+    """The command line of a records replay: for each suite under ``--records`` and each of ``--thresholds``
+    (``what`` they are), ``replay(suite, records, corpus, threshold)``'s counts, printed with ``describe``
+    and written to ``--out`` as JSON."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--records", type=Path, default=Path("evals/baselines/records"), help="records folder")
+    p.add_argument("--config", default="hybrid", help="which configuration's records (default: hybrid)")
+    p.add_argument("--thresholds", type=float, nargs="+", default=thresholds, help=what)
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    args = p.parse_args(argv)
+    results: dict[str, Any] = {}
+    for suite, records, corpus in suite_records(args.records, args.config):
+        results[suite] = {str(t): replay(suite, records, corpus, t) for t in args.thresholds}
+        for t, counts in results[suite].items():
+            print(f"{suite:<20} {t:<4} {describe(counts)}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0

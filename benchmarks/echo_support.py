@@ -17,14 +17,11 @@ negatives. No model runs; a live run retries a withheld first draft, so it can d
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from _common import suite_records  # benchmarks/ is sys.path[0] when run as a script
+from _common import replay_cli  # benchmarks/ is sys.path[0] when run as a script
 
 from zhiwen.evals.answer_metrics import containment
 from zhiwen.evals.suite import load_suite
@@ -80,27 +77,19 @@ def replay(
     return out
 
 
+def _replay_suite(
+    suite: str, records: list[dict[str, Any]], corpus: dict[str, str], t: float
+) -> dict[str, int]:
+    spec = load_suite(suite)
+    return replay(records, corpus, t, spec.language, spec.answer_style == "slots")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--records", type=Path, default=Path("evals/baselines/records"), help="records folder")
-    p.add_argument("--config", default="hybrid", help="which configuration's records (default: hybrid)")
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.6, 0.8], help="support thresholds")
-    p.add_argument("--out", type=Path, help="write the figures as JSON here")
-    args = p.parse_args(argv)
-    results: dict[str, Any] = {}
-    for suite, records, corpus in suite_records(args.records, args.config):
-        spec = load_suite(suite)
-        slots = spec.answer_style == "slots"
-        results[suite] = {str(t): replay(records, corpus, t, spec.language, slots) for t in args.thresholds}
-        for t, r in results[suite].items():
-            print(
-                f"{suite:<20} threshold {t:<4} withheld for support {r['withheld for support']:>3}  "
-                f"would pass: right {r['right passed']:>3}  wrong {r['wrong passed']:>3}  "
-                f"negatives {r['negatives passed']:>2}"
-            )
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return 0
+    return replay_cli(
+        argv, __doc__ or "", [0.6, 0.8], "support thresholds", _replay_suite,
+        lambda r: f"withheld for support {r['withheld for support']:>3}  would pass: right "
+        f"{r['right passed']:>3}  wrong {r['wrong passed']:>3}  negatives {r['negatives passed']:>2}",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

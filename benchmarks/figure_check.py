@@ -14,14 +14,11 @@ differ; ``zhiwen eval`` measures that.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from _common import suite_records  # benchmarks/ is sys.path[0] when run as a script
+from _common import replay_cli  # benchmarks/ is sys.path[0] when run as a script
 
 from zhiwen.tools.anchors import figures_on_topic
 
@@ -45,24 +42,12 @@ def replay(records: list[dict[str, Any]], corpus: dict[str, str], threshold: flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--records", type=Path, default=Path("evals/baselines/records"), help="records folder")
-    p.add_argument("--config", default="hybrid", help="which configuration's records (default: hybrid)")
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5], help="topic-term shares")
-    p.add_argument("--out", type=Path, help="write the figures as JSON here")
-    args = p.parse_args(argv)
-    results: dict[str, Any] = {}
-    for suite, records, corpus in suite_records(args.records, args.config):
-        results[suite] = {str(t): replay(records, corpus, t) for t in args.thresholds}
-        for t, r in results[suite].items():
-            print(
-                f"{suite:<20} share {t:<4} passed {r['passed']:>5}  with figures {r['checked']:>4}  "
-                f"refused: right {r['right refused']:>3}  wrong {r['wrong refused']:>3}  "
-                f"negatives {r['negatives refused']:>2}"
-            )
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return 0
+    return replay_cli(
+        argv, __doc__ or "", [0.3, 0.4, 0.5], "topic-term shares",
+        lambda _suite, records, corpus, t: replay(records, corpus, t),
+        lambda r: f"passed {r['passed']:>5}  with figures {r['checked']:>4}  refused: right "
+        f"{r['right refused']:>3}  wrong {r['wrong refused']:>3}  negatives {r['negatives refused']:>2}",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
