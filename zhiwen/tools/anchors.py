@@ -23,6 +23,10 @@ _NUM = re.compile(r"\d+(?:[.,]\d+)*")
 _CITE = re.compile(r"\[\d{1,3}\]")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+# Words that make the year after them a comparison's base or a starting point, not the year a figure is for.
+_COMPARED = re.compile(
+    r"(比|较|较之|相比|同比|环比|自|从|than|from|since|compared (?:with|to)|over)\s*$", re.IGNORECASE
+)
 # Share of the answer's new words (not in the question) the anchoring sentence must hold when the
 # answer has no figures of its own: low, since answers are phrased freely, but not zero.
 MIN_NEW_TERMS = 0.3
@@ -48,22 +52,32 @@ def question_anchors(question: str) -> tuple[set[str], set[str]]:
     return numbers, codes
 
 
+def _years(window: str, start: int, end: int | None = None) -> list[str]:
+    """The years written in ``window[start:end]`` that a figure can be stated for: not a comparison's base or
+    a starting point ("比2021年增长", "自2017年突破3万亿元以来", "up from 2019")."""
+    stop = len(window) if end is None else end
+    return [
+        m.group()
+        for m in _YEAR.finditer(window, start, stop)
+        if not _COMPARED.search(window[max(0, m.start() - 12) : m.start()])
+    ]
+
+
 def _stated_for(window: str, start: int, figures: set[str], years: set[str]) -> bool:
     """A figure occurs in ``window[start:]`` (the sentence) and the year it is stated for is an asked one.
 
     That year is the last one written before the figure in its own sentence ("2022年出生率为6.77‰，比2021年下降"
     states 6.77 for 2022 although 2021 is in the sentence); with none there, the first one after it in the
     sentence ("374 companies listed ... as of 31 August 2009": the sentence before names 1991, which
-    refused that right answer), else the last one in the sentence before. Without asked years, or with no
-    year at all, any occurrence counts.
+    refused that right answer), else the last one in the sentence before. A comparison's base year does not
+    count ("2021年，上海…。地区生产总值43214.85亿元，…自2017年突破3万亿元以来": 2017 refused the right answer for
+    2021). Without asked years, or with no year at all, any occurrence counts.
     """
     for m in _NUM.finditer(window, start):
         if m.group().replace(",", "") not in figures:
             continue
         before = (
-            _YEAR.findall(window, start, m.start())
-            or _YEAR.findall(window, m.end())[:1]
-            or _YEAR.findall(window, 0, m.start())
+            _years(window, start, m.start()) or _years(window, m.end())[:1] or _years(window, 0, m.start())
         )
         if not years or not before or before[-1] in years:
             return True

@@ -94,3 +94,13 @@ def test_a_year_written_after_the_figure_in_its_sentence_is_the_one_it_is_stated
     question = "How many companies were listed on the WSE on August 2009?"
     assert anchored(question, "There were 374 companies listed on the WSE in August 2009.", [wse]) is True
     assert anchored("How many companies were listed in 1991?", "374 companies were listed.", [wse]) is False
+
+
+def test_a_comparison_base_after_the_figure_is_not_the_year_it_is_stated_for() -> None:
+    shanghai = [
+        "2021年，上海经济总量实现突破。地区生产总值（GDP）43214.85亿元，比上年增长8.1%，"
+        "上海全市GDP规模自2017年突破3万亿元以来，4年再上一个新台阶。"
+    ]
+    assert anchored("上海2021年的GDP是多少", "上海2021年的GDP是43214.85亿元。", shanghai) is True
+    # the base year is skipped, not taken for the figure: the year before the sentence still decides
+    assert anchored("上海2017年的GDP是多少", "上海2017年的GDP是43214.85亿元。", shanghai) is False
