@@ -96,11 +96,18 @@ class _Postgres:
             check=ConnectionPool.check_connection,
             open=True,
         )
-        with self._pool.connection() as conn, conn.transaction():
-            # Replicas starting together race on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-schema', 0))")
-            for statement in filter(str.strip, self._sql(schema).split(";")):
-                conn.execute(statement)
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                # Replicas starting together race on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-schema', 0))")
+                for statement in filter(str.strip, self._sql(schema).split(";")):
+                    conn.execute(statement)
+        except BaseException:
+            # Database down or restarting: close the pool now, not in its __del__ (which joins its worker
+            # threads wherever garbage collection runs, an event loop included), so each failed open does
+            # not leave a pool's threads behind.
+            self._pool.close()
+            raise
 
     def _sql(self, query: str) -> str:
         query = query.replace("?", "%s").replace("BLOB", "BYTEA").replace(" REAL ", " DOUBLE PRECISION ")
