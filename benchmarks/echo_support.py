@@ -17,6 +17,7 @@ negatives. No model runs; a live run retries a withheld first draft, so it can d
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -27,22 +28,21 @@ from zhiwen.evals.answer_metrics import containment
 from zhiwen.evals.suite import load_suite
 from zhiwen.memory.chunking import split_sentences
 from zhiwen.tools.figures import figures
-from zhiwen.tools.tokenize import tokenize
+from zhiwen.tools.grounding import text_terms
 
-
-def _terms(text: str) -> set[str]:
-    return set(tokenize(text, "bigram"))  # as zhiwen.tools.grounding counts support
+_CITED = re.compile(r"\s*\[\d{1,3}\]")
 
 
 def passes_on_new_words(question: str, draft: str, sources: Sequence[str], threshold: float) -> bool:
     """Every answer sentence with content has ``threshold`` of its new words in one source, and its
     figures in the sources."""
-    asked = _terms(question)
-    source_terms = [_terms(s) for s in sources]
+    asked = text_terms(question)  # the terms zhiwen.tools.grounding counts support on
+    source_terms = [text_terms(s) for s in sources]
     source_figures = set().union(*(figures(s, lenient=True) for s in sources))
+    draft = _CITED.sub("", draft)  # "[1]" is neither a word nor a figure of the answer, as in grounding
     for a, b in split_sentences(draft):
         sentence = draft[a:b]
-        terms = _terms(sentence)
+        terms = text_terms(sentence)
         if len(terms) < 2 and not figures(sentence):
             continue
         new = terms - asked

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import threading
 import time
 import uuid
@@ -24,6 +23,7 @@ from langgraph.graph.state import CompiledStateGraph
 from zhiwen.graph.context import Context
 from zhiwen.nodes.generate import ANSWER_SINK, AnswerDelta
 from zhiwen.nodes.prompts import withdrawn_notice
+from zhiwen.tools.grounding import cited_numbers
 
 __all__ = ["Closing", "TurnEvent", "closing", "stream_turn", "withdrawn_citations"]
 
@@ -151,9 +151,6 @@ def closing(state: dict[str, Any], streamed: str) -> Closing:
     return Closing(withdrawn_notice(language), answer)
 
 
-_MARKER = re.compile(r"\[(\d{1,3})\]")
-
-
 def withdrawn_citations(state: dict[str, Any], streamed: str) -> list[int]:
     """The ``[n]`` markers the reader saw in a streamed draft that stands as the answer, which the checked
     answer no longer carries: the gate drops a marker that names no source, or a source that does not
@@ -165,5 +162,4 @@ def withdrawn_citations(state: dict[str, Any], streamed: str) -> list[int]:
     appendix = str(state.get("quality", {}).get("policy_appendix") or "")
     if not streamed or end.notice or (end.answer and end.answer != appendix):
         return []
-    kept = {int(n) for n in _MARKER.findall(str(state.get("answer", "")))}
-    return sorted({int(n) for n in _MARKER.findall(streamed)} - kept)
+    return sorted(cited_numbers(streamed) - cited_numbers(str(state.get("answer", ""))))

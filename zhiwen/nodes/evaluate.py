@@ -27,6 +27,7 @@ from zhiwen.tools.fence import quote_source
 from zhiwen.tools.grounding import (
     add_citations,
     check_sentences,
+    cited_numbers,
     drop_bad_citations,
     is_refusal,
     relevance,
@@ -163,7 +164,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     # A cited [n] must exist and support its sentence (not merely some other source supporting it).
     cited_ok = all(
         1 <= n <= len(sources) and (n == c.best or c.scores[n - 1] >= 0.5) for c in checks for n in c.cited
-    ) and all(1 <= int(n) <= len(sources) for n in re.findall(r"\[(\d{1,3})\]", draft))
+    ) and all(1 <= n <= len(sources) for n in cited_numbers(draft))
     used = [texts[c.best - 1] for c in supported]
     rel = relevance(intent["query"], draft, used)
     src_rel = source_relevance(intent["query"], used)

@@ -18,6 +18,7 @@ __all__ = [
     "SentenceCheck",
     "add_citations",
     "check_sentences",
+    "cited_numbers",
     "drop_bad_citations",
     "is_refusal",
     "relevance",
@@ -70,6 +71,11 @@ class SentenceCheck:
     @property
     def supported(self) -> bool:
         return self.best > 0 and self.numbers_ok
+
+
+def cited_numbers(text: str) -> set[int]:
+    """The source numbers ``text`` cites as ``[n]``."""
+    return {int(m.group(1)) for m in _CITE.finditer(text)}
 
 
 def _terms(text: str) -> set[str]:
