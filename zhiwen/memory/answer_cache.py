@@ -132,6 +132,10 @@ class SqlAnswerCache:
             tx.rows("DELETE FROM answer_cache WHERE key = ? OR stored <= ?", (key, now - self._ttl))
             tx.rows("INSERT INTO answer_cache (key, value, stored) VALUES (?, ?, ?)", (key, blob, now))
 
+    def close(self) -> None:
+        """Close the store (a PostgreSQL pool's worker threads end here, not in its ``__del__``)."""
+        self._sql.close()
+
 
 _lock = threading.Lock()
 _caches: dict[tuple[str, str, str], AnswerCache] = {}
@@ -156,3 +160,12 @@ def get_answer_cache(settings: Settings | None = None) -> AnswerCache | None:
             else:
                 _caches[ident] = MemoryAnswerCache(settings.answer_cache_size, settings.answer_cache_ttl)
         return _caches[ident]
+
+
+def close_answer_caches() -> None:
+    """Close and forget this process's answer caches (tests; a process about to exit)."""
+    with _lock:
+        for cache in _caches.values():
+            if isinstance(cache, SqlAnswerCache):
+                cache.close()
+        _caches.clear()

@@ -264,11 +264,19 @@ class IngestWorker:
         return job
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            try:
-                self._work(job)
-            except Exception:  # a job's failure is recorded in it; the worker goes on
-                log.exception("ingest job %s failed unexpectedly", job.id)
+        try:
+            while (job := self._queue.get()) is not None:
+                try:
+                    self._work(job)
+                except Exception:  # a job's failure is recorded in it; the worker goes on
+                    log.exception("ingest job %s failed unexpectedly", job.id)
+        finally:
+            # Stopped, and the jobs queued before the stop are settled: the heartbeat has ended (it waits on
+            # the stop), so the store is closed here, by its last user. Left open, a PostgreSQL store's pool
+            # was closed by the garbage collector, whose __del__ joins its threads on whatever thread (an
+            # event loop's) the collection happened to run.
+            self._heart.join()
+            self.store.close()
 
     def _work(self, job: Job) -> None:
         job.status = "running"

@@ -13,7 +13,7 @@ import pytest
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from zhiwen.memory.answer_cache import _SCHEMA, SqlAnswerCache, get_answer_cache
+from zhiwen.memory.answer_cache import _SCHEMA, SqlAnswerCache, close_answer_caches, get_answer_cache
 from zhiwen.memory.small_store import open_sql
 from zhiwen.server.app import create_app
 from zhiwen.server.settings import get_server_settings
@@ -104,15 +104,21 @@ def test_replicas_share_the_cache_in_postgresql(postgres_url: str, tmp_path: Pat
 
     one = get_answer_cache(Settings(home=tmp_path / "a", database_url=postgres_url, answer_cache="auto"))
     other = SqlAnswerCache(open_sql(tmp_path / "b.sqlite", postgres_url, _SCHEMA, ("answer_cache",)), ttl=1.0)
-    assert isinstance(one, SqlAnswerCache)
-    value = {
-        "answer": "年费三百元[1]。",
-        "sources": [{"n": 1, "text": "金卡"}],
-        "quality": {"verdict": "pass"},
-    }
-    one.put("shared-key", value)
-    assert other.get("shared-key") == value, "the other replica reads it"
-    with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("SELECT count(*) FROM zhiwen_answer_cache").fetchone() == (1,)
-    time.sleep(1.2)
-    assert other.get("shared-key") is None, "past its time limit"
+    # Both pools are closed here: a pool left to the garbage collector joins its threads in __del__, which
+    # pytest reported as an unraisable exception in whichever later test the collection happened to fall.
+    try:
+        assert isinstance(one, SqlAnswerCache)
+        value = {
+            "answer": "年费三百元[1]。",
+            "sources": [{"n": 1, "text": "金卡"}],
+            "quality": {"verdict": "pass"},
+        }
+        one.put("shared-key", value)
+        assert other.get("shared-key") == value, "the other replica reads it"
+        with psycopg.connect(postgres_url) as conn:
+            assert conn.execute("SELECT count(*) FROM zhiwen_answer_cache").fetchone() == (1,)
+        time.sleep(1.2)
+        assert other.get("shared-key") is None, "past its time limit"
+    finally:
+        other.close()
+        close_answer_caches()

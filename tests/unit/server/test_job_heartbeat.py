@@ -82,3 +82,31 @@ def test_the_worker_beats_while_it_runs_and_reports_others_stalled_jobs(
         worker.stop()
         alpha.close()
         beta.close()
+
+
+def test_a_stopped_worker_settles_its_queue_then_closes_its_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store (a PostgreSQL pool, with a shared database) is closed by the worker once it has stopped,
+    not left to the garbage collector; jobs queued before the stop still run first."""
+    monkeypatch.setattr(jobs_module, "HEARTBEAT_S", 0.05)
+    store = JobStore(tmp_path / "jobs.sqlite", replica="alpha:/srv")
+    closed: list[bool] = []
+    real_close = store.close
+    monkeypatch.setattr(store, "close", lambda: (closed.append(True), real_close())[-1])
+    upload = tmp_path / "a.txt"
+    upload.write_text("金卡年费三百元。", encoding="utf-8")
+    ran: list[str] = []
+
+    def ingest(kb: str, files: list[Path], progress: object) -> IngestReport:
+        ran.append(kb)
+        return IngestReport()
+
+    worker = IngestWorker(store, ingest, lambda kb: set(), max_queued=4, quota_bytes=1000)
+    store.save(Job("j1", "bank", "key", [str(upload)], 1, status="queued", replica=store.replica))
+    worker.start()
+    worker.stop()
+    worker._thread.join(10)
+    assert not worker._thread.is_alive() and not worker._heart.is_alive()
+    assert ran == ["bank"], "the job queued before the stop ran"
+    assert closed == [True], "the store was closed once, by the worker"
