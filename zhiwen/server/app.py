@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -111,11 +111,16 @@ def refuse_unguarded(settings: ServerSettings, keyring: KeyRing | None = None) -
     ``zhiwen serve`` calls it before uvicorn starts: with several workers the app is built in each
     worker, where a refusal made uvicorn start a new worker again and again.
     """
-    if not (keyring or keyring_for(settings)).has_keys and not settings.allow_open:
-        raise ZhiwenError(
-            "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated admin keys), create keys with `zhiwen keys "
-            "create`, or, for local use only, ZHIWEN_ALLOW_OPEN=true"
-        )
+    ring = keyring or keyring_for(settings)
+    try:
+        if not ring.has_keys and not settings.allow_open:
+            raise ZhiwenError(
+                "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated admin keys), create keys with `zhiwen keys "
+                "create`, or, for local use only, ZHIWEN_ALLOW_OPEN=true"
+            )
+    finally:
+        if keyring is None:  # opened here for the check: its store is closed here too
+            ring.store.close()
 
 
 def create_app(settings: ServerSettings | None = None, start_model: bool = True) -> FastAPI:
@@ -127,20 +132,30 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             get_settings().database_url, settings.rate_per_minute, settings.max_concurrent
         )
     except ZhiwenError as exc:
+        keyring.store.close()  # its PostgreSQL pool's threads, if it has one
         raise SystemExit(str(exc)) from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_checkpointer() as saver:
+        # Everything opened here is closed on the way out, last opened first, even when closing another
+        # part fails (the shared database gone at shutdown) or start-up stops half-way: an exit stack runs
+        # every callback. Left open, a store's PostgreSQL pool is closed by the garbage collector instead.
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(asyncio.to_thread, keyring.store.close)
+            saver = await stack.enter_async_context(open_checkpointer())
             await coordination.open()
+            stack.push_async_callback(coordination.close)
             metrics = Metrics()
             jobs = await asyncio.to_thread(_ingest_worker, settings, metrics)
+            stack.callback(jobs.stop)  # the worker closes its own store once its queue is settled
             limits: dict[Kind, int] = {"kb": settings.max_kbs_per_key, "thread": settings.max_threads_per_key}
             shared = get_settings()
             quotas = await asyncio.to_thread(
                 Ledger, shared.home / "quotas.sqlite", limits, shared.database_url
             )
+            stack.push_async_callback(asyncio.to_thread, quotas.close)
             feedback = await asyncio.to_thread(open_feedback_store, shared)
+            stack.push_async_callback(asyncio.to_thread, feedback.close)
             rt = AppRuntime(
                 settings=settings,
                 metrics=metrics,
@@ -155,18 +170,11 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             app.state.zhiwen = rt
             if settings.gc_freeze:
                 await asyncio.to_thread(_settle_heap, settings.default_kb)
-            task = asyncio.create_task(_start_model(rt)) if start_model else None
-            keys = asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_seconds))
+            if start_model:
+                stack.callback(asyncio.create_task(_start_model(rt)).cancel)
+            stack.callback(asyncio.create_task(keyring.refresh_forever(settings.keys_refresh_seconds)).cancel)
             async with mcp.session_manager.run():
                 yield
-            keys.cancel()
-            jobs.stop()
-            await coordination.close()
-            await asyncio.to_thread(keyring.store.close)  # its PostgreSQL pool's threads, if it has one
-            await asyncio.to_thread(quotas.close)
-            await asyncio.to_thread(feedback.close)
-            if task is not None:
-                task.cancel()
 
     app = FastAPI(
         title="zhiwen",
