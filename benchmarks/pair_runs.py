@@ -24,18 +24,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _common import _jsonl  # benchmarks/ is sys.path[0] when run as a script
+
 from zhiwen.evals.answer_metrics import score_answer
 from zhiwen.evals.suite import load_suite
 
 
 def _records(path: Path) -> dict[str, dict[str, Any]]:
     """The last record of each question (a resumed run may hold a failed turn and its re-run)."""
-    out: dict[str, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            out[str(record["id"])] = record
-    return out
+    return {str(record["id"]): record for record in _jsonl(path)}
 
 
 def state(record: dict[str, Any], language: str, slots: bool) -> str:
@@ -60,18 +57,17 @@ def pair(
         "answerable": len(answerable),
         "negatives": len(negatives),
     }
-    for name, run in (("A", a), ("B", b)):
-        counts = Counter(state(run[i], language, slots) for i in answerable)
+    states = {name: {i: state(run[i], language, slots) for i in shared} for name, run in (("A", a), ("B", b))}
+    for name, of in states.items():
+        counts = Counter(of[i] for i in answerable)
         result[name] = {
             "right": counts["right"],
             "wrong": counts["wrong"],
             "refused": counts["refused"],
-            "negatives refused": sum(state(run[i], language, slots) == "refused" for i in negatives),
+            "negatives refused": sum(of[i] == "refused" for i in negatives),
         }
     flips = Counter(
-        f"{state(a[i], language, slots)} -> {state(b[i], language, slots)}"
-        for i in shared
-        if state(a[i], language, slots) != state(b[i], language, slots)
+        f"{states['A'][i]} -> {states['B'][i]}" for i in shared if states["A"][i] != states["B"][i]
     )
     result["flips (negatives: answered/refused)"] = dict(sorted(flips.items()))
     result["identical answers"] = sum(a[i].get("answer") == b[i].get("answer") for i in shared)

@@ -198,8 +198,8 @@ class IngestWorker:
                 log.warning("ingest job %s was cut off by a restart; running it again", job.id)
             job.status = "queued"
             self._enqueue(job)
+        self._heart.start()  # first: the worker joins it when it stops
         self._thread.start()
-        self._heart.start()
 
     def stop(self) -> None:
         self._stopped.set()
