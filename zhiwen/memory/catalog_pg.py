@@ -21,11 +21,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from zhiwen.errors import KnowledgeBaseBusy, StoreUnavailable, ZhiwenError
+from zhiwen.errors import KnowledgeBaseBusy
 from zhiwen.memory.catalog import CatalogWriter, ChunkRow, DocumentRow, chunk_rows
 from zhiwen.memory.chunking import CHUNKER_VERSION
 from zhiwen.memory.documents import Chunk, Document
-from zhiwen.settings import redact_url
+from zhiwen.memory.pg_pool import connect_failure, open_pool
 
 __all__ = ["PostgresCatalog", "PostgresCatalogs"]
 
@@ -63,41 +63,8 @@ def _pool(url: str) -> Any:
     with _pools_lock:
         pool = _pools.get(url)
         if pool is None:
-            try:
-                import psycopg
-                from psycopg_pool import ConnectionPool
-            except ImportError as exc:
-                raise ZhiwenError(
-                    "ZHIWEN_DATABASE_URL is PostgreSQL: pip install 'zhiwen[postgres]'"
-                ) from exc
-            try:  # one plain attempt first: the pool would retry for its whole timeout, then say only that
-                psycopg.connect(url, connect_timeout=10).close()
-            except psycopg.Error as exc:
-                raise StoreUnavailable(
-                    f"cannot reach the database at {redact_url(url)}: {_reason(exc)}"
-                ) from exc
-            pool = ConnectionPool(
-                url, min_size=1, max_size=4, kwargs={"autocommit": True},
-                check=ConnectionPool.check_connection, open=False,
-            )  # fmt: skip
-            try:
-                pool.open(wait=True, timeout=15)
-                with pool.connection() as conn, conn.transaction():
-                    # One schema change at a time: replicas starting together race on CREATE TABLE.
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-schema', 0))")
-                    for statement in filter(str.strip, _SCHEMA.split(";")):
-                        conn.execute(statement)
-            except Exception as exc:
-                pool.close()
-                raise StoreUnavailable(
-                    f"cannot reach the database at {redact_url(url)}: {_reason(exc)}"
-                ) from exc
-            _pools[url] = pool
+            pool = _pools[url] = open_pool(url, _SCHEMA, max_size=4)
         return pool
-
-
-def _reason(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def close_pools() -> None:
@@ -315,9 +282,7 @@ class PostgresCatalogs:
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=15)
         except psycopg.Error as exc:
-            raise StoreUnavailable(
-                f"cannot reach the database at {redact_url(self.url)}: {_reason(exc)}"
-            ) from exc
+            raise connect_failure(self.url, exc) from exc
         with conn:
             if wait:
                 conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))

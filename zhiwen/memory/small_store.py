@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from zhiwen.errors import ZhiwenError
+from zhiwen.memory.pg_pool import open_pool
 
 __all__ = ["Rows", "SmallStore", "Sql", "open_sql"]
 
@@ -83,31 +83,8 @@ class _Postgres:
     """A connection pool, so a database restart is survived (the next call reconnects)."""
 
     def __init__(self, url: str, schema: str, tables: tuple[str, ...]) -> None:
-        try:
-            from psycopg_pool import ConnectionPool
-        except ImportError as exc:
-            raise ZhiwenError("ZHIWEN_DATABASE_URL is PostgreSQL: pip install 'zhiwen[postgres]'") from exc
         self._names = re.compile(r"\b(" + "|".join(map(re.escape, tables)) + r")\b") if tables else None
-        self._pool = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=2,
-            kwargs={"autocommit": True},
-            check=ConnectionPool.check_connection,
-            open=True,
-        )
-        try:
-            with self._pool.connection() as conn, conn.transaction():
-                # Replicas starting together race on CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
-                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('zhiwen-schema', 0))")
-                for statement in filter(str.strip, self._sql(schema).split(";")):
-                    conn.execute(statement)
-        except BaseException:
-            # Database down or restarting: close the pool now, not in its __del__ (which joins its worker
-            # threads wherever garbage collection runs, an event loop included), so each failed open does
-            # not leave a pool's threads behind.
-            self._pool.close()
-            raise
+        self._pool = open_pool(url, self._sql(schema), max_size=2)
 
     def _sql(self, query: str) -> str:
         query = query.replace("?", "%s").replace("BLOB", "BYTEA").replace(" REAL ", " DOUBLE PRECISION ")

@@ -198,3 +198,22 @@ def test_revoking_the_last_key_does_not_open_the_server(env: object, kit: object
                 assert time.monotonic() < deadline, "the revoked last key still works"
                 time.sleep(0.1)
         assert httpx.get(f"{url}/v1/kbs", timeout=30).status_code == 401, "and no key at all is not open"
+
+
+@pytest.mark.parametrize("command", [("keys", "list"), ("keys", "create", "--role", "chat"), ("kb", "list")])
+def test_an_unreachable_shared_database_is_one_line_on_the_command_line(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    pytest.importorskip("psycopg_pool")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")} | {
+        "ZHIWEN_HOME": str(tmp_path / "home"),
+        "ZHIWEN_DATABASE_URL": "postgresql://zhiwen:s3cret@127.0.0.1:9/zhiwen?connect_timeout=3",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "zhiwen.cli", *command], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.startswith(
+        "zhiwen: error: cannot reach the database at postgresql://zhiwen:***@127.0.0.1:9"
+    )
+    assert len(proc.stderr.strip().splitlines()) == 1 and "s3cret" not in proc.stderr
