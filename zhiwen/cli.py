@@ -393,11 +393,15 @@ def serve(
     import uvicorn
 
     from zhiwen.channels.feishu.settings import refuse_half_configured
+    from zhiwen.memory.checkpointer import checkpoint_url
+    from zhiwen.memory.pg_pool import check_reachable
     from zhiwen.server.app import create_app, refuse_unguarded
     from zhiwen.server.settings import get_server_settings
 
     refuse_unguarded(get_server_settings())  # bad settings: one line here, not a restart loop of workers
     refuse_half_configured()
+    if url := checkpoint_url():  # unreachable: one line here, not a traceback from the server's start-up
+        check_reachable(url)
     if workers > 1:
         uvicorn.run("zhiwen.server.app:app", host=host, port=port, workers=workers, log_level="info")
     else:

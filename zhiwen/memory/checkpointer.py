@@ -16,20 +16,28 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from zhiwen.errors import ZhiwenError
+from zhiwen.memory.pg_pool import check_reachable
 from zhiwen.settings import get_settings, redact_url
 
-__all__ = ["open_checkpointer"]
+__all__ = ["checkpoint_url", "open_checkpointer"]
 
 
-@asynccontextmanager
-async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """An async checkpointer, open for the duration of the context."""
+def checkpoint_url() -> str:
+    """The PostgreSQL URL threads are kept in (``ZHIWEN_CHECKPOINT_URL``, else ``ZHIWEN_DATABASE_URL``), or ""
+    for the SQLite file in ``ZHIWEN_HOME``."""
     url = os.environ.get("ZHIWEN_CHECKPOINT_URL", "") or (get_settings().database_url or "")
     if url and not url.startswith(("postgres://", "postgresql://")):
         # Any other value used to fall back to SQLite without a word: threads a replica never shares.
         raise ZhiwenError(
             f"ZHIWEN_CHECKPOINT_URL must be a postgresql:// URL, or unset for SQLite in ZHIWEN_HOME (got {redact_url(url)!r})"
         )
+    return url
+
+
+@asynccontextmanager
+async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheckpointSaver[str]]:
+    """An async checkpointer, open for the duration of the context."""
+    url = checkpoint_url()
     # Imports and file-system calls run in a worker thread: a first import reads files (psycopg's loads its
     # C library), and a server opens its checkpointer on the event loop every request shares.
     if url:
@@ -41,6 +49,7 @@ async def open_checkpointer(path: Path | None = None) -> AsyncIterator[BaseCheck
             ) from exc
         # A pool, not the one connection of ``from_conn_string``: that one died with a database restart and
         # every later turn failed; the pool checks a connection before lending it and replaces a broken one.
+        await asyncio.to_thread(check_reachable, url)  # one line in a second, not the pool's 30 s wait
         rows = await asyncio.to_thread(importlib.import_module, "psycopg.rows")
         pools = await asyncio.to_thread(importlib.import_module, "psycopg_pool")
         pool = pools.AsyncConnectionPool(

@@ -1,7 +1,7 @@
 """Opening a connection pool on the shared PostgreSQL (``ZHIWEN_DATABASE_URL``), with its tables made.
 
 The small stores (keys, jobs, quotas, feedback, the answer cache) and the knowledge-base catalogs open their
-pools here, so every store fails the same way when the database cannot be reached: one ``StoreUnavailable``
+pools here (and the checkpointer checks its URL with ``check_reachable``), so every store fails the same way when the database cannot be reached: one ``StoreUnavailable``
 line naming the (redacted) URL within seconds, not a pool's 30-second wait ending in ``PoolTimeout``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from zhiwen.errors import StoreUnavailable, ZhiwenError
 from zhiwen.settings import redact_url
 
-__all__ = ["connect_failure", "open_pool"]
+__all__ = ["check_reachable", "connect_failure", "open_pool"]
 
 _CONNECT_TIMEOUT_S = 10
 _OPEN_TIMEOUT_S = 15
@@ -32,10 +32,7 @@ def open_pool(url: str, schema: str, *, max_size: int) -> Any:
         from psycopg_pool import ConnectionPool, PoolTimeout
     except ImportError as exc:
         raise ZhiwenError("ZHIWEN_DATABASE_URL is PostgreSQL: pip install 'zhiwen[postgres]'") from exc
-    try:  # one plain attempt first: the pool would retry for its whole timeout, then say only that
-        psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S).close()
-    except psycopg.Error as exc:
-        raise connect_failure(url, exc) from exc
+    check_reachable(url)
     pool = ConnectionPool(
         url, min_size=1, max_size=max_size, kwargs={"autocommit": True},
         check=ConnectionPool.check_connection, open=False,
@@ -58,6 +55,17 @@ def open_pool(url: str, schema: str, *, max_size: int) -> Any:
             ) from exc
         raise
     return pool
+
+
+def check_reachable(url: str) -> None:
+    """One plain connection to ``url``, closed at once; ``StoreUnavailable`` if it fails. A pool would retry for
+    its whole timeout (30 s by default) and then say only that it timed out."""
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S).close()
+    except psycopg.Error as exc:
+        raise connect_failure(url, exc) from exc
 
 
 def connect_failure(url: str, exc: BaseException) -> StoreUnavailable:

@@ -200,14 +200,24 @@ def test_revoking_the_last_key_does_not_open_the_server(env: object, kit: object
         assert httpx.get(f"{url}/v1/kbs", timeout=30).status_code == 401, "and no key at all is not open"
 
 
-@pytest.mark.parametrize("command", [("keys", "list"), ("keys", "create", "--role", "chat"), ("kb", "list")])
+@pytest.mark.parametrize(
+    ("variable", "command"),
+    [
+        ("ZHIWEN_DATABASE_URL", ("keys", "list")),
+        ("ZHIWEN_DATABASE_URL", ("keys", "create", "--role", "chat")),
+        ("ZHIWEN_DATABASE_URL", ("kb", "list")),
+        ("ZHIWEN_DATABASE_URL", ("serve", "--port", "9")),
+        ("ZHIWEN_CHECKPOINT_URL", ("serve", "--port", "9")),  # threads alone in PostgreSQL
+    ],
+)
 def test_an_unreachable_shared_database_is_one_line_on_the_command_line(
-    tmp_path: Path, command: tuple[str, ...]
+    tmp_path: Path, variable: str, command: tuple[str, ...]
 ) -> None:
     pytest.importorskip("psycopg_pool")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")} | {
         "ZHIWEN_HOME": str(tmp_path / "home"),
-        "ZHIWEN_DATABASE_URL": "postgresql://zhiwen:s3cret@127.0.0.1:9/zhiwen?connect_timeout=3",
+        "ZHIWEN_API_KEYS": ADMIN,
+        variable: "postgresql://zhiwen:s3cret@127.0.0.1:9/zhiwen?connect_timeout=3",
     }
     proc = subprocess.run(
         [sys.executable, "-m", "zhiwen.cli", *command], env=env, capture_output=True, text=True, timeout=60

@@ -3,6 +3,7 @@ refuses the tables is one ``ZhiwenError`` line, and a failed open closes its poo
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -134,3 +135,22 @@ def test_the_catalog_opens_its_pool_the_same_way(reachable: type[_Pool]) -> None
     finally:
         catalog_pg.close_pools()
     assert reachable.made[0].closed
+
+
+def test_the_checkpointer_checks_its_url_before_making_a_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("langgraph.checkpoint.postgres.aio")
+    from zhiwen.memory.checkpointer import open_checkpointer
+
+    made: list[object] = []
+    monkeypatch.setattr(psycopg_pool, "AsyncConnectionPool", lambda *a, **k: made.append(a))
+    monkeypatch.setenv(
+        "ZHIWEN_CHECKPOINT_URL", "postgresql://zhiwen:s3cret@127.0.0.1:9/none?connect_timeout=2"
+    )
+
+    async def open_it() -> None:
+        async with open_checkpointer():
+            raise AssertionError("opened a checkpointer on a closed port")
+
+    with pytest.raises(StoreUnavailable, match=r"^cannot reach the database at postgresql://zhiwen:\*\*\*@"):
+        asyncio.run(open_it())
+    assert made == []  # no pool was made, so none waits out its 30 s
