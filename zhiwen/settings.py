@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_KB", "Settings", "get_settings", "redact_url"]
@@ -18,9 +18,24 @@ __all__ = ["DEFAULT_KB", "Settings", "get_settings", "redact_url"]
 DEFAULT_KB = "default"
 
 
+# Query parameters that carry a secret in the URLs zhiwen is given (libpq's password/sslpassword, tokens).
+_SECRET_PARAMS = r"password|passwd|pwd|sslpassword|token|access_token|api_key|apikey|api-key|secret|key"
+
+
 def redact_url(url: str) -> str:
-    """``url`` fit for a message or a log line: a password in it is replaced by ``***``."""
-    return re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
+    """``url`` fit for a message or a log line: a password in it (``user:password@`` or a query parameter
+    such as libpq's ``password=``) is replaced by ``***``."""
+    url = re.sub(r"(?<=://)([^/@:]*):[^/@]*@", r"\1:***@", url)
+    return re.sub(rf"(?i)([?&](?:{_SECRET_PARAMS})=)[^&#]*", r"\1***", url)
+
+
+def _no_credentials(url: str | None, info: ValidationInfo) -> str | None:
+    """Refuse ``user:password@`` in a model endpoint's URL: the clients send the API key as a bearer token,
+    and the embedded HTTP client refuses to send both (a traceback mid-turn before this check)."""
+    if url and re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*@", url, re.IGNORECASE):
+        name = f"ZHIWEN_{str(info.field_name).upper().removesuffix('_BASE_URL')}_API_KEY"
+        raise ValueError(f"put no user or password in the URL; give the credential as {name}")
+    return url
 
 
 def _default_home() -> Path:
@@ -42,6 +57,13 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. vLLM's /v1.")
     llm_model: str | None = Field(default=None, description="Model name to request from llm_base_url.")
     llm_api_key: str = Field(default="EMPTY", description="API key for llm_base_url.")
+    llm_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Seconds `zhiwen ask/chat/serve` wait for the model to connect or to send its next bytes; "
+        "a request that times out is tried twice more, so a model that never answers costs three times this.",
+    )
     local_model: str = Field(default="qwen2.5-0.5b", description="Embedded model used when no URL is set.")
     llm_threads: int = Field(default=2, ge=1, description="CPU threads for the embedded model server.")
     llm_ctx: int = Field(default=4096, ge=512, description="Context window of the embedded model server.")
@@ -112,6 +134,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads for the in-process embedding engine (default: 2, or 1 on a one-core machine).",
     )
+
+    _endpoint_urls = field_validator("llm_base_url", "embeddings_base_url", "rerank_base_url")(
+        _no_credentials
+    )
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _a_folder(cls, home: object) -> object:
+        """An empty ZHIWEN_HOME used to mean the current folder, and a file gave a traceback at first use."""
+        if isinstance(home, str) and not home.strip():
+            raise ValueError("empty: unset it for the default folder, or name a folder")
+        if isinstance(home, (str, Path)) and Path(home).exists() and not Path(home).is_dir():
+            raise ValueError("is a file, not a folder")
+        return home
 
     @property
     def kb_root(self) -> Path:

@@ -165,10 +165,11 @@ class Context:
 
 def context_from_settings(**fields: Any) -> Context:
     """A ``Context`` for ``zhiwen ask/chat/serve``: the process settings (``ZHIWEN_PERSONA``,
-    ``ZHIWEN_LLM_THINK_OPEN_IN_PROMPT``, ``ZHIWEN_FENCE_INSTRUCTION``, ``ZHIWEN_ANSWER_CACHE``) fill what ``fields`` leave unset."""
+    ``ZHIWEN_LLM_THINK_OPEN_IN_PROMPT``, ``ZHIWEN_FENCE_INSTRUCTION``, ``ZHIWEN_ANSWER_CACHE``, ``ZHIWEN_LLM_TIMEOUT``) fill what ``fields`` leave unset."""
     settings = get_settings()
     fields.setdefault("persona", settings.persona)
     fields.setdefault("fence_instruction", settings.fence_instruction)
     fields.setdefault("expect_think_open_in_prompt", settings.llm_think_open_in_prompt)
     fields.setdefault("answer_cache", settings.answer_cache != "off")
+    fields.setdefault("request_timeout", settings.llm_timeout)
     return Context(**fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -76,6 +77,16 @@ class ServerSettings(BaseSettings):
         description="After start-up (and the default knowledge base's opening), exclude the objects alive "
         "then from garbage collection: a full collection otherwise stalls every stream for ~100 ms.",
     )
+
+    @field_validator("default_kb")
+    @classmethod
+    def _a_possible_name(cls, name: str) -> str:
+        """No knowledge base can be named so: refused at start, not logged at each request falling back to it."""
+        if not name.strip() or len(name) > 64 or re.search(r"[/\\\x00-\x1f\x7f]", name):
+            raise ValueError(
+                "a knowledge base name has 1-64 characters and no '/', '\\' or control characters"
+            )
+        return name
 
     @field_validator("api_keys")
     @classmethod
