@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sys
 import uuid
@@ -116,11 +117,19 @@ async def chat_loop(ctx: Context, thread_id: str | None, console: Console) -> No
             except EOFError:
                 console.print()
                 return
-            if question.strip() in ("/quit", "/exit"):
+            command = question.strip()
+            if not command:
+                continue
+            if command in ("/quit", "/exit"):
                 return
-            if question.strip() == "/new":
+            if command == "/new":
                 thread = uuid.uuid4().hex
                 console.print(f"[dim]new thread {thread[:8]}[/]")
+                continue
+            if re.fullmatch(r"/[A-Za-z]+", command):  # a mistyped command is not a question for the model
+                console.print(
+                    f"[yellow]unknown command {command}[/]: /new starts over, /quit leaves", highlight=False
+                )
                 continue
             await _turn_in_chat(graph, question, ctx, thread, console)
 

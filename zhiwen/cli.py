@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from zhiwen import __version__, service
+from zhiwen.consoles import console
 from zhiwen.errors import ZhiwenError
 from zhiwen.feedback_cli import feedback_app
 from zhiwen.graph.context import Context, context_from_settings
@@ -36,8 +36,8 @@ kb_app = typer.Typer(
 app.add_typer(kb_app, name="kb")
 app.add_typer(keys_app, name="keys")
 app.add_typer(feedback_app, name="feedback")
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 
 def _print_version(value: bool) -> None:
@@ -119,13 +119,13 @@ def search(
 @kb_app.command("list")
 def kb_list() -> None:
     """Knowledge bases with their document and chunk counts."""
-    rows = list_kbs(get_settings().kb_root)
+    root = get_settings().kb_root
+    root.mkdir(parents=True, exist_ok=True)  # a home that cannot be made is an error, not "no bases yet"
+    rows = list_kbs(root)
     if not rows:
-        out.print(
-            f"no knowledge bases yet under {get_settings().kb_root}; run `zhiwen ingest PATH --kb NAME`"
-        )
+        out.print(f"no knowledge bases yet under {root}; run `zhiwen ingest PATH --kb NAME`")
     for name, docs, chunks in rows:
-        out.print(f"{name}\t{docs} documents\t{chunks} chunks", highlight=False)
+        typer.echo(f"{name}\t{docs} documents\t{chunks} chunks")  # tabs kept for cut -f (rich expands them)
 
 
 @kb_app.command("docs")
@@ -135,7 +135,7 @@ def kb_docs(kb: KbOption = DEFAULT_KB) -> None:
     flags = base.catalog.flags()
     for d in base.documents():
         flagged = f"\tflagged: {'; '.join(flags[d.doc_id])}" if d.doc_id in flags else ""
-        out.print(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}{flagged}", highlight=False, markup=False)
+        typer.echo(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}{flagged}")  # tabs kept, as kb list
 
 
 @kb_app.command("allow")
@@ -209,10 +209,23 @@ def kb_drop(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a whole knowledge base."""
-    if not yes and not typer.confirm(f"delete knowledge base {name!r} and all its documents?"):
+    service.open_kb(name)  # a missing or misspelt name is said now, not after a question about deleting it
+    if not yes and not _confirm(f"delete knowledge base {name!r} and all its documents? [y/N]: "):
         raise typer.Exit(1)
     service.drop_kb(name)
     out.print(f"dropped {name}")
+
+
+def _confirm(question: str) -> bool:
+    """Yes only for y or yes. Standard input at its end (a script, `< /dev/null`) is an error that says what
+    to do instead; typer's confirm called it an interrupt (exit 130)."""
+    try:
+        answer = input(question)
+    except EOFError:
+        raise ZhiwenError(
+            "no answer to the confirmation (standard input ended); pass --yes to skip it"
+        ) from None
+    return answer.strip().lower() in ("y", "yes")
 
 
 ThreadOption = Annotated[
@@ -402,10 +415,25 @@ def serve(
     refuse_half_configured()
     if url := checkpoint_url():  # unreachable: one line here, not a traceback from the server's start-up
         check_reachable(url)
+    _check_can_listen(host, port)
     if workers > 1:
         uvicorn.run("zhiwen.server.app:app", host=host, port=port, workers=workers, log_level="info")
     else:
         uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """A port in use or a host that is not this machine's: one line before the app starts (uvicorn says it
+    only after start-up, as its own log line, and exits 3)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ZhiwenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command("mcp")
@@ -443,7 +471,23 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("zhiwen: interrupted")
         sys.exit(130)
+    except UnicodeEncodeError as exc:  # an argument or a name that is not valid UTF-8 (bytes a shell passed)
+        shown = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else exc.object
+        err.print(
+            f"zhiwen: error: not valid UTF-8 text: {shown!r} in {exc.object!r}", highlight=False, markup=False
+        )
+        sys.exit(1)
+    except OSError as exc:  # the file system refused: a path that is a file, a read-only or full disk
+        err.print(f"zhiwen: error: {_os_error(exc)}", highlight=False, markup=False)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _os_error(exc: OSError) -> str:
+    """``Permission denied: /srv/zhiwen/keys.sqlite`` rather than a traceback."""
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def _invalid_settings(exc: ValidationError) -> str:
@@ -455,7 +499,7 @@ def _invalid_settings(exc: ValidationError) -> str:
         name = "ZHIWEN_" + "_".join(str(p) for p in e["loc"]).upper()
         given = e.get("input")
         shown = redact_url(given) if isinstance(given, str) else given  # a URL's password is never printed
-        parts.append(f"{name}: {e['msg']} (got {shown!r})")
+        parts.append(f"{name}: {e['msg'].removeprefix('Value error, ')} (got {shown!r})")
     return "; ".join(parts)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 
+from zhiwen.consoles import console
+from zhiwen.evals.suite import NAME_PATTERN
 from zhiwen.memory.feedback import export_dataset, open_feedback_store
 from zhiwen.settings import get_settings
 
@@ -16,7 +18,7 @@ __all__ = ["feedback_app"]
 feedback_app = typer.Typer(
     help="Ratings of answers (POST /v1/feedback): turn them into regression tests.", no_args_is_help=True
 )
-err = Console(stderr=True)
+err = console(stderr=True)
 
 
 @feedback_app.command("export")
@@ -33,6 +35,11 @@ def export(
 
     Gold answer: the rater's comment, else a 👍 answer as given (a 👎 without a comment has none).
     """
+    if not re.fullmatch(NAME_PATTERN, name):  # it names eval's output folder: evals/runs/<name>
+        raise typer.BadParameter(
+            f"{name!r}: letters, digits, '.', '-' and '_' only (it becomes a folder's name)",
+            param_hint="--name",
+        )
     store = open_feedback_store(get_settings())
     try:
         items = store.rated(None if rating == "all" else rating)

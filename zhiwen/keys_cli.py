@@ -6,9 +6,12 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from zhiwen import service
+from zhiwen.consoles import console
+from zhiwen.errors import ZhiwenError
+from zhiwen.memory.kb import check_new_name
 from zhiwen.memory.keys import ROLES, KeyStore, open_key_store
 from zhiwen.settings import get_settings
 
@@ -19,7 +22,7 @@ keys_app = typer.Typer(
     "on the knowledge bases it is scoped to). A revocation reaches running servers within seconds.",
     no_args_is_help=True,
 )
-out = Console()
+out = console()
 
 
 def _store() -> KeyStore:
@@ -36,6 +39,8 @@ def create(
     label: Annotated[str, typer.Option("--label", help="What the key is for (shown by `keys list`).")] = "",
 ) -> None:
     """Make a key; it is printed once, as the last line, and stored only as a salted hash."""
+    for name in kb or []:
+        _known_or_valid(name)
     store = _store()
     try:
         record, key = store.create(role, kb or [], label)
@@ -44,6 +49,14 @@ def create(
     scope = ", ".join(record.kbs) if record.kbs else "every knowledge base"
     typer.echo(f"created {record.role} key {record.id} ({scope}); it is shown only now:", err=True)
     typer.echo(key)
+
+
+def _known_or_valid(name: str) -> None:
+    """A key's scope may name a knowledge base made later, but never one no base could have (``../x``)."""
+    try:
+        check_new_name(name)
+    except ZhiwenError:
+        service.open_kb(name)  # an existing base keeps an older name; else KnowledgeBaseNotFound says why
 
 
 @keys_app.command("list")

@@ -12,14 +12,18 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from zhiwen.errors import ZhiwenError
 from zhiwen.settings import get_settings
 
-__all__ = ["Configuration", "Suite", "datasets_root", "load_suite", "suite_files"]
+__all__ = ["NAME_PATTERN", "Configuration", "Suite", "datasets_root", "load_suite", "suite_files"]
+
+# Suite and configuration names become folder and file names (evals/runs/<suite>/records/<configuration>.jsonl):
+# letters, digits, dots, dashes and underscores, and not dots alone (".." would be the parent folder).
+NAME_PATTERN = r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"
 
 
 class Configuration(BaseModel):
     """One way to run the graph; ``context`` holds ``Context`` fields (retrieval_mode, quality_gate...)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     context: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -28,7 +32,7 @@ class Suite(BaseModel):
     ``./`` or ``../`` relative to the suite's own file (a slice shipped beside it)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     dataset: str
     source: str = Field(default="", description="Where to get the dataset: its public source and licence.")

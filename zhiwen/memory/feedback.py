@@ -90,10 +90,12 @@ def export_dataset(items: list[Feedback], out: Path, name: str) -> int:
     The corpus is the rated turns' sources (deduplicated by chunk id), so the suite runs anywhere, without
     the knowledge base they came from; each question's sources are its relevant passages.
     """
-    if not items:
-        raise ZhiwenError("no rated answers to export (POST /v1/feedback stores them)")
+    if out.exists() and not out.is_dir():
+        raise ZhiwenError(f"{out} is a file: choose a new folder for the export")
     if out.exists() and any(out.iterdir()):
         raise ZhiwenError(f"{out} is not empty: choose a new folder (an export never overwrites one)")
+    if not items:
+        raise ZhiwenError("no rated answers to export (POST /v1/feedback stores them)")
     (out / "qrels").mkdir(parents=True, exist_ok=True)
     corpus: dict[str, dict[str, str]] = {}
     queries, answers, qrels = [], [], ["query-id\tcorpus-id\tscore"]

@@ -103,6 +103,10 @@ def check_new_name(name: str) -> None:
 def not_found_message(root: Path, name: str) -> str:
     """What every surface says of a missing knowledge base: which exist, and how to make this one."""
     known = ", ".join(n for n, _, _ in list_kbs(root)) or "none yet"
+    try:
+        check_new_name(name)
+    except ZhiwenError as refused:  # no base can have it: advising `zhiwen ingest --kb` it would mislead
+        return f"no knowledge base named {name!r} (existing: {known}); {refused}"
     return (
         f"no knowledge base named {name!r} (existing: {known}); create it by ingesting documents into it "
         f"(zhiwen ingest PATH --kb {shlex.quote(name)}, or POST /v1/kbs then upload), or choose an existing "

@@ -1,0 +1,152 @@
+"""Hostile or careless input on the command line: each case is one `zhiwen: error:` line on stderr and a
+non-zero exit, never a traceback, a hang or a secret printed, and nothing stored is lost."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+Run = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+@pytest.fixture
+def zhiwen(tmp_path: Path) -> Run:
+    """The real CLI in a subprocess, with a home of its own and ``env`` on top of a clean environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")}
+
+    def run(
+        *args: str | bytes, env: dict[str, str] | None = None, stdin: bytes = b""
+    ) -> subprocess.CompletedProcess[bytes]:
+        merged = clean | {"ZHIWEN_HOME": str(tmp_path / "home")} | (env or {})
+        return subprocess.run(
+            [sys.executable.encode(), b"-m", b"zhiwen.cli", *[a.encode() if isinstance(a, str) else a for a in args]],
+            env=merged, input=stdin, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+    return run
+
+
+def one_line_error(proc: subprocess.CompletedProcess[bytes], *expected: str) -> str:
+    """The single stderr line of a refused command; it holds every ``expected`` text."""
+    stderr = proc.stderr.decode(errors="replace")
+    assert proc.returncode != 0, stderr
+    assert stderr.startswith("zhiwen: error: ") and len(stderr.strip().splitlines()) == 1, stderr
+    assert "Traceback" not in stderr
+    for text in expected:
+        assert text in stderr, stderr
+    return stderr
+
+
+@pytest.fixture
+def kb_with_a_document(zhiwen: Run, tmp_path: Path) -> Path:
+    """A knowledge base ``k1`` holding one document whose path has spaces and runs long."""
+    folder = tmp_path / "docs with spaces" / ("a long folder name " * 4).strip()
+    folder.mkdir(parents=True)
+    (folder / "金卡 年费.md").write_text("# 金卡\n\n金卡信用卡的年费为每年三百元人民币。\n", encoding="utf-8")
+    made = zhiwen("ingest", str(folder), "--kb", "k1")
+    assert made.returncode == 0, made.stderr
+    return folder / "金卡 年费.md"
+
+
+@pytest.mark.parametrize(
+    ("home", "expected"),
+    [
+        ("", "ZHIWEN_HOME: empty"),
+        ("FILE", "ZHIWEN_HOME: is a file, not a folder"),
+        ("/proc/zhiwen-home", "/proc/zhiwen-home"),
+    ],
+)
+def test_a_home_that_cannot_be_used_is_one_line(
+    zhiwen: Run, tmp_path: Path, home: str, expected: str
+) -> None:
+    if home == "FILE":
+        home = str(tmp_path / "a-file")
+        Path(home).write_text("not a folder", encoding="utf-8")
+    for command in (("kb", "list"), ("keys", "list")):
+        one_line_error(zhiwen(*command, env={"ZHIWEN_HOME": home}), expected)
+
+
+def test_a_password_in_an_endpoint_url_is_refused_and_never_printed(zhiwen: Run) -> None:
+    for variable, key in (
+        ("ZHIWEN_LLM_BASE_URL", "ZHIWEN_LLM_API_KEY"),
+        ("ZHIWEN_EMBEDDINGS_BASE_URL", "ZHIWEN_EMBEDDINGS_API_KEY"),
+    ):
+        refused = zhiwen("search", "fee", env={variable: "http://bob:hunter2@127.0.0.1:9/v1"})
+        stderr = one_line_error(refused, variable, f"give the credential as {key}")
+        assert "hunter2" not in stderr
+
+
+def test_a_password_in_a_database_url_query_is_never_printed(zhiwen: Run) -> None:
+    pytest.importorskip("psycopg_pool")
+    url = "postgresql:///zhiwen?user=bob&password=hunter2&host=127.0.0.1&port=9&connect_timeout=3"
+    stderr = one_line_error(zhiwen("keys", "list", env={"ZHIWEN_DATABASE_URL": url}), "password=***")
+    assert "hunter2" not in stderr
+
+
+def test_an_argument_that_is_not_utf8_is_one_line(zhiwen: Run, kb_with_a_document: Path) -> None:
+    one_line_error(zhiwen("search", b"annual fee \xff", "--kb", "k1"), "not valid UTF-8")
+    one_line_error(zhiwen("kb", "delete", b"x\xfe", "--kb", "k1"), "not valid UTF-8")
+
+
+def test_dropping_without_an_answer_keeps_the_knowledge_base(zhiwen: Run, kb_with_a_document: Path) -> None:
+    one_line_error(zhiwen("kb", "drop", "k1"), "pass --yes")  # standard input at its end
+    assert zhiwen("kb", "drop", "k1", stdin=b"n\n").returncode == 1
+    assert b"k1" in zhiwen("kb", "list").stdout
+    missing = zhiwen("kb", "drop", "nope")
+    one_line_error(missing, "no knowledge base named 'nope'")
+    assert b"delete knowledge base" not in missing.stdout  # no question about a base that is not there
+
+
+def test_piped_output_is_not_wrapped(zhiwen: Run, kb_with_a_document: Path) -> None:
+    listing = zhiwen("kb", "docs", "--kb", "k1")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.decode().splitlines()
+    assert len(lines) == 1 and lines[0].split("\t")[2] == str(kb_with_a_document)
+
+
+def test_feedback_export_refuses_a_name_or_folder_it_cannot_use(zhiwen: Run, tmp_path: Path) -> None:
+    for name in ("../../outside", "..", ""):
+        one_line_error(zhiwen("feedback", "export", "--out", str(tmp_path / "x"), "--name", name), "--name")
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("kept", encoding="utf-8")
+    one_line_error(zhiwen("feedback", "export", "--out", str(a_file)), "is a file")
+    assert a_file.read_text(encoding="utf-8") == "kept"
+
+
+def test_a_key_scope_no_knowledge_base_could_have_is_refused(zhiwen: Run) -> None:
+    one_line_error(
+        zhiwen("keys", "create", "--role", "chat", "--kb", "ok", "--kb", "../x"), "'../x' is refused"
+    )
+    assert (
+        "no keys" in zhiwen("keys", "list").stdout.decode()
+        or "chat" not in zhiwen("keys", "list").stdout.decode()
+    )
+    made = zhiwen("keys", "create", "--role", "chat", "--kb", "not-made-yet")  # a base made later is fine
+    assert made.returncode == 0, made.stderr
+
+
+def test_serve_refuses_a_busy_port_and_an_impossible_default_base(zhiwen: Run) -> None:
+    env = {"ZHIWEN_API_KEYS": "hostile-input-test-key-7c1e"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        one_line_error(zhiwen("serve", "--port", port, env=env), f"cannot listen on 127.0.0.1:{port}")
+    one_line_error(zhiwen("serve", env=env | {"ZHIWEN_DEFAULT_KB": "../x"}), "ZHIWEN_DEFAULT_KB")
+
+
+def test_chat_does_not_send_a_mistyped_command_to_the_model(zhiwen: Run, kb_with_a_document: Path) -> None:
+    # No model is configured or started: the command never reaches one.
+    session = zhiwen(
+        "chat", "--kb", "k1", stdin=b"/bogus\n\n/quit\n", env={"ZHIWEN_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    )
+    assert session.returncode == 0, session.stderr
+    assert "unknown command /bogus" in session.stdout.decode()
