@@ -115,9 +115,14 @@ class KeyStore:
         """Revoke a key by id (or by the whole key); revoking twice is an error naming when it was done."""
         parsed = parse_key(key_id)
         key_id = parsed[0] if parsed else key_id.strip()
-        found = self._sql.rows("SELECT revoked FROM keys WHERE id = ?", (key_id,))
+        found = self._sql.rows("SELECT revoked, salt, hash FROM keys WHERE id = ?", (key_id,))
         if not found:
             raise ZhiwenError(f"no key with id {key_id!r} (see `zhiwen keys list`)")
+        if parsed and not hmac.compare_digest(_digest(found[0][1], parsed[1]), found[0][2]):
+            # A whole key is given to say which key: one whose secret is wrong is a typo, not that key.
+            raise ZhiwenError(
+                f"that is not the key {key_id} (its secret differs); to revoke it by id: {key_id}"
+            )
         if found[0][0] is not None:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found[0][0]))
             raise ZhiwenError(f"key {key_id} was already revoked at {when}")

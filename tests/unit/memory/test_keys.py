@@ -46,6 +46,15 @@ def test_revoked_keys_leave_the_snapshot_and_cannot_be_revoked_twice(store: KeyS
         store.revoke("nope")
 
 
+def test_a_whole_key_with_a_wrong_secret_revokes_nothing(store: KeyStore) -> None:
+    record, key = store.create("chat", ["bank"])
+    typo = key[:-1] + ("A" if key[-1] != "A" else "B")
+    with pytest.raises(ZhiwenError, match=f"that is not the key {record.id}"):
+        store.revoke(typo)
+    assert verify(store.secrets_snapshot(), key) is not None, "the key was revoked by a wrong secret"
+    assert store.revoke(record.id).revoked is not None  # by id it goes
+
+
 @pytest.mark.parametrize(
     ("role", "kbs", "message"),
     [
