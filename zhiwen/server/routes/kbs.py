@@ -9,6 +9,8 @@ hidden files), then ingested by the server's ingest worker (``jobs.py``) with th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import re
 import unicodedata
 from pathlib import Path as FsPath
@@ -37,15 +39,24 @@ router = APIRouter(prefix="/v1/kbs", tags=["knowledge bases"])
 KbName = Path(min_length=1, max_length=128, pattern=r"^[^/\\\x00]+$")
 
 
+# File systems limit a name to 255 bytes, not characters (100 CJK characters are 300); the upload is first
+# written as ".NAME.upload", so the stored name stays well below that.
+_MAX_NAME_BYTES = 200
+_MAX_SUFFIX_BYTES = 16  # anything longer after the last dot is not an extension but part of the name
+
+
 def sanitize_filename(name: str) -> str:
-    """A safe file name: last path component, no control characters, no leading dots, at most 120 chars."""
+    """A safe file name: last path component, no control characters or lone surrogates, no leading dots,
+    extension lower-cased, at most 200 UTF-8 bytes (the stem is cut on a character boundary)."""
     base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    base = re.sub(r"[\x00-\x1f\x7f<>:\"|?*]", "_", base).strip().lstrip(".")
+    base = re.sub(r"[\x00-\x1f\x7f<>:\"|?*\ud800-\udfff]", "_", base).strip().lstrip(".")
     stem, dot, suffix = base.rpartition(".")
-    if not dot:
+    if not dot or len(suffix.encode()) > _MAX_SUFFIX_BYTES:
         stem, suffix = base, ""
-    stem = stem[:100] or "document"
-    return f"{stem}.{suffix.lower()}" if suffix else stem
+    ext = f".{suffix.lower()}" if suffix else ""
+    room = _MAX_NAME_BYTES - len(ext.encode())
+    stem = stem.encode()[:room].decode("utf-8", "ignore") or "document"
+    return stem + ext
 
 
 async def _exists(name: str) -> bool:
@@ -59,6 +70,10 @@ async def _require(name: str, caller: Principal = OPEN) -> None:
         rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
         visible = [n for n, _, _ in rows if caller.may_use(n)]
         raise APIError(404, kb_not_found(name, visible), "name", "kb_not_found")
+
+
+# The name, not the server, is at fault: a file system that refuses some characters or a name's length.
+_NAME_ERRORS = {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL}
 
 
 def _save_uploads(folder: FsPath, received: list[tuple[str, bytes]]) -> tuple[list[FsPath], list[str]]:
@@ -76,8 +91,16 @@ def _save_uploads(folder: FsPath, received: list[tuple[str, bytes]]) -> tuple[li
             rejected.append(f"{safe}: invalid file name")
             continue
         tmp = target.with_name(f".{safe}.upload")
-        tmp.write_bytes(content)
-        tmp.replace(target)
+        try:
+            tmp.write_bytes(content)
+            tmp.replace(target)
+        except OSError as exc:
+            if exc.errno not in _NAME_ERRORS:
+                raise
+            with contextlib.suppress(OSError):  # it may never have been made
+                tmp.unlink(missing_ok=True)
+            rejected.append(f"{safe}: this file system refuses the name ({exc.strerror}); rename the file")
+            continue
         saved.append(target)
     return saved, rejected
 
