@@ -70,7 +70,8 @@ def _json(status: int, message: str, param: str | None = None, code: str | None 
     return JSONResponse(error_body(status, message, param, code), status_code=status, headers=headers)
 
 
-_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|\w+\[.*\])$")  # pydantic tags a union's members
+# pydantic tags a union's members: "str", "list[TextPart]", "function-after[_unicode(), str]"...
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|[\w-]+\[.*\])$")
 
 
 def _loc(error: Any) -> list[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from zhiwen.memory.kb import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS
 
@@ -20,10 +22,27 @@ __all__ = [
 ]
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _unicode(text: str) -> str:
+    # JSON may escape a lone surrogate ("\ud800"); pydantic lets it through a plain str (a constrained one
+    # refuses it), and it would fail the turn at its first encode, as an upstream error.
+    if _SURROGATE.search(text):
+        raise PydanticCustomError(
+            "string_unicode", "not valid Unicode: it holds a lone surrogate (\\ud800-\\udfff)"
+        )
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+"""A string that a turn carries to the model, the embedder and the checkpointer: valid Unicode."""
+
+
 class TextPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessageIn(BaseModel):
@@ -31,7 +50,7 @@ class ChatMessageIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: Text | list[TextPart] | None = None
     name: str | None = Field(default=None, max_length=256)
 
     def text(self) -> str:

@@ -92,6 +92,32 @@ def test_bad_request(
     assert llm.requests == []  # refused before any model call
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [(_user("fee \ud800?"), "messages.0.content"),
+     (_user([{"type": "text", "text": "fee"}, {"type": "text", "text": "\udfff?"}]), "messages.0.content.1.text"),
+     ([{"role": "system", "content": "be \udc00 brief"}, *_user("fee?")], "messages.0.content")],
+    ids=["content", "text-part", "earlier-message"],
+)  # fmt: skip
+def test_lone_surrogate_is_400_not_an_upstream_error(
+    small: httpx.Client, llm: ScriptedLLM, kit: type[Kit], messages: Any, param: str, stream: bool
+) -> None:
+    """JSON may escape half a surrogate pair; such text cannot be encoded for the model, so it is the
+    request's fault, refused before the turn, and no upstream error is counted (alerts fire on those)."""
+
+    def upstream_errors() -> list[str]:
+        return [line for line in small.get("/metrics").text.splitlines() if "upstream_errors_total{" in line]
+
+    before = upstream_errors()
+    raw = json.dumps({"model": "bank", "messages": messages, "stream": stream})  # ASCII: "\ud800" escaped
+    resp = small.post(URL, content=raw, headers={"content-type": "application/json"})
+    error = kit.assert_error(resp, 400, param, "surrogate")
+    assert error["param"] == param and error["type"] == "invalid_request_error"
+    assert llm.requests == []
+    assert upstream_errors() == before
+
+
 def test_body_over_limit_is_413(small: httpx.Client, llm: ScriptedLLM, kit: type[Kit]) -> None:
     big = json.dumps({"model": "bank", "messages": _user("x" * (MAX_BODY + 10))})
     kit.assert_error(
