@@ -6,16 +6,19 @@ for one that really does not (its existence is not revealed); a chat key on a ma
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from zhiwen.memory.kb import kb_exists, list_kbs
 from zhiwen.server.errors import APIError
 from zhiwen.server.guard import PRINCIPAL
 from zhiwen.server.keyring import OPEN, Principal
+from zhiwen.settings import get_settings
 
-__all__ = ["Admin", "Caller", "kb_not_found", "principal_of", "require_admin"]
+__all__ = ["Admin", "Caller", "kb_not_found", "principal_of", "require_admin", "require_kb"]
 
 
 def principal_of(request: Request) -> Principal:
@@ -44,6 +47,18 @@ def kb_not_found(name: str, visible: list[str]) -> str:
         f"no knowledge base named {name!r} (yours: {known}); an admin creates one with POST /v1/kbs "
         f"or `zhiwen ingest PATH --kb {shlex.quote(name)}`"
     )
+
+
+async def require_kb(name: str, caller: Principal = OPEN, param: str = "name") -> None:
+    """404 for a knowledge base that does not exist or that ``caller`` may not use: the same answer.
+
+    The checks run off the event loop: a file-system or database look-up may stall every stream.
+    """
+    root = get_settings().kb_root
+    if not caller.may_use(name) or not await asyncio.to_thread(kb_exists, root, name):
+        rows = await asyncio.to_thread(list_kbs, root)
+        visible = [n for n, _, _ in rows if caller.may_use(n)]
+        raise APIError(404, kb_not_found(name, visible), param, "kb_not_found")
 
 
 Caller = Annotated[Principal, Depends(principal_of)]

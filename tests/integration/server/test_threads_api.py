@@ -96,6 +96,15 @@ def test_unknown_and_malformed_thread_ids(client: httpx.Client, kit: type[Kit]) 
     kit.assert_error(client.post("/v1/threads", json={"unexpected": 1}), 400, "unexpected")
 
 
+@pytest.mark.parametrize("kb", ["nope", "../x", "产品手册"])
+def test_a_thread_for_a_missing_knowledge_base_is_404(client: httpx.Client, kit: type[Kit], kb: str) -> None:
+    """As for a chat's model or a search: a missing knowledge base is a 404, and no thread is made."""
+    before = client.get("/v1/threads").json()["data"]
+    error = kit.assert_error(client.post("/v1/threads", json={"kb": kb, "title": "t"}), 404, repr(kb), kit.KB)
+    assert error["param"] == "kb" and error["code"] == "kb_not_found"
+    assert client.get("/v1/threads").json()["data"] == before
+
+
 def test_header_and_user_select_threads(client: httpx.Client, llm: ScriptedLLM, kit: type[Kit]) -> None:
     _chat(client, kit.chat_body(), headers={"X-Thread-Id": "from-header.1"})
     assert [m["role"] for m in _messages(client, "from-header.1")] == ["user", "assistant"]

@@ -24,10 +24,9 @@ from zhiwen import service
 from zhiwen.errors import KnowledgeBaseNotFound
 from zhiwen.memory.kb import KnowledgeBase, kb_dir, kb_exists, list_kbs
 from zhiwen.memory.loaders import SUPPORTED_SUFFIXES
-from zhiwen.server.access import Admin, Caller, kb_not_found
+from zhiwen.server.access import Admin, Caller, require_kb
 from zhiwen.server.errors import APIError
 from zhiwen.server.jobs import QueueFull, QuotaExceeded
-from zhiwen.server.keyring import OPEN, Principal
 from zhiwen.server.public import public_source, public_sources
 from zhiwen.server.runtime import runtime_of
 from zhiwen.server.schemas import KnowledgeBaseIn, SearchRequest
@@ -62,14 +61,6 @@ def sanitize_filename(name: str) -> str:
 async def _exists(name: str) -> bool:
     """Off the event loop: a file-system or database check (either may stall every stream)."""
     return await asyncio.to_thread(kb_exists, get_settings().kb_root, name)
-
-
-async def _require(name: str, caller: Principal = OPEN) -> None:
-    """404 for a knowledge base that does not exist or that ``caller`` may not use: the same answer."""
-    if not caller.may_use(name) or not await _exists(name):
-        rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
-        visible = [n for n, _, _ in rows if caller.may_use(n)]
-        raise APIError(404, kb_not_found(name, visible), "name", "kb_not_found")
 
 
 # The name, not the server, is at fault: a file system that refuses some characters or a name's length.
@@ -128,7 +119,7 @@ async def create_knowledge_base(request: Request, body: KnowledgeBaseIn, caller:
 
 @router.delete("/{name}", status_code=204, summary="Delete a knowledge base and all its documents")
 async def delete_knowledge_base(request: Request, _: Admin, name: str = KbName) -> Response:
-    await _require(name)
+    await require_kb(name)
     try:
         await asyncio.to_thread(service.drop_kb, name, None, False)
     except KnowledgeBaseNotFound as exc:
@@ -139,7 +130,7 @@ async def delete_knowledge_base(request: Request, _: Admin, name: str = KbName) 
 
 @router.get("/{name}/documents", summary="Documents of a knowledge base")
 async def list_documents(_: Admin, name: str = KbName) -> dict[str, Any]:
-    await _require(name)
+    await require_kb(name)
     kb = await asyncio.to_thread(service.open_kb, name)  # a first open loads the store and BM25 index
     docs = await asyncio.to_thread(kb.documents)
     flags = await asyncio.to_thread(kb.catalog.flags)
@@ -172,7 +163,7 @@ async def upload_documents(
     files: list[UploadFile] = File(...),
     wait: bool = Query(False, description="Answer when the job is done (201), as scripts expect."),
 ) -> JSONResponse:
-    await _require(name)
+    await require_kb(name)
     folder = kb_dir(get_settings().kb_root, name) / "uploads"
     received = [(upload.filename or "document", await upload.read()) for upload in files]
     saved, rejected = await asyncio.to_thread(_save_uploads, folder, received)  # file writes: off the loop
@@ -201,7 +192,7 @@ async def upload_documents(
 
 @router.get("/{name}/jobs", summary="The knowledge base's ingest jobs, oldest first (the last 100)")
 async def list_jobs(request: Request, _: Admin, name: str = KbName) -> dict[str, Any]:
-    await _require(name)
+    await require_kb(name)
     jobs = await asyncio.to_thread(runtime_of(request).jobs.of_kb, name)
     return {"object": "list", "data": [j.public() for j in jobs]}
 
@@ -210,7 +201,7 @@ async def list_jobs(request: Request, _: Admin, name: str = KbName) -> dict[str,
 async def get_job(
     request: Request, _: Admin, name: str = KbName, job_id: str = Path(min_length=1, max_length=64)
 ) -> dict[str, Any]:
-    await _require(name)
+    await require_kb(name)
     job = await asyncio.to_thread(runtime_of(request).jobs.job, name, job_id)
     if job is None:
         raise APIError(404, f"no ingest job {job_id!r} in {name!r}", "job_id", "job_not_found")
@@ -226,7 +217,7 @@ def _remove(files: list[FsPath]) -> None:
 async def delete_document(
     _: Admin, name: str = KbName, doc_id: str = Path(min_length=1, max_length=256)
 ) -> Response:
-    await _require(name)
+    await require_kb(name)
     kb = await asyncio.to_thread(service.open_kb, name)
     document = await asyncio.to_thread(kb.catalog.document, doc_id)
     if document is None:
@@ -250,7 +241,7 @@ def _forget_upload(kb: KnowledgeBase, source: str) -> None:
 
 @router.post("/{name}/search", summary="Search without the LLM (same hits as `zhiwen search --json`)")
 async def search(body: SearchRequest, caller: Caller, name: str = KbName) -> dict[str, Any]:
-    await _require(name, caller)
+    await require_kb(name, caller)
     hits = await asyncio.to_thread(
         service.search, name, body.query, body.top_k, body.mode, None,
         fusion=body.fusion, bm25_weight=body.bm25_weight, dense_weight=body.dense_weight, rrf_k=body.rrf_k,

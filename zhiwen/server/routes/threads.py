@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
-from zhiwen.server.access import principal_of
+from zhiwen.server.access import principal_of, require_kb
 from zhiwen.server.errors import APIError
 from zhiwen.server.public import public_sources
 from zhiwen.server.runtime import runtime_of, stored_thread
@@ -73,7 +73,10 @@ async def list_threads(
 
 @router.post("", status_code=201, summary="Create a conversation thread")
 async def create_thread(request: Request, body: ThreadIn | None = None) -> dict[str, Any]:
+    """A thread that names a knowledge base (``kb``) needs one the key may use: 404 as on every surface."""
     rt = runtime_of(request)
+    if body is not None and body.kb:
+        await require_kb(body.kb, principal_of(request), "kb")
     thread_id = uuid.uuid4().hex
     owner = principal_of(request).id
     await asyncio.to_thread(rt.quotas.claim, "thread", owner, stored_thread(request, thread_id))
