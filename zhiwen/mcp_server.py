@@ -31,12 +31,12 @@ from zhiwen.server.coordination import Coordinator
 from zhiwen.server.guard import PRINCIPAL
 from zhiwen.server.keyring import OPEN, Principal
 from zhiwen.server.public import public_sources
+from zhiwen.server.schemas import MAX_QUERY_CHARS
 from zhiwen.settings import get_settings
 from zhiwen.turns import stream_turn
 
 __all__ = ["McpBackend", "build_mcp_server"]
 
-_MAX_QUESTION_CHARS = 4000
 _INSTRUCTIONS = (
     "zhiwen answers questions strictly from an organisation's own documents (Chinese and English). Use "
     "list_knowledge_bases to see the knowledge bases, search_knowledge_base for passages, and ask for a checked, "
@@ -97,6 +97,8 @@ def build_mcp_server(backend: Callable[[], McpBackend]) -> MCPServer:
         first, each with its text, score and source file."""
         if not 1 <= top_k <= 50:
             raise ToolError("top_k must be between 1 and 50")
+        if len(query) > MAX_QUERY_CHARS:  # as /v1/kbs/{kb}/search: the time of a search grows with it
+            raise ToolError(f"the query is longer than {MAX_QUERY_CHARS} characters")
         await asyncio.to_thread(_check_kb, _caller(ctx), kb)
         try:
             hits = await asyncio.to_thread(service.search, kb, query, top_k)
@@ -115,8 +117,8 @@ def build_mcp_server(backend: Callable[[], McpBackend]) -> MCPServer:
         ``thread_id`` back to ask a follow-up in the same conversation."""
         if not question.strip():
             raise ToolError("the question is empty")
-        if len(question) > _MAX_QUESTION_CHARS:
-            raise ToolError(f"the question is longer than {_MAX_QUESTION_CHARS} characters")
+        if len(question) > MAX_QUERY_CHARS:
+            raise ToolError(f"the question is longer than {MAX_QUERY_CHARS} characters")
         if len(thread_id) > 128:
             raise ToolError("thread_id is longer than 128 characters")
         caller, run = _caller(ctx), backend()

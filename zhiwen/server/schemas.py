@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from zhiwen.memory.kb import DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS
 
 __all__ = [
+    "MAX_QUERY_CHARS",
     "ChatMessageIn",
     "ChatRequest",
     "KnowledgeBaseIn",
@@ -21,6 +22,10 @@ __all__ = [
     "ThreadUpdate",
 ]
 
+
+MAX_QUERY_CHARS = 4000
+"""The longest search query or MCP question: embedding and BM25 time grow with it (126,000 characters took a
+minute of dense search)."""
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -114,7 +119,7 @@ class KnowledgeBaseIn(BaseModel):
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     top_k: int = Field(default=10, ge=1, le=200)
     mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
     bm25_weight: float = Field(default=DEFAULT_WEIGHTS["bm25"], ge=0, le=100)

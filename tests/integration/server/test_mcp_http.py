@@ -134,10 +134,16 @@ def test_bad_tool_input_is_a_tool_error_not_a_turn(served: tuple[str, str], llm:
                 result = await client.call_tool("ask", args)
                 assert result.is_error
                 out.append(result.content[0].text)  # type: ignore[union-attr]
-            bad = await client.call_tool("search_knowledge_base", {"kb": "bank", "query": "fee", "top_k": 0})
-            assert bad.is_error
+            for args in (
+                {"kb": "bank", "query": "fee", "top_k": 0},
+                {"kb": "bank", "query": "年费 " * 1334},  # 4002 characters: over the REST search's cap too
+            ):
+                bad = await client.call_tool("search_knowledge_base", args)
+                assert bad.is_error
+                out.append(bad.content[0].text)  # type: ignore[union-attr]
             return out
 
     messages = asyncio.run(run())
     assert "empty" in messages[0] and "4000" in messages[1] and "128" in messages[2]
+    assert "top_k" in messages[3] and "query is longer than 4000 characters" in messages[4]
     assert llm.requests == [], "no model call for refused input"
