@@ -185,6 +185,21 @@ def test_upload_rejects_unsupported_types(api: httpx.Client, kit: type[Kit]) -> 
     assert api.delete("/v1/kbs/types-kb").status_code == 204
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [{"files": [("file", ("a.md", LOAN.encode(), "text/markdown"))]}, {"json": {"files": ["a.md"]}}, {}],
+    ids=["field-named-file", "json-body", "no-body"],
+)
+def test_an_upload_without_the_files_field_says_what_to_send(
+    api: httpx.Client, kit: type[Kit], sent: dict[str, Any]
+) -> None:
+    resp = api.post(f"/v1/kbs/{kit.KB}/documents?wait=true", **sent)
+    error = kit.assert_error(resp, 400, "multipart form field 'files'")
+    assert error["param"] == "files"
+    if "files" in sent:
+        assert "'file'" in error["message"], "the field that was sent instead"
+
+
 def test_upload_over_limit_is_413(api: httpx.Client, kit: type[Kit]) -> None:
     api.post("/v1/kbs", json={"name": "big-kb"})
     resp = _upload(api, "big-kb", ("big.txt", b"word " * (MAX_UPLOAD // 4), "text/plain"))

@@ -160,9 +160,14 @@ async def upload_documents(
     request: Request,
     caller: Admin,
     name: str = KbName,
-    files: list[UploadFile] = File(...),
+    # Optional here so that a missing field gets the message below, not pydantic's bare "Field required".
+    files: list[UploadFile] = File(
+        default_factory=list, description="The documents, each as a multipart form field named 'files'."
+    ),
     wait: bool = Query(False, description="Answer when the job is done (201), as scripts expect."),
 ) -> JSONResponse:
+    if not files:
+        raise APIError(400, await _no_files(request), "files", "invalid_request")
     await require_kb(name)
     folder = kb_dir(get_settings().kb_root, name) / "uploads"
     received = [(upload.filename or "document", await upload.read()) for upload in files]
@@ -188,6 +193,13 @@ async def upload_documents(
     body = {**{k: report[k] for k in ("added", "replaced", "unchanged", "chunks")}, "job": job.id}
     body |= {"skipped": rejected + report["skipped"], "flagged": report.get("flagged", [])}
     return JSONResponse(body, status_code=201, headers=location)
+
+
+async def _no_files(request: Request) -> str:
+    """What to send instead, with the form fields that came (``-F file=@x`` is a common slip)."""
+    message = "no documents in the upload: send each as multipart form field 'files' (curl -F files=@doc.md)"
+    got = [repr(key) for key in dict.fromkeys((await request.form()).keys())][:5]  # parsed once, cached
+    return f"{message}; this request sent form field(s) {', '.join(got)}" if got else message
 
 
 @router.get("/{name}/jobs", summary="The knowledge base's ingest jobs, oldest first (the last 100)")
