@@ -69,8 +69,9 @@ def ingest(
     """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
     from zhiwen.memory.kb import kb_exists
     from zhiwen.memory.registry import drop_kb
+    from zhiwen.memory.source_names import source_name
 
-    missing = [str(p) for p in paths if not p.exists()]
+    missing = [source_name(p) for p in paths if not p.exists()]
     if len(missing) == len(paths):  # a typo in the only path: one line, and no empty knowledge base made
         raise ZhiwenError(f"no such file or folder: {', '.join(missing)}; nothing ingested")
     made_here = not kb_exists(get_settings().kb_root, kb)

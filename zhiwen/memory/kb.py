@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
 from zhiwen.memory.catalog import CatalogStore, DocumentRow
 from zhiwen.memory.catalogs import CatalogHome, catalogs_for
+from zhiwen.memory.source_names import source_name
 from zhiwen.retrieval import RetrievalBackend, drop_backend, open_backend
 from zhiwen.retrieval.local import LocalBackend
 from zhiwen.tools.bm25 import BM25Index, ScoredId
@@ -257,7 +258,10 @@ class KnowledgeBase:
         return self.catalog.documents()
 
     def delete_document(self, ref: str, wait: bool = True) -> list[DocumentRow]:
-        """Remove documents by id, source path or folder from both indexes; returns what was removed."""
+        """Remove documents by id, source path or folder from both indexes; returns what was removed.
+
+        A path whose name is not UTF-8 is looked up as its source is stored (``source_name``)."""
+        ref = source_name(ref)
         if not ref.strip("/ \t\n"):
             # "" or "/" would match every document as a folder prefix: never delete all by accident.
             raise ZhiwenError(f"no document {ref!r}: name a document id, source path or folder")

@@ -14,6 +14,7 @@ from pathlib import Path
 from zhiwen.errors import UnsupportedFile
 from zhiwen.memory.documents import Document
 from zhiwen.memory.encodings import declared_html_charset, decode_text
+from zhiwen.memory.source_names import source_name
 
 __all__ = ["SUPPORTED_SUFFIXES", "iter_paths", "load_path"]
 
@@ -38,7 +39,7 @@ def iter_paths(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def _read_text(path: Path) -> str:
-    return decode_text(path.read_bytes(), str(path))
+    return decode_text(path.read_bytes(), source_name(path))
 
 
 _SUPERSETS = {
@@ -60,7 +61,7 @@ def _read_html(path: Path) -> str:
             return raw.decode(_SUPERSETS.get(declared, declared))
         except UnicodeDecodeError:
             pass  # a wrong declaration: fall back to finding the encoding
-    return decode_text(raw, str(path))
+    return decode_text(raw, source_name(path))
 
 
 # Not the page's content: code, and the navigation, side bars and footers repeated on every page of a site.
@@ -74,7 +75,7 @@ def _load_html(path: Path) -> Document:
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(_read_html(path), "html.parser")
-    title = soup.title.get_text(strip=True) if soup.title else path.stem
+    title = soup.title.get_text(strip=True) if soup.title else source_name(path.stem)
     for tag in soup(_NOT_CONTENT):
         tag.decompose()
     # Lines break at block elements only: get_text("\n") broke one at every tag, so a sentence with a
@@ -85,7 +86,7 @@ def _load_html(path: Path) -> Document:
     for br in soup("br"):
         br.replace_with("\n")
     lines = [" ".join(line.split()) for line in soup.get_text().splitlines()]
-    return Document(source=str(path), text="\n".join(line for line in lines if line), title=title)
+    return Document(source=source_name(path), text="\n".join(line for line in lines if line), title=title)
 
 
 def _load_pdf(path: Path) -> Document:
@@ -102,12 +103,12 @@ def _load_pdf(path: Path) -> Document:
             pages.append((offset, number))
             parts.append(text)
             offset += len(text) + 2
-        title = str((reader.metadata.get("/Title") if reader.metadata else None) or path.stem)
+        title = str((reader.metadata.get("/Title") if reader.metadata else None) or source_name(path.stem))
     except (PyPdfError, OSError, ValueError) as exc:
-        raise UnsupportedFile(f"{path}: unreadable PDF ({exc})") from exc
+        raise UnsupportedFile(f"{source_name(path)}: unreadable PDF ({exc})") from exc
     except Exception as exc:  # pypdf raises arbitrary errors (TypeError, KeyError...) on damaged files
-        raise UnsupportedFile(f"{path}: unreadable PDF ({type(exc).__name__}: {exc})") from exc
-    return Document(source=str(path), text="\n\n".join(parts), title=title, pages=tuple(pages))
+        raise UnsupportedFile(f"{source_name(path)}: unreadable PDF ({type(exc).__name__}: {exc})") from exc
+    return Document(source=source_name(path), text="\n\n".join(parts), title=title, pages=tuple(pages))
 
 
 def _load_jsonl(path: Path) -> list[Document]:
@@ -120,11 +121,11 @@ def _load_jsonl(path: Path) -> list[Document]:
             rid, text = str(rec["_id"]), str(rec["text"])
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise UnsupportedFile(
-                f"{path}:{lineno}: not a BEIR corpus line with _id and text ({exc})"
+                f"{source_name(path)}:{lineno}: not a BEIR corpus line with _id and text ({exc})"
             ) from exc
         docs.append(
             Document(
-                source=f"{path}#{rid}",
+                source=f"{source_name(path)}#{rid}",
                 text=text,
                 title=str(rec.get("title") or ""),
                 doc_id=rid,
@@ -135,11 +136,15 @@ def _load_jsonl(path: Path) -> list[Document]:
 
 
 def load_path(path: Path) -> list[Document]:
-    """The documents in one file; raises ``UnsupportedFile`` saying why it cannot be read."""
+    """The documents in one file; raises ``UnsupportedFile`` saying why it cannot be read.
+
+    Documents and messages name the file by ``source_name(path)``: a name that is not UTF-8 is stored
+    and shown with its odd bytes escaped, not refused (it crashed the whole ingest)."""
+    name = source_name(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedFile(
-            f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(SUPPORTED_SUFFIXES)}"
+            f"{name}: unsupported file type {source_name(suffix) or '(none)'}; use {', '.join(SUPPORTED_SUFFIXES)}"
         )
     try:
         if suffix == ".pdf":
@@ -150,12 +155,12 @@ def load_path(path: Path) -> list[Document]:
             docs = _load_jsonl(path)
         else:
             text = _read_text(path)
-            docs = [Document(source=str(path), text=text, title=_md_title(text) or path.stem)]
+            docs = [Document(source=name, text=text, title=_md_title(text) or source_name(path.stem))]
     except OSError as exc:
-        raise UnsupportedFile(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise UnsupportedFile(f"{name}: cannot read ({exc.strerror or exc})") from exc
     docs = [d for d in docs if d.text.strip()]
     if not docs:
-        raise UnsupportedFile(f"{path}: empty (no text to index)")
+        raise UnsupportedFile(f"{name}: empty (no text to index)")
     return docs
 
 

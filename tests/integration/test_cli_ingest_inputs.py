@@ -1,0 +1,59 @@
+"""What `zhiwen ingest` makes of odd inputs: file names that are not UTF-8, empty folders, FIFOs, broken links."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+class Cli:
+    """The real `zhiwen` command in a subprocess, with its own ``ZHIWEN_HOME``."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")}
+        self.env |= {"ZHIWEN_HOME": str(home), "COLUMNS": "300"}
+
+    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "zhiwen.cli", *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def kbs(self) -> str:
+        listing = self.run("kb", "list")
+        assert listing.returncode == 0, listing.stderr
+        return listing.stdout
+
+
+def test_a_file_name_that_is_not_utf8_is_ingested_shown_and_deleted_by_its_path(tmp_path: Path) -> None:
+    # It used to end the whole folder's ingest with a UnicodeEncodeError traceback, and left an empty base.
+    docs = tmp_path / "enc"
+    docs.mkdir()
+    odd = docs / os.fsdecode(b"caf\xe9.txt")  # a Latin-1 name, as an old Windows share leaves them
+    odd.write_text("The cafe opens at seven every morning.", encoding="utf-8")
+    (docs / "good.txt").write_text("The wire transfer fee is 15 dollars.", encoding="utf-8")
+    cli = Cli(tmp_path / "home")
+    ingest = cli.run("ingest", str(docs), "--kb", "t1")
+    assert ingest.returncode == 0, ingest.stderr
+    assert "2 added" in ingest.stdout and "Traceback" not in ingest.stderr
+    shown = str(docs / "caf\\xe9.txt")  # its odd byte escaped as Python shows it
+    listing = cli.run("kb", "docs", "--kb", "t1")
+    assert listing.returncode == 0 and shown in listing.stdout, listing.stderr
+    found = cli.run("search", "cafe opens at seven", "--kb", "t1", "--json", "--top-k", "1")
+    assert found.returncode == 0, found.stderr
+    (hit,) = json.loads(found.stdout)
+    assert hit["metadata"]["source"] == shown and hit["metadata"]["title"] == "caf\\xe9"
+    plain = cli.run("search", "cafe opens at seven", "--kb", "t1", "--top-k", "1")
+    assert plain.returncode == 0 and shown in plain.stdout, plain.stderr
+    deleted = cli.run("kb", "delete", str(odd), "--kb", "t1")  # the raw path, as a shell passes it
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.startswith(f"deleted {shown} (")
+    assert re.search(r"^t1\s+1 documents", cli.kbs(), re.MULTILINE)
