@@ -57,3 +57,14 @@ def test_a_file_name_that_is_not_utf8_is_ingested_shown_and_deleted_by_its_path(
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.startswith(f"deleted {shown} (")
     assert re.search(r"^t1\s+1 documents", cli.kbs(), re.MULTILINE)
+
+
+def test_a_knowledge_base_name_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("The wire transfer fee is 15 dollars.", encoding="utf-8")
+    cli = Cli(tmp_path / "home")
+    for args in (("ingest", str(tmp_path / "a.txt")), ("search", "fee")):
+        proc = cli.run(*args, "--kb", os.fsdecode(b"caf\xe9"))
+        assert proc.returncode == 1
+        assert proc.stderr.splitlines() == ["zhiwen: error: knowledge base name 'caf\\xe9' is not UTF-8 text; "
+                                            "name it in UTF-8"]  # fmt: skip
+    assert "caf" not in cli.kbs()

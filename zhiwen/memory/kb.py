@@ -71,9 +71,14 @@ _SAFE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def kb_dir(root: Path, name: str) -> Path:
-    """Folder of a knowledge base; names that are not plain ASCII (e.g. Chinese) map to a hash."""
+    """Folder of a knowledge base; names that are not plain ASCII (e.g. Chinese) map to a hash.
+
+    A name holding bytes that are not UTF-8 (``--kb`` typed in a Latin-1 terminal) is a ``ZhiwenError``: it
+    cannot be hashed, stored or printed."""
     if not name.strip():
         raise ZhiwenError("knowledge base name must not be empty")
+    if source_name(name) != name:
+        raise ZhiwenError(f"knowledge base name '{source_name(name)}' is not UTF-8 text; name it in UTF-8")
     slug = (
         name
         if _SAFE.fullmatch(name) and not name.startswith(".")
