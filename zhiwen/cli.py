@@ -71,7 +71,8 @@ def ingest(
     from zhiwen.memory.registry import drop_kb
     from zhiwen.memory.source_names import source_name
 
-    missing = [source_name(p) for p in paths if not p.exists()]
+    # A broken link is no typo: it goes on to be reported as one (exists() follows links).
+    missing = [source_name(p) for p in paths if not p.exists() and not p.is_symlink()]
     if len(missing) == len(paths):  # a typo in the only path: one line, and no empty knowledge base made
         raise ZhiwenError(f"no such file or folder: {', '.join(missing)}; nothing ingested")
     made_here = not kb_exists(get_settings().kb_root, kb)

@@ -68,3 +68,30 @@ def test_a_knowledge_base_name_that_is_not_utf8_is_a_one_line_error(tmp_path: Pa
         assert proc.stderr.splitlines() == ["zhiwen: error: knowledge base name 'caf\\xe9' is not UTF-8 text; "
                                             "name it in UTF-8"]  # fmt: skip
     assert "caf" not in cli.kbs()
+
+
+def test_fifos_and_broken_links_are_reported_by_name_and_never_opened(tmp_path: Path) -> None:
+    # A FIFO named on the command line hung the ingest until killed; in a folder, FIFOs and broken links
+    # were left out without a word.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pipe, link = docs / "pipe.txt", docs / "gone.md"
+    os.mkfifo(pipe)
+    link.symlink_to(tmp_path / "nowhere.md")
+    (docs / "good.txt").write_text("The wire transfer fee is 15 dollars.", encoding="utf-8")
+    cli = Cli(tmp_path / "home")
+    named = cli.run("ingest", str(pipe), "--kb", "p", timeout=90)
+    assert named.returncode == 1
+    assert f"skipped {pipe}: not a regular file (a named pipe)" in named.stderr.splitlines()
+    broken = cli.run("ingest", str(link), "--kb", "p")
+    assert broken.returncode == 1
+    assert f"skipped {link}: a broken link (what it points to does not exist)" in broken.stderr.splitlines()
+    assert not re.search(r"^p\s", cli.kbs(), re.MULTILINE), "nothing was ingested, so no base was made"
+    folder = cli.run("ingest", str(docs), "--kb", "p", timeout=90)
+    assert folder.returncode == 0, folder.stderr
+    assert "1 added" in folder.stdout and "2 skipped" in folder.stdout
+    skipped = [line for line in folder.stderr.splitlines() if line.startswith("skipped ")]
+    assert skipped == [
+        f"skipped {link}: a broken link (what it points to does not exist)",
+        f"skipped {pipe}: not a regular file (a named pipe)",
+    ]

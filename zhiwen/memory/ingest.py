@@ -18,7 +18,6 @@ from zhiwen.memory.chunking import CHUNKER_VERSION, chunk_document
 from zhiwen.memory.documents import Chunk, Document, content_hash
 from zhiwen.memory.kb import KnowledgeBase
 from zhiwen.memory.loaders import iter_paths, load_path
-from zhiwen.memory.source_names import source_name
 from zhiwen.tools.injection import instruction_flags
 
 __all__ = ["IngestReport", "ingest_documents", "ingest_paths"]
@@ -52,8 +51,6 @@ def load_all(paths: Iterable[Path], report: IngestReport) -> list[Document]:
     docs: list[Document] = []
     for path in iter_paths(paths):
         try:
-            if not path.exists():
-                raise UnsupportedFile(f"{source_name(path)}: no such file or folder")
             docs.extend(load_path(path))
         except UnsupportedFile as exc:
             report.skipped.append(str(exc))

@@ -1,6 +1,7 @@
 """Read files into Documents: .txt, .md, .html/.htm, .pdf (pypdf) and BEIR corpus .jsonl.
 
-``iter_paths`` expands folders; ``load_path`` raises ``UnsupportedFile`` with a reason a user can act on.
+``iter_paths`` expands folders; ``load_path`` raises ``UnsupportedFile`` with a reason a user can act on,
+and opens nothing but regular files.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,17 +24,19 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jso
 
 
 def iter_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files named directly, and every file under named folders (sorted, hidden files skipped).
+    """Paths named directly, and everything but folders under named folders (sorted, hidden ones skipped).
 
-    Paths are made absolute (``..`` folded, symlinks kept): a document is known by its path, and
-    ``docs/a.md``, ``./docs/a.md`` and ``/data/docs/a.md`` typed on different days are one document.
+    FIFOs, sockets and broken links under a folder are yielded too, for ``load_path`` to refuse by name
+    (they were left out without a word). Paths are made absolute (``..`` folded, symlinks kept): a document
+    is known by its path, and ``docs/a.md``, ``./docs/a.md`` and ``/data/docs/a.md`` typed on different days
+    are one document.
     """
     for typed in paths:
         path = Path(os.path.abspath(typed))
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
-                if child.is_file() and not any(part.startswith(".") for part in rel.parts):
+                if not child.is_dir() and not any(part.startswith(".") for part in rel.parts):
                     yield child
         else:
             yield path
@@ -141,6 +145,7 @@ def load_path(path: Path) -> list[Document]:
     Documents and messages name the file by ``source_name(path)``: a name that is not UTF-8 is stored
     and shown with its odd bytes escaped, not refused (it crashed the whole ingest)."""
     name = source_name(path)
+    _require_regular_file(path, name)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedFile(
@@ -162,6 +167,28 @@ def load_path(path: Path) -> list[Document]:
     if not docs:
         raise UnsupportedFile(f"{name}: empty (no text to index)")
     return docs
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+            (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder"))  # fmt: skip
+
+
+def _require_regular_file(path: Path, name: str) -> None:
+    """``UnsupportedFile`` unless ``path`` is a regular file once links are followed.
+
+    Checked before anything opens it: reading a FIFO waits for a writer forever (``zhiwen ingest pipe.txt``
+    hung until killed), and a socket or a device is no document."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise UnsupportedFile(f"{name}: a broken link (what it points to does not exist)") from None
+        raise UnsupportedFile(f"{name}: no such file or folder") from None
+    except OSError as exc:  # a loop of links, a folder it may not look into
+        raise UnsupportedFile(f"{name}: cannot read ({exc.strerror or exc})") from exc
+    if not stat.S_ISREG(mode):
+        kind = next((what for test, what in _SPECIAL if test(mode)), "a special file")
+        raise UnsupportedFile(f"{name}: not a regular file ({kind})")
 
 
 def _md_title(text: str) -> str:
