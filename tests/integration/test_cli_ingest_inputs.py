@@ -95,3 +95,17 @@ def test_fifos_and_broken_links_are_reported_by_name_and_never_opened(tmp_path: 
         f"skipped {link}: a broken link (what it points to does not exist)",
         f"skipped {pipe}: not a regular file (a named pipe)",
     ]
+
+
+def test_an_empty_folder_is_reported_and_makes_no_knowledge_base(tmp_path: Path) -> None:
+    # It made an empty knowledge base and exited 0 without a word; only unsupported files already exited 1.
+    empty = tmp_path / "emptydir"
+    (empty / ".git").mkdir(parents=True)
+    (empty / ".git" / "HEAD").write_text("ref: refs/heads/main\\n", encoding="utf-8")  # hidden: left out
+    cli = Cli(tmp_path / "home")
+    proc = cli.run("ingest", str(empty), "--kb", "newkb3")
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"skipped {empty}: an empty folder (no files to ingest; hidden ones are left out)"
+    ]
+    assert "newkb3" not in cli.kbs()

@@ -18,6 +18,7 @@ from zhiwen.memory.chunking import CHUNKER_VERSION, chunk_document
 from zhiwen.memory.documents import Chunk, Document, content_hash
 from zhiwen.memory.kb import KnowledgeBase
 from zhiwen.memory.loaders import iter_paths, load_path
+from zhiwen.memory.source_names import source_name
 from zhiwen.tools.injection import instruction_flags
 
 __all__ = ["IngestReport", "ingest_documents", "ingest_paths"]
@@ -47,13 +48,20 @@ class IngestReport:
 
 
 def load_all(paths: Iterable[Path], report: IngestReport) -> list[Document]:
-    """Every readable document under ``paths``; unreadable files are recorded in ``report.skipped``."""
+    """Every readable document under ``paths``; unreadable files, and folders holding no file, are recorded
+    in ``report.skipped`` (an empty folder made an empty knowledge base without a word)."""
     docs: list[Document] = []
-    for path in iter_paths(paths):
-        try:
-            docs.extend(load_path(path))
-        except UnsupportedFile as exc:
-            report.skipped.append(str(exc))
+    for typed in paths:
+        found = False
+        for path in iter_paths([typed]):
+            found = True
+            try:
+                docs.extend(load_path(path))
+            except UnsupportedFile as exc:
+                report.skipped.append(str(exc))
+        if not found:  # a named path always yields itself: this is a folder
+            name = source_name(os.path.abspath(typed))
+            report.skipped.append(f"{name}: an empty folder (no files to ingest; hidden ones are left out)")
     return docs
 
 
