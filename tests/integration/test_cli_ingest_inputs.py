@@ -5,32 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import Cli
 
 pytestmark = pytest.mark.integration
-
-
-class Cli:
-    """The real `zhiwen` command in a subprocess, with its own ``ZHIWEN_HOME``."""
-
-    def __init__(self, home: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")}
-        self.env |= {"ZHIWEN_HOME": str(home), "COLUMNS": "300"}
-
-    def run(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "zhiwen.cli", *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
-
-    def kbs(self) -> str:
-        listing = self.run("kb", "list")
-        assert listing.returncode == 0, listing.stderr
-        return listing.stdout
 
 
 def test_a_file_name_that_is_not_utf8_is_ingested_shown_and_deleted_by_its_path(tmp_path: Path) -> None:
