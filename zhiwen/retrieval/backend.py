@@ -103,6 +103,8 @@ def drop_backend(catalog: CatalogStore, path: Path) -> None:
 
             drop_collection(collection)
         return
+    from zhiwen.retrieval.chroma_server import reaching_chroma
     from zhiwen.tools.vectors import drop_server_collection
 
-    drop_server_collection(catalog.get_meta("chroma_collection") or f"zhiwen-{path.name}"[:512])
+    with reaching_chroma():  # a server that is down leaves the knowledge base whole, and says so in a line
+        drop_server_collection(catalog.get_meta("chroma_collection") or f"zhiwen-{path.name}"[:512])

@@ -2,7 +2,7 @@
 
 The BM25 index is static: it records the catalog generation it was built from and is rebuilt from the
 catalog's stored tokens when stale. Vectors live in the folder's Chroma, or in a Chroma server
-(``ZHIWEN_CHROMA_URL``).
+(``ZHIWEN_CHROMA_URL``); a server that does not answer is a ``StoreUnavailable`` (``reaching_chroma``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from zhiwen.memory.catalog import CatalogStore
+from zhiwen.retrieval.chroma_server import reaching_chroma
 from zhiwen.tools.bm25 import BM25Index, ScoredId
 from zhiwen.tools.embeddings import Vectors
 from zhiwen.tools.vectors import VectorStore
@@ -33,26 +34,32 @@ class LocalBackend:
         self.path = path
         self.catalog = catalog
         self.collection = chroma_collection
-        self.vectors = VectorStore(path / "chroma", embedding_model, chroma_collection)
+        with reaching_chroma():
+            self.vectors = VectorStore(path / "chroma", embedding_model, chroma_collection)
         self._index: BM25Index | None = None
         # Re-entrant: index() rebuilds under it, and an ingest's rebuild() must not race a search's.
         self._lock = threading.RLock()
 
     def add(self, ids: list[str], doc_ids: list[str], tokens: list[list[str]], vectors: Vectors) -> None:
         # The tokens are in the catalog already (the BM25 index is rebuilt from there): only vectors here.
-        self.vectors.upsert(ids, np.asarray(vectors), doc_ids)
+        with reaching_chroma():
+            self.vectors.upsert(ids, np.asarray(vectors), doc_ids)
 
     def delete(self, ids: list[str]) -> None:
-        self.vectors.delete(ids)
+        with reaching_chroma():
+            self.vectors.delete(ids)
 
     def all_ids(self) -> set[str]:
-        return self.vectors.all_ids()
+        with reaching_chroma():
+            return self.vectors.all_ids()
 
     def count(self) -> int:
-        return self.vectors.count()
+        with reaching_chroma():
+            return self.vectors.count()
 
     def dense(self, vector: Vectors, k: int) -> list[ScoredId]:
-        return self.vectors.search(vector, k)
+        with reaching_chroma():
+            return self.vectors.search(vector, k)
 
     def bm25(self, tokens: list[str], k: int) -> list[ScoredId]:
         return self.index().search(tokens, k)
