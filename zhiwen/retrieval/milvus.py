@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from zhiwen.errors import EmbeddingModelMismatch, ZhiwenError
+from zhiwen.errors import EmbeddingModelMismatch, StoreUnavailable, ZhiwenError
 from zhiwen.settings import get_settings, redact_url
 from zhiwen.tools.bm25 import ScoredId
 from zhiwen.tools.embeddings import Vectors
@@ -76,7 +76,8 @@ def _client() -> Any:
                     uri=uri, token=settings.milvus_token, db_name=settings.milvus_db, timeout=_CONNECT_TIMEOUT
                 )
             except Exception as exc:  # pymilvus raises MilvusException, and others from below it
-                raise ZhiwenError(f"cannot reach Milvus at {redact_url(uri)}: {_reason(exc)}") from exc
+                # StoreUnavailable: the HTTP server answers 503 (retry later), as for an unreachable database.
+                raise StoreUnavailable(f"cannot reach Milvus at {redact_url(uri)}: {_reason(exc)}") from exc
             _clients[key] = client
         return client
 

@@ -16,7 +16,7 @@ import pytest
 from fakes import HashEmbedder
 from pydantic import ValidationError
 
-from zhiwen.errors import ZhiwenError
+from zhiwen.errors import StoreUnavailable, ZhiwenError
 from zhiwen.memory.ingest import ingest_paths
 from zhiwen.memory.kb import KnowledgeBase, delete_kb
 from zhiwen.retrieval.milvus import MilvusBackend, _client, terms_text
@@ -158,7 +158,7 @@ def test_an_unreachable_milvus_is_a_one_line_error_naming_it(
     monkeypatch.setenv("ZHIWEN_MILVUS_URI", uri)
     get_settings.cache_clear()
     started = time.monotonic()
-    with pytest.raises(ZhiwenError) as caught:
+    with pytest.raises(StoreUnavailable) as caught:  # a 503 from the HTTP server
         KnowledgeBase.open(get_settings().kb_root, "unreachable", HashEmbedder(), create=True)
     message = str(caught.value)
     assert (
