@@ -68,7 +68,6 @@ def ingest(
 ) -> None:
     """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
     from zhiwen.memory.kb import kb_exists
-    from zhiwen.memory.registry import drop_kb
     from zhiwen.memory.source_names import source_name
 
     # A broken link is no typo: it goes on to be reported as one (exists() follows links).
@@ -76,6 +75,21 @@ def ingest(
     if len(missing) == len(paths):  # a typo in the only path: one line, and no empty knowledge base made
         raise ZhiwenError(f"no such file or folder: {', '.join(missing)}; nothing ingested")
     made_here = not kb_exists(get_settings().kb_root, kb)
+    try:
+        if not _ingest_reporting(kb, paths):
+            raise typer.Exit(1)  # nothing readable (each file reported above)
+    except BaseException:
+        if made_here:  # made by this ingest and left empty: not listed as if it held something
+            _drop_if_empty(kb)
+        raise
+    option = "" if kb == DEFAULT_KB else f" --kb {shlex.quote(kb)}"  # say how to reach what was just added
+    err.print(f'ask it: zhiwen ask "…"{option}   ·   chat: zhiwen chat{option}', style="dim",
+              highlight=False, markup=False)  # fmt: skip
+
+
+def _ingest_reporting(kb: str, paths: list[Path]) -> int:
+    """Ingest with a progress bar, then print what was skipped or flagged and the summary; returns how many
+    of the documents are in the knowledge base now (added, replaced or unchanged)."""
     service.open_kb(kb, create=True)  # store errors (a bad ZHIWEN_CHROMA_URL...) before any progress bar
     with stage_progress(err) as update:
         report = service.ingest(kb, paths, lambda done, total: update("embedding chunks", done, total))
@@ -84,13 +98,19 @@ def ingest(
     for reason in report.flagged:  # ingested, but an operator should read it before customers see answers
         err.print(f"[red]flagged[/] {reason} (see `zhiwen kb docs`)", highlight=False)
     out.print(f"{kb}: {report.summary()}", highlight=False)
-    if report.added + report.replaced + report.unchanged == 0 and report.skipped:
-        if made_here:
-            drop_kb(kb)  # made by this ingest and left empty: not listed as if it held something
-        raise typer.Exit(1)
-    option = "" if kb == DEFAULT_KB else f" --kb {shlex.quote(kb)}"  # say how to reach what was just added
-    err.print(f'ask it: zhiwen ask "…"{option}   ·   chat: zhiwen chat{option}', style="dim",
-              highlight=False, markup=False)  # fmt: skip
+    return report.added + report.replaced + report.unchanged
+
+
+def _drop_if_empty(kb: str) -> None:
+    """Drop a knowledge base if it holds no document, after a first ingest into it failed.
+
+    An empty base left by a failing embeddings endpoint or store was listed (``kb list``, ``GET /v1/models``)
+    and kept its name bound to the embedding model it was made with. Never waits for another writer (who then
+    keeps it); the ingest's own error is what the user sees, so errors here are not shown."""
+    try:
+        service.drop_kb(kb, wait=False, only_if_empty=True)
+    except Exception:
+        pass  # gone already (a base that failed to open removes itself), or busy: nothing to add
 
 
 @app.command()

@@ -11,6 +11,7 @@ from cli_run import Cli
 from zhiwen import service
 from zhiwen.errors import StoreUnavailable
 from zhiwen.memory import registry
+from zhiwen.memory.kb import kb_exists
 from zhiwen.settings import get_settings
 
 pytestmark = pytest.mark.integration
@@ -47,5 +48,6 @@ def test_it_is_a_store_unavailable_error_which_the_http_server_answers_with_503(
     try:
         with pytest.raises(StoreUnavailable, match=re.escape(SAYS.removeprefix("zhiwen: error: "))):
             service.open_kb("t1", create=True)
+        assert not kb_exists(get_settings().kb_root, "t1"), "a base made and not opened is removed again"
     finally:
         registry.close_all()

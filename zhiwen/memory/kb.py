@@ -180,13 +180,26 @@ class KnowledgeBase:
         create: bool = False,
         cjk_mode: CjkMode = "search+bigram",
     ) -> KnowledgeBase:
+        """A base this call makes and then cannot open (its backend's server unreachable) is removed again:
+        a failed first ingest, or ``POST /v1/kbs``, left an empty base behind that was listed as if it held
+        something and that only that server could drop."""
         path = kb_dir(root, name)
         home = catalogs_for(root)
+        made = False
         if not home.exists(path.name):
             if not create:
                 raise KnowledgeBaseNotFound(not_found_message(root, name))
             check_new_name(name)
-        return cls(path, name, embedder, cjk_mode, home)
+            made = True
+        try:
+            return cls(path, name, embedder, cjk_mode, home)
+        except BaseException:
+            if made:
+                # Its backend did not open, so nothing reached it. Never waiting: a writer that made the same
+                # base meanwhile keeps it, and so does a base that holds documents.
+                with contextlib.suppress(Exception):
+                    _delete(home, path, name, wait=False, only_if_empty=True, backend=False)
+            raise
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -403,26 +416,59 @@ def kb_exists(root: Path, name: str) -> bool:
     return catalogs_for(root).exists(kb_dir(root, name).name)
 
 
-def delete_kb(root: Path, name: str, before: Callable[[], None] | None = None, wait: bool = True) -> None:
-    """Delete a knowledge base once no ingest writes into it; ``before()`` runs just before.
+def delete_kb(
+    root: Path,
+    name: str,
+    before: Callable[[], None] | None = None,
+    wait: bool = True,
+    only_if_empty: bool = False,
+) -> bool:
+    """Delete a knowledge base once no ingest writes into it; ``before()`` runs just before. Returns whether
+    it was deleted.
 
     Its backend's collection goes first (a server that is down leaves the knowledge base whole), then its
     catalog, then its folder here (other replicas' folders hold only what they rebuild from the catalog).
+
+    ``only_if_empty``: only a base that holds no document, as a failed first ingest leaves it (one holding
+    documents is kept: ``False``). Its collection is dropped if its server answers and left there if not: it
+    can hold only vectors of chunks never committed, and an empty base that only that server could drop was
+    worse.
     """
     path = kb_dir(root, name)
     home = catalogs_for(root)
     if not home.exists(path.name):
         raise KnowledgeBaseNotFound(f"no knowledge base named {name!r}")
+    return _delete(home, path, name, before, wait, only_if_empty)
+
+
+def _delete(
+    home: CatalogHome,
+    path: Path,
+    name: str,
+    before: Callable[[], None] | None = None,
+    wait: bool = True,
+    only_if_empty: bool = False,
+    backend: bool = True,
+) -> bool:
+    """``delete_kb``'s work; ``backend=False`` leaves the backend alone (it never opened)."""
     with home.write_lock(
         path.name, name, wait
     ):  # an ingest into it (any process, any replica) finishes first
-        if before is not None:
-            before()
         catalog = home.open(path.name, name, create=False)
         try:
-            drop_backend(catalog, path)
+            if only_if_empty and catalog.counts()[0]:
+                return False
+            if before is not None:
+                before()
+            if backend:
+                try:
+                    drop_backend(catalog, path)
+                except ZhiwenError:
+                    if not only_if_empty:
+                        raise
         finally:
             catalog.close()
         home.drop(path.name)
         if path.exists():
             shutil.rmtree(path)
+    return True

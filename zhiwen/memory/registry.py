@@ -55,8 +55,11 @@ def forget_kb(name: str, settings: Settings | None = None) -> None:
         kb.close()
 
 
-def drop_kb(name: str, settings: Settings | None = None, wait: bool = True) -> None:
-    """Delete a knowledge base from disk, safely beside the requests and ingests using it.
+def drop_kb(
+    name: str, settings: Settings | None = None, wait: bool = True, only_if_empty: bool = False
+) -> bool:
+    """Delete a knowledge base from disk, safely beside the requests and ingests using it; returns whether
+    it was deleted (``only_if_empty``: only if it holds no document, see ``delete_kb``).
 
     It stops being opened at once (``KnowledgeBaseNotFound``): before, a request opening it between its
     close and the deletion cached a handle to deleted files. The deletion waits for a running ingest (the
@@ -70,15 +73,23 @@ def drop_kb(name: str, settings: Settings | None = None, wait: bool = True) -> N
             raise KnowledgeBaseNotFound(f"knowledge base {name!r} is being deleted")
         kb = _kbs.pop(key, None)
         _dropping.add(key)
+    dropped = True  # after any other error its handle may be closed: it is not kept
     try:
-        delete_kb(settings.kb_root, name, before=kb.close if kb is not None else None, wait=wait)
+        dropped = delete_kb(
+            settings.kb_root,
+            name,
+            before=kb.close if kb is not None else None,
+            wait=wait,
+            only_if_empty=only_if_empty,
+        )
+        return dropped
     except KnowledgeBaseBusy:
-        with _lock:  # not dropped after all: it stays open for its users
-            if kb is not None:
-                _kbs.setdefault(key, kb)
+        dropped = False
         raise
     finally:
         with _lock:
+            if not dropped and kb is not None:  # busy, or holding documents: it stays open for its users
+                _kbs.setdefault(key, kb)
             _dropping.discard(key)
 
 

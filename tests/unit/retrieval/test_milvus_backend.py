@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from zhiwen.errors import StoreUnavailable, ZhiwenError
 from zhiwen.memory.ingest import ingest_paths
-from zhiwen.memory.kb import KnowledgeBase, delete_kb
+from zhiwen.memory.kb import KnowledgeBase, delete_kb, kb_exists
 from zhiwen.retrieval.milvus import MilvusBackend, _client, terms_text
 from zhiwen.settings import Settings, get_settings
 from zhiwen.tools.tokenize import tokenize
@@ -167,3 +167,4 @@ def test_an_unreachable_milvus_is_a_one_line_error_naming_it(
     )
     assert "s3cret" not in message
     assert time.monotonic() - started < 15
+    assert not kb_exists(get_settings().kb_root, "unreachable"), "a base made and not opened is removed again"
