@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from cli_run import Cli
 
+from zhiwen.server.public import public_source
+
 pytestmark = pytest.mark.integration
 
 
@@ -24,13 +26,14 @@ def test_a_file_name_that_is_not_utf8_is_ingested_shown_and_deleted_by_its_path(
     ingest = cli.run("ingest", str(docs), "--kb", "t1")
     assert ingest.returncode == 0, ingest.stderr
     assert "2 added" in ingest.stdout and "Traceback" not in ingest.stderr
-    shown = str(docs / "caf\\xe9.txt")  # its odd byte escaped as Python shows it
+    shown = str(docs / "caf%E9.txt")  # its odd byte escaped as in a URL
     listing = cli.run("kb", "docs", "--kb", "t1")
     assert listing.returncode == 0 and shown in listing.stdout, listing.stderr
     found = cli.run("search", "cafe opens at seven", "--kb", "t1", "--json", "--top-k", "1")
     assert found.returncode == 0, found.stderr
     (hit,) = json.loads(found.stdout)
-    assert hit["metadata"]["source"] == shown and hit["metadata"]["title"] == "caf\\xe9"
+    assert hit["metadata"]["source"] == shown and hit["metadata"]["title"] == "caf%E9"
+    assert public_source(shown) == "caf%E9.txt"  # as the HTTP API, Feishu cards and feedback show it
     plain = cli.run("search", "cafe opens at seven", "--kb", "t1", "--top-k", "1")
     assert plain.returncode == 0 and shown in plain.stdout, plain.stderr
     deleted = cli.run("kb", "delete", str(odd), "--kb", "t1")  # the raw path, as a shell passes it
@@ -45,7 +48,7 @@ def test_a_knowledge_base_name_that_is_not_utf8_is_a_one_line_error(tmp_path: Pa
     for args in (("ingest", str(tmp_path / "a.txt")), ("search", "fee")):
         proc = cli.run(*args, "--kb", os.fsdecode(b"caf\xe9"))
         assert proc.returncode == 1
-        assert proc.stderr.splitlines() == ["zhiwen: error: knowledge base name 'caf\\xe9' is not UTF-8 text; "
+        assert proc.stderr.splitlines() == ["zhiwen: error: knowledge base name 'caf%E9' is not UTF-8 text; "
                                             "name it in UTF-8"]  # fmt: skip
     assert "caf" not in cli.kbs()
 
