@@ -49,7 +49,7 @@ class KnowledgeBaseBusy(ZhiwenError):
 
 
 class StoreUnavailable(ZhiwenError):
-    """A configured shared store (the database holding the catalogs) does not answer: retry later (503)."""
+    """A configured shared store (the database, a Chroma or Milvus server) does not answer: retry later (503)."""
 
 
 class EmbeddingModelMismatch(ZhiwenError):
