@@ -89,6 +89,11 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     first = errors[0]
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON", None
+    if tuple(first.get("loc", ())) == ("body",):  # the body as a whole: nothing sent, or not read as JSON
+        if first.get("type") == "missing":
+            return "the request body is empty: send a JSON object (Content-Type: application/json)", None
+        if isinstance(first.get("input"), (str, bytes)):
+            return "the request body is not a JSON object: send one with Content-Type: application/json", None
     # Of the alternatives of one union (e.g. content: str | list of parts), the deepest came closest.
     prefix = _loc(first)
     same = [e for e in errors if _loc(e)[: len(prefix)] == prefix]

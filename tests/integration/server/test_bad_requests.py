@@ -92,6 +92,21 @@ def test_bad_request(
     assert llm.requests == []  # refused before any model call
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "expected"),
+    [(b"", "application/json", "the request body is empty: send a JSON object"),
+     (b'{"model": "bank", "messages": [{"role": "user", "content": "hi"}]}', "text/plain",
+      "not a JSON object: send one with Content-Type: application/json")],
+    ids=["empty-body", "json-as-text-plain"],
+)  # fmt: skip
+def test_a_body_that_is_not_json_says_what_to_send(
+    small: httpx.Client, llm: ScriptedLLM, kit: type[Kit], content: bytes, content_type: str, expected: str
+) -> None:
+    resp = small.post(URL, content=content, headers={"content-type": content_type})
+    assert kit.assert_error(resp, 400, expected)["param"] is None
+    assert llm.requests == []
+
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(
     ("messages", "param"),
