@@ -16,11 +16,11 @@ from pydantic import ValidationError
 
 from zhiwen import __version__, service
 from zhiwen.consoles import console
-from zhiwen.errors import ZhiwenError
+from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
 from zhiwen.feedback_cli import feedback_app
 from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.keys_cli import keys_app
-from zhiwen.memory.kb import SearchMode, list_kbs
+from zhiwen.memory.kb import SearchMode, kb_exists, list_kbs, not_found_message
 from zhiwen.settings import DEFAULT_KB, get_settings, redact_url
 from zhiwen.stage_progress import stage_progress
 
@@ -67,7 +67,6 @@ def ingest(
     kb: KbOption = DEFAULT_KB,
 ) -> None:
     """Add documents to a knowledge base (created if missing); unchanged files are skipped."""
-    from zhiwen.memory.kb import kb_exists
     from zhiwen.memory.source_names import source_name
 
     # A broken link is no typo: it goes on to be reported as one (exists() follows links).
@@ -231,11 +230,19 @@ def kb_drop(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a whole knowledge base."""
-    service.open_kb(name)  # a missing or misspelt name is said now, not after a question about deleting it
+    _require_existing(name)  # a missing or misspelt name is said now, not after a question about deleting it
     if not yes and not _confirm(f"delete knowledge base {name!r} and all its documents? [y/N]: "):
         raise typer.Exit(1)
     service.drop_kb(name)
     out.print(f"dropped {name}")
+
+
+def _require_existing(name: str) -> None:
+    """``KnowledgeBaseNotFound`` unless ``name`` exists; without opening it, so a base that cannot be opened
+    (embedded with another model, its Milvus unset) can still be dropped."""
+    root = get_settings().kb_root
+    if not kb_exists(root, name):
+        raise KnowledgeBaseNotFound(not_found_message(root, name))
 
 
 def _confirm(question: str) -> bool:
@@ -493,10 +500,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("zhiwen: interrupted")
         sys.exit(130)
-    except UnicodeEncodeError as exc:  # an argument or a name that is not valid UTF-8 (bytes a shell passed)
-        shown = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else exc.object
+    except UnicodeEncodeError as exc:  # an argument or a setting holding bytes or characters it cannot carry
+        # Only the offending characters: the string may be a secret (a key pasted with a no-break space).
+        shown = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else "?"
         err.print(
-            f"zhiwen: error: not valid UTF-8 text: {shown!r} in {exc.object!r}", highlight=False, markup=False
+            f"zhiwen: error: text that is not valid {exc.encoding}: {shown!r}", highlight=False, markup=False
         )
         sys.exit(1)
     except OSError as exc:  # the file system refused: a path that is a file, a read-only or full disk

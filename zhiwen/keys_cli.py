@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from zhiwen import service
 from zhiwen.consoles import console
-from zhiwen.errors import ZhiwenError
-from zhiwen.memory.kb import check_new_name
+from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
+from zhiwen.memory.kb import check_new_name, kb_exists, not_found_message
 from zhiwen.memory.keys import ROLES, KeyStore, open_key_store
 from zhiwen.settings import get_settings
 
@@ -56,7 +55,9 @@ def _known_or_valid(name: str) -> None:
     try:
         check_new_name(name)
     except ZhiwenError:
-        service.open_kb(name)  # an existing base keeps an older name; else KnowledgeBaseNotFound says why
+        root = get_settings().kb_root
+        if not kb_exists(root, name):  # an existing base keeps an older name (not opened: it may not open)
+            raise KnowledgeBaseNotFound(not_found_message(root, name)) from None
 
 
 @keys_app.command("list")

