@@ -130,6 +130,12 @@ def test_forged_stale_and_malformed_callbacks_run_nothing(
     kit.assert_error(plain, 400, "encrypt")
     huge = httpx.post(f"{url}/feishu/events", content=b"x" * 1_100_000, headers=headers, timeout=30)
     assert huge.status_code == 413
+    # Unauthenticated nesting deeper than the JSON parser goes: a 400, not a 500 with a traceback.
+    deep = httpx.post(f"{url}/feishu/events", content=b"[" * 900_000, headers=headers, timeout=30)
+    kit.assert_error(deep, 400, "not JSON")
+    bad_mentions = message_event(kit.QUESTION)
+    bad_mentions["event"]["message"]["mentions"] = 5  # signed, but not the shape Feishu sends
+    kit.assert_error(post_event(url, bad_mentions), 400, "mentions")
     time.sleep(1.0)
     assert fake.calls == [] and llm.requests == [], "nothing ran for a refused callback"
 

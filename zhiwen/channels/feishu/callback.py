@@ -43,7 +43,7 @@ def open_callback(raw: bytes, headers: Mapping[str, str], encrypt_key: str, veri
     """The checked event of a callback request (``headers`` with lower-case names), or a URL verification."""
     try:
         outer = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes ("[" * 10**6)
         raise Refused(400, "the body is not JSON") from None
     if not isinstance(outer, dict) or not isinstance(outer.get("encrypt"), str):
         raise Refused(400, 'the body must be {"encrypt": "..."}: set an Encrypt Key on the Feishu app')
@@ -61,7 +61,7 @@ def open_callback(raw: bytes, headers: Mapping[str, str], encrypt_key: str, veri
             )
     try:
         body: Any = json.loads(decrypt(encrypt_key, outer["encrypt"]))
-    except (BadCiphertext, ValueError):
+    except (BadCiphertext, ValueError, RecursionError):
         raise Refused(400, "the body does not decrypt to a Feishu event") from None
     if isinstance(body, dict) and body.get("type") == "url_verification":
         token, challenge = body.get("token"), body.get("challenge")

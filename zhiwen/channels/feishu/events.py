@@ -79,9 +79,13 @@ class Message:
         message, sender = event.get("message"), event.get("sender")
         if not isinstance(message, dict) or not isinstance(sender, dict):
             raise BadEvent("message or sender missing")
+        listed = message.get("mentions") or []
+        if not isinstance(listed, list):
+            raise BadEvent("message.mentions is not a list")
         mentions = []
-        for m in message.get("mentions") or []:
-            if isinstance(m, dict) and isinstance(m.get("key"), str):
+        for m in listed:
+            # An empty key would be "replaced" between every two characters of the text.
+            if isinstance(m, dict) and isinstance(m.get("key"), str) and m["key"]:
                 mentions.append(
                     (m["key"], _id(m.get("id"), "open_id", required=False), str(m.get("name", "")))
                 )
@@ -98,6 +102,9 @@ class Message:
         )
 
 
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
 def question_of(message: Message, bot_open_id: str) -> tuple[bool, str]:
     """(whether the bot is @-mentioned, the text with its mentions removed and other people's named).
 
@@ -105,7 +112,7 @@ def question_of(message: Message, bot_open_id: str) -> tuple[bool, str]:
     """
     try:
         content = json.loads(message.content) if message.message_type == "text" else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         content = {}
     text = content.get("text") if isinstance(content, dict) else None
     text = text if isinstance(text, str) else ""
@@ -114,7 +121,9 @@ def question_of(message: Message, bot_open_id: str) -> tuple[bool, str]:
         mine = bool(open_id) and open_id == bot_open_id
         mentioned = mentioned or mine
         text = text.replace(key, "" if mine else f"@{name}")
-    return mentioned, " ".join(text.split())
+    # A lone surrogate (JSON's "\ud800") cannot be encoded for the model or the checkpointer: replaced, as a
+    # character that cannot be read, instead of failing the turn.
+    return mentioned, _SURROGATES.sub("\ufffd", " ".join(text.split()))
 
 
 @dataclass(frozen=True)
