@@ -260,10 +260,23 @@ def _confirm(question: str) -> bool:
 ThreadOption = Annotated[
     str | None, typer.Option("--thread", help="Conversation id; reuse it to continue a conversation.")
 ]
+
+
+def _known_model(name: str | None) -> str | None:
+    """Refused at once: `zhiwen mcp` and `demo` took any name and failed every turn later."""
+    from zhiwen.tools.models import MODELS
+
+    if name is not None and name not in MODELS:
+        raise typer.BadParameter(f"unknown local model {name!r}; choose one of: {', '.join(MODELS)}")
+    return name
+
+
 ModelOption = Annotated[
     str | None,
     typer.Option(
-        "--local-model", help="Embedded model when ZHIWEN_LLM_BASE_URL is unset: qwen2.5-0.5b, smollm2-135m."
+        "--local-model",
+        help="Embedded model when ZHIWEN_LLM_BASE_URL is unset: qwen2.5-0.5b, smollm2-135m.",
+        callback=_known_model,
     ),
 ]
 
@@ -329,7 +342,8 @@ def demo(local_model: ModelOption = None) -> None:
         # The sample bank's own hotline, as its documents give it: answers may give only allowed contacts, so
         # without it "信用卡遗失后应该怎么办？" was refused (its one sentence names the number); refusals hand over to it.
         base.set_hotline(SAMPLE_HOTLINE)
-    err.print("zhiwen demo: starting the embedded model (first start assembles and checks it)…")
+    if not get_settings().llm_base_url:  # with an endpoint set no model is started here
+        err.print("zhiwen demo: starting the embedded model (first start assembles and checks it)…")
     chat(kb="sample", thread=None, local_model=local_model)
 
 
@@ -441,7 +455,10 @@ def serve(
     from zhiwen.server.settings import get_server_settings
 
     refuse_unguarded(get_server_settings())  # bad settings: one line here, not a restart loop of workers
-    refuse_half_configured()
+    try:
+        refuse_half_configured()
+    except SystemExit as exc:  # its text, in the CLI's one-line form
+        raise ZhiwenError(str(exc.code).removeprefix("zhiwen serve: ")) from None
     if url := checkpoint_url():  # unreachable: one line here, not a traceback from the server's start-up
         check_reachable(url)
     _check_can_listen(host, port)
@@ -522,11 +539,14 @@ def _os_error(exc: OSError) -> str:
 
 def _invalid_settings(exc: ValidationError) -> str:
     """One line naming each bad variable: ZHIWEN_LLM_THREADS: Input should be ... (got '0')."""
-    if exc.title not in ("Settings", "ServerSettings"):
+    prefix = {"Settings": "ZHIWEN_", "ServerSettings": "ZHIWEN_", "FeishuSettings": "ZHIWEN_FEISHU_"}.get(
+        exc.title
+    )
+    if prefix is None:
         return str(exc).splitlines()[0]
     parts = []
     for e in exc.errors():
-        name = "ZHIWEN_" + "_".join(str(p) for p in e["loc"]).upper()
+        name = prefix + "_".join(str(p) for p in e["loc"]).upper()
         given = e.get("input")
         shown = redact_url(given) if isinstance(given, str) else given  # a URL's password is never printed
         parts.append(f"{name}: {e['msg'].removeprefix('Value error, ')} (got {shown!r})")

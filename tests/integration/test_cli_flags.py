@@ -77,6 +77,6 @@ def test_serve_with_half_the_feishu_settings_is_one_line_before_any_worker_start
     )  # fmt: skip
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
-        "zhiwen serve: the Feishu bot needs ZHIWEN_FEISHU_APP_SECRET, ZHIWEN_FEISHU_VERIFICATION_TOKEN, "
+        "zhiwen: error: the Feishu bot needs ZHIWEN_FEISHU_APP_SECRET, ZHIWEN_FEISHU_VERIFICATION_TOKEN, "
         "ZHIWEN_FEISHU_ENCRYPT_KEY, ZHIWEN_FEISHU_KB as well"
     ]

@@ -168,3 +168,17 @@ def test_a_key_that_cannot_be_sent_is_not_printed(zhiwen: Run, kb_with_a_documen
            "ZHIWEN_EMBEDDINGS_API_KEY": "sk-do-not-print-me\u00a0"}  # fmt: skip
     stderr = one_line_error(zhiwen("ingest", str(kb_with_a_document), "--kb", "k2", env=env), "\\xa0")
     assert "do-not-print-me" not in stderr
+
+
+def test_an_unknown_local_model_is_refused_before_anything_starts(zhiwen: Run) -> None:
+    for command in (
+        ("mcp", "--local-model", "bogus"),
+        ("demo", "--local-model", "bogus"),
+        ("ask", "q", "--local-model", "bogus"),
+    ):
+        one_line_error(zhiwen(*command), "unknown local model 'bogus'", "qwen2.5-0.5b")
+
+
+def test_a_bad_feishu_setting_names_its_variable(zhiwen: Run) -> None:
+    env = {"ZHIWEN_API_KEYS": "hostile-input-test-key-7c1e", "ZHIWEN_FEISHU_BASE_URL": "ftp://open.feishu.cn"}
+    one_line_error(zhiwen("serve", "--port", "9", env=env), "ZHIWEN_FEISHU_BASE_URL", "http(s)")
