@@ -39,6 +39,22 @@ def test_models_lists_one_model_per_kb(openai_client: OpenAI, kit: type[Kit]) ->
     assert models.data[0].model_extra == {"documents": len(kit.DOCS)}
 
 
+def test_a_model_is_retrieved_by_its_id_and_a_missing_one_is_not_found(
+    openai_client: OpenAI, kit: type[Kit]
+) -> None:
+    model = openai_client.models.retrieve(kit.KB)
+    assert model.id == kit.KB and model.object == "model" and model.owned_by == "zhiwen"
+    assert openai_client.models.retrieve("zhiwen:" + kit.KB).id == kit.KB
+    with pytest.raises(NotFoundError):
+        openai_client.models.retrieve("no-such-kb")
+
+
+def test_probes_answer_head(client: httpx.Client) -> None:
+    for path in ("/live", "/health", "/ready"):
+        probe = client.head(path)
+        assert probe.status_code in (200, 503) and probe.content == b"", path  # 503: /ready, model not up
+
+
 def test_non_streaming_completion(openai_client: OpenAI, llm: ScriptedLLM, kit: type[Kit]) -> None:
     resp = openai_client.chat.completions.create(
         model=kit.KB, messages=[{"role": "user", "content": kit.QUESTION}]

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from sse_starlette import EventSourceResponse
@@ -46,6 +46,17 @@ _THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 async def list_models(caller: Caller) -> dict[str, Any]:
     rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
     return {"object": "list", "data": [model_card(n, docs) for n, docs, _ in rows if caller.may_use(n)]}
+
+
+@router.get(
+    "/v1/models/{model}", summary="One model (a knowledge base), as OpenAI clients' models.retrieve asks"
+)
+async def retrieve_model(
+    request: Request, caller: Caller, model: str = Path(min_length=1, max_length=200)
+) -> dict[str, Any]:
+    name = await asyncio.to_thread(_kb_for, model, runtime_of(request), caller)  # 404 as chat gives it
+    rows = await asyncio.to_thread(list_kbs, get_settings().kb_root)
+    return model_card(name, next((docs for n, docs, _ in rows if n == name), 0))
 
 
 def _kb_for(model: str, rt: AppRuntime, caller: Principal) -> str:

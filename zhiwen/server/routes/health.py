@@ -95,6 +95,19 @@ async def health(request: Request) -> dict[str, Any]:
     return {"status": "ok", "version": __version__, "model": model}
 
 
+# Load balancers and uptime checks often probe with HEAD (it was a 405); left out of the schema, as GET's twins.
+@router.head("/live", include_in_schema=False)
+@router.head("/health", include_in_schema=False)
+async def probe_alive() -> Response:
+    return Response(status_code=200)
+
+
+@router.head("/ready", include_in_schema=False)
+async def probe_ready(request: Request) -> Response:
+    ok, _ = await _readiness(request)
+    return Response(status_code=200 if ok else 503)
+
+
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     await _readiness(request)  # zhiwen_ready as of this scrape, whoever probes /ready (or nobody)
