@@ -66,10 +66,19 @@ class FeedbackStore:
         )
 
     def rated(self, rating: Rating | None = None) -> list[Feedback]:
-        """Every rating (or those of one kind), oldest first."""
-        where, args = ("WHERE rating = ?", (rating,)) if rating else ("", ())
-        rows = self._sql.rows(f"SELECT body FROM feedback {where} ORDER BY created", args)
-        return [Feedback(**json.loads(r[0])) for r in rows]
+        """The ratings (or those of one kind), oldest first: a rater's latest of each answer.
+
+        Every press is stored, but a rater who pressed 👍 three times and then 👎 on one answer meant 👎 once:
+        exported as they were, the four became four regression questions, two expecting the answer and two
+        not. Filtering by kind comes after, so an answer re-rated 👎 is not exported among the 👍.
+        """
+        latest: dict[tuple[str, str, str, str], Feedback] = {}
+        for owner, body in self._sql.rows("SELECT owner, body FROM feedback ORDER BY created"):
+            item = Feedback(**json.loads(body))
+            key = (owner, item.thread_id, item.question, item.answer)
+            latest.pop(key, None)  # re-inserted: the order is that of each rater's last word
+            latest[key] = item
+        return [item for item in latest.values() if rating is None or item.rating == rating]
 
 
 def open_feedback_store(settings: Settings) -> FeedbackStore:
