@@ -462,10 +462,27 @@ def serve(
     if url := checkpoint_url():  # unreachable: one line here, not a traceback from the server's start-up
         check_reachable(url)
     _check_can_listen(host, port)
+    _warn_if_the_bot_has_no_base()
     if workers > 1:
         uvicorn.run("zhiwen.server.app:app", host=host, port=port, workers=workers, log_level="info")
     else:
         uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def _warn_if_the_bot_has_no_base() -> None:
+    """The Feishu bot's knowledge base may be made after the server starts, but until then every question
+    gets "cannot answer right now": said once here rather than only per message in the log."""
+    from zhiwen.channels.feishu.settings import FeishuSettings
+
+    bot = FeishuSettings()
+    root = get_settings().kb_root
+    if bot.enabled and bot.kb and not kb_exists(root, bot.kb):
+        known = ", ".join(n for n, _, _ in list_kbs(root)) or "none yet"
+        err.print(
+            f"zhiwen serve: warning: ZHIWEN_FEISHU_KB names {bot.kb!r}, which does not exist (existing: {known}); "
+            "the bot answers nothing until it is made",
+            style="yellow", highlight=False, markup=False,
+        )  # fmt: skip
 
 
 def _check_can_listen(host: str, port: int) -> None:

@@ -182,3 +182,26 @@ def test_an_unknown_local_model_is_refused_before_anything_starts(zhiwen: Run) -
 def test_a_bad_feishu_setting_names_its_variable(zhiwen: Run) -> None:
     env = {"ZHIWEN_API_KEYS": "hostile-input-test-key-7c1e", "ZHIWEN_FEISHU_BASE_URL": "ftp://open.feishu.cn"}
     one_line_error(zhiwen("serve", "--port", "9", env=env), "ZHIWEN_FEISHU_BASE_URL", "http(s)")
+
+
+def test_serve_warns_when_the_feishu_bot_has_no_knowledge_base(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")} | {
+        "ZHIWEN_HOME": str(tmp_path / "home"), "ZHIWEN_API_KEYS": "hostile-input-test-key-7c1e",
+        "ZHIWEN_LLM_BASE_URL": "http://127.0.0.1:9/v1", "ZHIWEN_FEISHU_APP_ID": "cli_test",
+        "ZHIWEN_FEISHU_APP_SECRET": "s", "ZHIWEN_FEISHU_VERIFICATION_TOKEN": "t", "ZHIWEN_FEISHU_ENCRYPT_KEY": "k",
+        "ZHIWEN_FEISHU_KB": "not-made-yet",
+    }  # fmt: skip
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "zhiwen.cli", "serve", "--port", port],
+        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stderr is not None
+        first = server.stderr.readline()
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert "warning: ZHIWEN_FEISHU_KB names 'not-made-yet', which does not exist" in first, first
