@@ -494,6 +494,8 @@ def _check_can_listen(host: str, port: int) -> None:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            if family == socket.AF_INET6:  # as asyncio's create_server: "::" leaves IPv4's 0.0.0.0 to others
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             probe.bind((host, port))
     except OSError as exc:
         raise ZhiwenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
