@@ -16,11 +16,11 @@ from pydantic import ValidationError
 
 from zhiwen import __version__, service
 from zhiwen.consoles import console
-from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
+from zhiwen.errors import ZhiwenError, first_line
 from zhiwen.feedback_cli import feedback_app
 from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.keys_cli import keys_app
-from zhiwen.memory.kb import SearchMode, kb_exists, list_kbs, not_found_message
+from zhiwen.memory.kb import SearchMode, ensure_kb_exists, kb_exists, list_kbs
 from zhiwen.settings import DEFAULT_KB, get_settings, redact_url
 from zhiwen.stage_progress import stage_progress
 
@@ -230,19 +230,13 @@ def kb_drop(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a whole knowledge base."""
-    _require_existing(name)  # a missing or misspelt name is said now, not after a question about deleting it
+    ensure_kb_exists(
+        get_settings().kb_root, name
+    )  # a missing name is said now, not after a question about it
     if not yes and not _confirm(f"delete knowledge base {name!r} and all its documents? [y/N]: "):
         raise typer.Exit(1)
     service.drop_kb(name)
     out.print(f"dropped {name}")
-
-
-def _require_existing(name: str) -> None:
-    """``KnowledgeBaseNotFound`` unless ``name`` exists; without opening it, so a base that cannot be opened
-    (embedded with another model, its Milvus unset) can still be dropped."""
-    root = get_settings().kb_root
-    if not kb_exists(root, name):
-        raise KnowledgeBaseNotFound(not_found_message(root, name))
 
 
 def _confirm(question: str) -> bool:
@@ -553,7 +547,7 @@ def _os_error(exc: OSError) -> str:
     """``Permission denied: /srv/zhiwen/keys.sqlite`` rather than a traceback."""
     if exc.strerror and exc.filename is not None:
         return f"{exc.strerror}: {exc.filename}"
-    return (str(exc) or type(exc).__name__).splitlines()[0]
+    return first_line(exc)
 
 
 def _invalid_settings(exc: ValidationError) -> str:

@@ -11,7 +11,14 @@ __all__ = [
     "StoreUnavailable",
     "UnsupportedFile",
     "ZhiwenError",
+    "first_line",
 ]
+
+
+def first_line(exc: BaseException) -> str:
+    """``exc``'s message cut to one line for a one-line error (its kind when it has none): httpx adds a link
+    on a second line, libpq a hint, pypdf a dump."""
+    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 class ZhiwenError(Exception):
@@ -36,8 +43,8 @@ class LLMUnavailable(ZhiwenError, RuntimeError):
 
     def __init__(self, message: str, public: str | None = None) -> None:
         super().__init__(message)
-        first_line = message.splitlines()[0] if message else "the chat model is unavailable"
-        self.public = public or first_line
+        head = message.splitlines()[0] if message else "the chat model is unavailable"
+        self.public = public or head
 
 
 class KnowledgeBaseNotFound(ZhiwenError, ValueError):

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from zhiwen.consoles import console
-from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError
-from zhiwen.memory.kb import check_new_name, kb_exists, not_found_message
+from zhiwen.errors import ZhiwenError
+from zhiwen.memory.kb import check_new_name, ensure_kb_exists
 from zhiwen.memory.keys import ROLES, KeyStore, open_key_store
 from zhiwen.settings import get_settings
 
@@ -55,9 +55,7 @@ def _known_or_valid(name: str) -> None:
     try:
         check_new_name(name)
     except ZhiwenError:
-        root = get_settings().kb_root
-        if not kb_exists(root, name):  # an existing base keeps an older name (not opened: it may not open)
-            raise KnowledgeBaseNotFound(not_found_message(root, name)) from None
+        ensure_kb_exists(get_settings().kb_root, name)  # an existing base keeps an older name
 
 
 @keys_app.command("list")

@@ -60,6 +60,7 @@ __all__ = [
     "SearchMode",
     "check_new_name",
     "delete_kb",
+    "ensure_kb_exists",
     "kb_dir",
     "kb_exists",
     "list_kbs",
@@ -420,6 +421,13 @@ def list_kbs(root: Path) -> list[tuple[str, int, int]]:
 def kb_exists(root: Path, name: str) -> bool:
     """Whether a knowledge base named ``name`` exists (under ``root``, or in the shared database)."""
     return catalogs_for(root).exists(kb_dir(root, name).name)
+
+
+def ensure_kb_exists(root: Path, name: str) -> None:
+    """``KnowledgeBaseNotFound`` with the message every surface gives unless ``name`` exists; without opening
+    it, so a base that cannot be opened (embedded with another model, its Milvus unset) can still be named."""
+    if not kb_exists(root, name):
+        raise KnowledgeBaseNotFound(not_found_message(root, name))
 
 
 def delete_kb(

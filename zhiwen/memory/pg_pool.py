@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zhiwen.errors import StoreUnavailable, ZhiwenError
+from zhiwen.errors import StoreUnavailable, ZhiwenError, first_line
 from zhiwen.settings import redact_url
 
 __all__ = ["check_reachable", "connect_failure", "open_pool"]
@@ -51,7 +51,7 @@ def open_pool(url: str, schema: str, *, max_size: int) -> Any:
             raise connect_failure(url, exc) from exc
         if isinstance(exc, psycopg.Error):  # reached, but the tables cannot be made (a role without CREATE)
             raise ZhiwenError(
-                f"cannot make zhiwen's tables in the database at {redact_url(url)}: {_first_line(exc)}"
+                f"cannot make zhiwen's tables in the database at {redact_url(url)}: {first_line(exc)}"
             ) from exc
         raise
     return pool
@@ -77,8 +77,4 @@ def check_reachable(url: str) -> None:
 
 def connect_failure(url: str, exc: BaseException) -> StoreUnavailable:
     """The one-line error for a database at ``url`` that could not be reached (the password left out)."""
-    return StoreUnavailable(f"cannot reach the database at {redact_url(url)}: {_first_line(exc)}")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__).splitlines()[0]
+    return StoreUnavailable(f"cannot reach the database at {redact_url(url)}: {first_line(exc)}")

@@ -11,7 +11,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-from zhiwen.errors import StoreUnavailable, ZhiwenError
+from zhiwen.errors import StoreUnavailable, ZhiwenError, first_line
 from zhiwen.settings import redact_url
 
 __all__ = ["reaching_chroma"]
@@ -31,8 +31,9 @@ def reaching_chroma() -> Iterator[None]:
         transport = _transport_failure(exc)
         if not url or transport is None:
             raise
-        reason = str(transport).splitlines()[0] if str(transport) else type(transport).__name__
-        raise StoreUnavailable(f"cannot reach the Chroma server at {redact_url(url)}: {reason}") from exc
+        raise StoreUnavailable(
+            f"cannot reach the Chroma server at {redact_url(url)}: {first_line(transport)}"
+        ) from exc
 
 
 def _transport_failure(exc: BaseException) -> BaseException | None:

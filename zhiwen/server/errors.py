@@ -18,6 +18,7 @@ from zhiwen.errors import (
     LLMUnavailable,
     StoreUnavailable,
     ZhiwenError,
+    first_line,
 )
 from zhiwen.server.coordination import CoordinationUnavailable
 
@@ -50,7 +51,7 @@ def public_message(exc: BaseException) -> str:
     if isinstance(exc, LLMUnavailable):
         return exc.public
     if isinstance(exc, ZhiwenError):
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return first_line(exc)
     return f"{type(exc).__name__} (details are in the server's log)"
 
 

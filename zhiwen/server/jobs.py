@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from zhiwen.errors import ZhiwenError
+from zhiwen.errors import ZhiwenError, first_line
 from zhiwen.memory.ingest import IngestReport
 from zhiwen.memory.small_store import Sql, open_sql
 
@@ -307,7 +307,7 @@ class IngestWorker:
         except Exception as exc:
             job.status, job.error = (
                 "failed",
-                _without_folders(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, files),
+                _without_folders(first_line(exc), files),
             )
             log.warning("ingest job %s into %r failed: %s", job.id, job.kb, exc)
         finally:

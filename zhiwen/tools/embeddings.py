@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from zhiwen.errors import ZhiwenError
+from zhiwen.errors import ZhiwenError, first_line
 from zhiwen.settings import redact_url
 
 if TYPE_CHECKING:
@@ -140,9 +140,9 @@ class OpenAIEmbedder:
             resp.raise_for_status()
         except httpx.HTTPError as exc:
             # httpx's status errors add a second line (a link to MDN); the URL's password is never shown.
-            reason = (str(exc) or type(exc).__name__).splitlines()[0]
             raise ZhiwenError(
-                f"embeddings endpoint {redact_url(str(self._client.base_url))} failed: {type(exc).__name__}: {reason}"
+                f"embeddings endpoint {redact_url(str(self._client.base_url))} failed: {type(exc).__name__}: "
+                f"{first_line(exc)}"
             ) from exc
         rows = sorted(resp.json()["data"], key=lambda d: d["index"])
         arr = np.asarray([r["embedding"] for r in rows], dtype=np.float32)
