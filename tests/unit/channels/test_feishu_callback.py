@@ -83,6 +83,10 @@ def test_malformed_bodies_are_400() -> None:
     sig = sign(ts, nonce, ENCRYPT_KEY, body)
     headers = {"X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": nonce, "X-Lark-Signature": sig}
     _refused(400, body, headers, "decrypt")
+    # Unsigned, a body that does not decrypt gets the same answer as one that does: no decryption oracle.
+    _refused(401, body, {}, "not signed")
+    garbage = json.dumps({"encrypt": "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="}).encode()
+    _refused(401, garbage, {}, "not signed")
     bad_id = message_event("hi", message_id="om_../../v3/auth")
     opened = _open(*signed_request(bad_id))
     assert isinstance(opened, Envelope)

@@ -1,7 +1,8 @@
 """Open a callback request: signature, timestamp window, decryption, verification token, app id.
 
-The order matters: a request whose signature is wrong is refused before its body is decrypted, so an
-attacker never learns whether some ciphertext decrypts. Only Feishu's URL verification (sent when the
+The order matters: a request whose signature is wrong is refused before its body is decrypted, and an
+unsigned one gets the same 401 whether or not its ciphertext decrypts, so an attacker never learns whether
+some ciphertext decrypts. Only Feishu's URL verification (sent when the
 request URL is saved in the developer console) may come without signature headers; it is answered after
 its verification token is checked, and nothing else runs for it.
 """
@@ -59,10 +60,12 @@ def open_callback(raw: bytes, headers: Mapping[str, str], encrypt_key: str, veri
             raise Refused(
                 401, f"the request's timestamp is more than {WINDOW_SECONDS} s from the server's clock"
             )
+    unsigned = Refused(401, "the request is not signed (X-Lark-Signature missing)")
     try:
         body: Any = json.loads(decrypt(encrypt_key, outer["encrypt"]))
     except (BadCiphertext, ValueError, RecursionError):
-        raise Refused(400, "the body does not decrypt to a Feishu event") from None
+        # Unsigned, the answer is the same whether or not the ciphertext decrypts: no decryption oracle.
+        raise (Refused(400, "the body does not decrypt to a Feishu event") if sent else unsigned) from None
     if isinstance(body, dict) and body.get("type") == "url_verification":
         token, challenge = body.get("token"), body.get("challenge")
         if not isinstance(token, str) or not _same(token, verification_token):
@@ -71,7 +74,7 @@ def open_callback(raw: bytes, headers: Mapping[str, str], encrypt_key: str, veri
             raise Refused(400, "the challenge is missing")
         return Challenge(challenge)
     if not sent:
-        raise Refused(401, "the request is not signed (X-Lark-Signature missing)")
+        raise unsigned
     try:
         envelope = envelope_of(body)
     except ValueError as exc:
