@@ -10,7 +10,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPBearer
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -25,6 +24,7 @@ from zhiwen.memory.kb import kb_dir
 from zhiwen.memory.keys import open_key_store
 from zhiwen.memory.registry import open_kb
 from zhiwen.server.coordination import open_coordinator
+from zhiwen.server.cors import JSONCORSMiddleware
 from zhiwen.server.errors import install_error_handlers
 from zhiwen.server.guard import Guard
 from zhiwen.server.jobs import IngestWorker, JobStore
@@ -205,7 +205,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     app.add_middleware(Guard, settings=settings, keyring=keyring, limits=coordination)
     if settings.cors_origin_list:  # outermost: a browser's preflight is answered before the key check
         app.add_middleware(
-            CORSMiddleware,
+            JSONCORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Thread-Id"],

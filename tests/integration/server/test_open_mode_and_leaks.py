@@ -87,6 +87,19 @@ def test_configured_cors_origins_get_cors_answers(open_url: str) -> None:
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == CHAT_SITE
 
 
+def test_a_refused_preflight_says_why_in_json(open_url: str, kit: Any) -> None:
+    """Starlette's own answer is the plain text "Disallowed CORS origin"; every other refusal is JSON."""
+    with httpx.Client(base_url=open_url, timeout=30) as c:
+        foreign = c.options("/v1/chat/completions", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})  # fmt: skip
+        put = c.options("/v1/chat/completions", headers={
+            "Origin": CHAT_SITE, "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "x-secret"})  # fmt: skip
+    kit.assert_error(foreign, 400, "https://evil.example", "ZHIWEN_CORS_ORIGINS")
+    kit.assert_error(put, 400, "POST", "x-thread-id")
+    assert "access-control-allow-origin" not in foreign.headers
+
+
 def test_a_server_with_keys_does_not_check_origins(env: object, kit: Any) -> None:
     """With keys, a page cannot use the API without the key (browsers do not send it on their own)."""
     key = "origin-test-admin-key-9d2c"
