@@ -1,4 +1,5 @@
-"""``zhiwen_ready``: what /ready answers, as a gauge the readiness-lost alert reads at every scrape."""
+"""``zhiwen_ready``: what /ready answers, as a gauge the readiness-lost alert reads at every scrape; and
+/health's ``model``, which follows the same probe."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from zhiwen import __version__
 from zhiwen.server.app import create_app
 from zhiwen.settings import get_settings
 
@@ -41,6 +43,25 @@ def test_the_gauge_follows_the_model_endpoint_without_anyone_probing_ready(
         monkeypatch.setattr(get_settings(), "llm_base_url", f"http://127.0.0.1:{port}/v1")
         assert _ready_gauge(c) == 0, "a scrape alone sees the model endpoint gone"
         assert c.get("/ready").status_code == 503
+        assert c.get("/health").json()["model"] == "starting", "never reached, as when a start is under way"
         monkeypatch.undo()
         assert c.get("/ready").status_code == 200
         assert _ready_gauge(c) == 1
+        assert c.get("/health").json()["model"] == "ready"
+
+
+def test_health_does_not_call_a_model_ready_that_has_gone_away(
+    env: Env, kit: type[Kit], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "ready" (start-up succeeded) while /ready answered 503, model endpoint unreachable."""
+    with (
+        kit.serve(create_app(kit.open_settings(gc_freeze=False), start_model=True)) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        assert c.get("/health").json()["model"] == "ready"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        monkeypatch.setattr(get_settings(), "llm_base_url", f"http://127.0.0.1:{port}/v1")
+        assert c.get("/ready").status_code == 503
+        assert c.get("/health").json() == {"status": "ok", "version": __version__, "model": "unreachable"}
