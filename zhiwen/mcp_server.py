@@ -14,6 +14,7 @@ two ways:
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,8 +80,25 @@ def _check_kb(caller: Principal, kb: str) -> None:
         raise ToolError(f"no knowledge base named {kb!r} (yours: {known})")
 
 
+def _plain_log_lines() -> None:
+    """Give the root logger a plain one-line handler unless the application configured one.
+
+    ``MCPServer()`` calls ``logging.basicConfig`` with rich's handler, which wraps every record over several
+    80-column lines with the time and source file in columns: unreadable in ``kubectl logs`` and split for
+    ``grep``. ``basicConfig`` does nothing once the root logger has a handler, so this one, in the form of
+    uvicorn's own lines, is what the server's and ``zhiwen mcp``'s records print through.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()  # standard error, as uvicorn's and rich's
+        handler.setFormatter(logging.Formatter("%(levelname)s:  %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+
+
 def build_mcp_server(backend: Callable[[], McpBackend]) -> MCPServer:
     """The MCP server; ``backend`` is called per tool call (a server's runtime exists only once it started)."""
+    _plain_log_lines()
     server: MCPServer = MCPServer(name="zhiwen", instructions=_INSTRUCTIONS, version=__version__)
 
     @server.tool()

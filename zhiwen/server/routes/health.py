@@ -89,7 +89,7 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/health", summary="Summary of the server's state")
 async def health(request: Request) -> dict[str, Any]:
     """``model``: ready (the endpoint answers now), starting, unavailable (it failed to start) or unreachable
-    (it answered once and does not now), the same probe as /ready's, so the two never disagree."""
+    (started, or configured, and not answering now), by the same probe as /ready, so the two never disagree."""
     rt = runtime_of(request)
     # Open to anyone (no key): the model's state, never the error text, which can hold log lines and paths
     # (the server's log has it).
