@@ -201,11 +201,19 @@ def test_list_shows_which_suites_can_run(env: Env) -> None:
     (evals / "away.yaml").write_text(
         SUITE.format(floor=0.5).replace("cli-tiny", "away").replace("tiny-beir", "absent"), encoding="utf-8"
     )
+    (evals / "typo.yaml").write_text(
+        SUITE.format(floor=0.5).replace("cli-tiny", "typo").replace("mode: bm25", "mode: bm-25"),
+        encoding="utf-8",
+    )
     proc = env.eval("--list")
     assert proc.returncode == 0, proc.stderr
     rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.split()}
     assert rows["here"][0] == "yes" and rows["away"][0] == "no", proc.stdout
     assert rows["away"][1] == str(env.base / "datasets" / "absent")
+    # Its data is there, but its configuration cannot run: it said "yes", and running it failed.
+    assert rows["typo"][0] == "invalid" and "retrieval_mode" in " ".join(rows["typo"]), proc.stdout
+    line = one_line_error(env.eval(str(evals / "typo.yaml")))
+    assert "configuration bm25" in line and "retrieval_mode" in line, line
 
 
 def test_the_shipped_smoke_suite_runs_on_a_bare_clone(env: Env) -> None:

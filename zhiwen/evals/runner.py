@@ -12,17 +12,14 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.evals.answer_metrics import score_answer
 from zhiwen.evals.dataset import EvalSet, Question, dataset_folder, load_eval_set
 from zhiwen.evals.retrieval_metrics import dedupe, mrr_at_k, ndcg_at_k, recall_at_k
-from zhiwen.evals.suite import Configuration, Suite
+from zhiwen.evals.suite import Suite
 from zhiwen.evals.summary import read_records
 from zhiwen.graph.builder import build
 from zhiwen.graph.context import Context
@@ -220,7 +217,7 @@ async def _run(
     _check_resumable(suite, out)  # before any slow work, so a refused run costs nothing
     files = {c.name: out / "records" / f"{c.name}.jsonl" for c in chosen.configurations}
     for config in chosen.configurations:
-        ctx = _context(suite, config, "")  # an unknown Context field is an error before the ingest, too
+        ctx = suite.context_of(config, "")  # an unknown Context field is an error before the ingest, too
         if suite.answers and files[config.name].exists():
             _check_same_model(files[config.name], config.name, answered_by(ctx))
     data = load_eval_set(suite)
@@ -238,7 +235,7 @@ async def _run(
     os.replace(saved, out / "suite.json")
     for config in chosen.configurations:
         path = files[config.name]
-        ctx = _context(suite, config, kb.name)
+        ctx = suite.context_of(config, kb.name)
         with path.open("a", encoding="utf-8") as f:
             for i, q in enumerate(questions):
                 if progress:
@@ -279,18 +276,3 @@ def _check_same_model(path: Path, config: str, model: str) -> None:
             f"{', '.join(sorted(others))}, but this run would use {model} (ZHIWEN_LLM_BASE_URL, "
             "ZHIWEN_LLM_MODEL?); use the same model, or choose another --out"
         )
-
-
-def _context(suite: Suite, config: Configuration, kb: str) -> Context:
-    fields = {**suite.model, **config.context, "kb": kb}
-    known = set(asdict(Context()).keys())
-    unknown = set(fields) - known
-    if unknown:
-        raise ZhiwenError(
-            f"suite {suite.name}: unknown Context fields {sorted(unknown)}; known: {sorted(known)}"
-        )
-    try:  # the values too: a typo such as retrieval_mode "bm-25" would otherwise fail every turn of a long run
-        return TypeAdapter(Context).validate_python(fields)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ZhiwenError(f"suite {suite.name}, configuration {config.name}: {problems}") from exc

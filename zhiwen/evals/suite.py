@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.settings import get_settings
+
+if TYPE_CHECKING:
+    from zhiwen.graph.context import Context
 
 __all__ = ["NAME_PATTERN", "Configuration", "Suite", "datasets_root", "load_suite", "suite_files"]
 
@@ -76,7 +80,29 @@ class Suite(BaseModel):
                 raise ValueError(
                     f"{field} name no configuration: {', '.join(unknown)} (configurations: {', '.join(names)})"
                 )
+        for config in self.configurations:  # a typo fails here, not at every turn of a long run
+            self.context_of(config, "")
         return self
+
+    def context_of(self, config: Configuration, kb: str) -> Context:
+        """The graph's ``Context`` for ``config``: the suite's ``model`` fields, then the configuration's.
+
+        Raises ``ZhiwenError`` naming an unknown field, or a value of the wrong kind (retrieval_mode "bm-25").
+        """
+        from zhiwen.graph.context import Context  # the graph's modules, only when a suite is read
+
+        fields = {**self.model, **config.context, "kb": kb}
+        known = {f.name for f in dataclasses.fields(Context)}
+        unknown = set(fields) - known
+        if unknown:
+            raise ZhiwenError(
+                f"suite {self.name}: unknown Context fields {sorted(unknown)}; known: {sorted(known)}"
+            )
+        try:
+            return TypeAdapter(Context).validate_python(fields)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ZhiwenError(f"suite {self.name}, configuration {config.name}: {problems}") from exc
 
     _file: Path | None = PrivateAttr(default=None)
 

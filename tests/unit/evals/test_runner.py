@@ -468,6 +468,7 @@ def test_a_run_refused_before_any_record_does_not_lock_the_folder(env: Path) -> 
         asyncio.run(run_suite(suite(configurations=bad_value), env))
     assert not (env / "suite.json").exists()
     # a suite.json left with no records (an older run interrupted in its ingest) does not lock either
+    env.mkdir(parents=True, exist_ok=True)
     (env / "suite.json").write_text(suite(negatives=2).model_dump_json(), encoding="utf-8")
     files = asyncio.run(run_suite(suite(), env, limit=1))
     assert all(len(lines_of(path)) == 1 for path in files.values())

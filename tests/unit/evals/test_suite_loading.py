@@ -9,7 +9,6 @@ import yaml
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.evals.dataset import dataset_folder
-from zhiwen.evals.runner import _context
 from zhiwen.evals.suite import Suite, datasets_root, load_suite
 from zhiwen.evals.summary import summarize
 
@@ -210,7 +209,7 @@ def test_every_suite_in_evals_loads(path: Path) -> None:
     names = {c.name for c in suite.configurations}
     assert len(names) == len(suite.configurations), "configuration names must be unique"
     for config in suite.configurations:
-        _context(suite, config, "kb")  # real Context fields, with values of their types
+        suite.context_of(config, "kb")  # real Context fields, with values of their types
     known = _summary_keys(suite)
     for limits in (suite.floors, suite.ceilings):
         for config_name, metrics in limits.items():
