@@ -73,18 +73,23 @@ def drop_kb(
             raise KnowledgeBaseNotFound(f"knowledge base {name!r} is being deleted")
         kb = _kbs.pop(key, None)
         _dropping.add(key)
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        if kb is not None and not closed:
+            closed = True
+            kb.close()
+
     dropped = True  # after any other error its handle may be closed: it is not kept
     try:
-        dropped = delete_kb(
-            settings.kb_root,
-            name,
-            before=kb.close if kb is not None else None,
-            wait=wait,
-            only_if_empty=only_if_empty,
-        )
+        dropped = delete_kb(settings.kb_root, name, before=close, wait=wait, only_if_empty=only_if_empty)
         return dropped
     except KnowledgeBaseBusy:
         dropped = False
+        raise
+    except BaseException:
+        close()  # not kept, so closed here if the deletion failed before it closed it (a leaked handle)
         raise
     finally:
         with _lock:

@@ -507,3 +507,30 @@ def test_an_upload_stored_under_its_path_id_is_replaced_not_doubled(
     assert (report.added, report.replaced) == (0, 1)
     assert [d.doc_id for d in kb.documents()] != [old_id] and len(kb.documents()) == 1
     assert_consistent(kb)
+
+
+def test_a_drop_that_fails_before_closing_still_closes_the_handle_it_forgets(
+    zhiwen_home: Path, folder: Path, fake_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry forgets the handle after any error but busy; a deletion that failed before it closed the
+    handle left it open (its Chroma client and catalog connection) with nothing to close it."""
+    from zhiwen.memory import registry
+
+    monkeypatch.setattr(registry, "get_embedder", lambda settings=None: fake_embedder)
+    kb = registry.open_kb("leaky", create=True)
+    ingest_paths(kb, [folder])
+    closes: list[str] = []
+    real_close = kb.close
+    monkeypatch.setattr(kb, "close", lambda: (closes.append("closed"), real_close())[-1])
+
+    def failing_delete(*args: object, **kwargs: object) -> bool:
+        raise OSError("the disk refused")
+
+    monkeypatch.setattr(registry, "delete_kb", failing_delete)
+    with pytest.raises(OSError, match="disk refused"):
+        registry.drop_kb("leaky")
+    assert closes == ["closed"], "the forgotten handle was not closed"
+    monkeypatch.undo()
+    monkeypatch.setattr(registry, "get_embedder", lambda settings=None: fake_embedder)
+    assert registry.open_kb("leaky") is not kb, "a new handle, not the closed one"
+    registry.drop_kb("leaky")
