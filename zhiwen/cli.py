@@ -140,11 +140,14 @@ def search(
 @kb_app.command("list")
 def kb_list() -> None:
     """Knowledge bases with their document and chunk counts."""
-    root = get_settings().kb_root
-    root.mkdir(parents=True, exist_ok=True)  # a home that cannot be made is an error, not "no bases yet"
+    settings = get_settings()
+    root = settings.kb_root
+    if not settings.database_url:  # catalogs in the shared database need no folder to be listed
+        root.mkdir(parents=True, exist_ok=True)  # a home that cannot be made is an error, not "no bases yet"
     rows = list_kbs(root)
     if not rows:
-        out.print(f"no knowledge bases yet under {root}; run `zhiwen ingest PATH --kb NAME`")
+        where = "in the shared database (ZHIWEN_DATABASE_URL)" if settings.database_url else f"under {root}"
+        out.print(f"no knowledge bases yet {where}; run `zhiwen ingest PATH --kb NAME`")
     for name, docs, chunks in rows:
         typer.echo(f"{name}\t{docs} documents\t{chunks} chunks")  # tabs kept for cut -f (rich expands them)
 

@@ -8,6 +8,9 @@ run again only by their own.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,3 +267,22 @@ def test_a_job_whose_replica_went_silent_is_reported_stalled_by_the_others(
     finally:
         one.close()
         two.close()
+
+
+def test_kb_list_with_shared_catalogs_needs_no_folder(
+    database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """It made ZHIWEN_HOME/kbs (failing on a read-only home) although the catalogs are in the database."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")}
+    env |= {"ZHIWEN_HOME": str(home), "ZHIWEN_DATABASE_URL": database}
+    empty = subprocess.run([sys.executable, "-m", "zhiwen.cli", "kb", "list"], env=env,
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert empty.returncode == 0, empty.stderr
+    assert "no knowledge bases yet in the shared database" in empty.stdout, empty.stdout
+    assert not (home / "kbs").exists()
+    _use(monkeypatch, database)  # another replica makes one, in the database
+    KnowledgeBase.open(tmp_path / "elsewhere", "shared-one", HashEmbedder(), create=True).close()
+    listed = subprocess.run([sys.executable, "-m", "zhiwen.cli", "kb", "list"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert listed.returncode == 0 and listed.stdout.startswith("shared-one\t0 documents"), listed
