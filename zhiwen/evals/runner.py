@@ -217,7 +217,9 @@ async def _run(
     _check_resumable(suite, out)  # before any slow work, so a refused run costs nothing
     files = {c.name: out / "records" / f"{c.name}.jsonl" for c in chosen.configurations}
     for config in chosen.configurations:
-        ctx = suite.context_of(config, "")  # an unknown Context field is an error before the ingest, too
+        ctx = suite.context_of(
+            config, suite.name
+        )  # an unknown Context field is an error before the ingest, too
         if suite.answers and files[config.name].exists():
             _check_same_model(files[config.name], config.name, answered_by(ctx))
     data = load_eval_set(suite)

@@ -81,7 +81,7 @@ class Suite(BaseModel):
                     f"{field} name no configuration: {', '.join(unknown)} (configurations: {', '.join(names)})"
                 )
         for config in self.configurations:  # a typo fails here, not at every turn of a long run
-            self.context_of(config, "")
+            self.context_of(config, self.name)
         return self
 
     def context_of(self, config: Configuration, kb: str) -> Context:
@@ -101,7 +101,12 @@ class Suite(BaseModel):
         try:
             return TypeAdapter(Context).validate_python(fields)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                if e["loc"]
+                else e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            )
             raise ZhiwenError(f"suite {self.name}, configuration {config.name}: {problems}") from exc
 
     _file: Path | None = PrivateAttr(default=None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from zhiwen.graph.context_checks import check_context_values
 from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS
 from zhiwen.settings import DEFAULT_KB, get_settings
 
@@ -161,6 +164,16 @@ class Context:
         default=False,
         metadata={"description": "The model's template opens <think> in the prompt (DeepSeek-R1 style)."},
     )
+
+    def __post_init__(self) -> None:
+        """Every value checked against its field (``ContextError`` names each one that does not fit): a
+        run's context comes from Studio, an SDK client or a parent graph, as they were given it."""
+        check_context_values({f.name: getattr(self, f.name) for f in fields(self)}, _hints())
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Context)
 
 
 def context_from_settings(**fields: Any) -> Context:
