@@ -151,7 +151,7 @@ async def _turn_in_chat(
             raise  # the chat itself is being cancelled, not just this turn
         console.print("\n[dim](stopped)[/]")
     except ZhiwenError as exc:
-        console.print(f"\n[red]error:[/] {escape(str(exc))}", highlight=False)
+        console.print(f"\n[red]error:[/] {escape(exc.detail)}", highlight=False)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(

@@ -525,7 +525,7 @@ def main() -> None:
         err.print("zhiwen: interrupted")
         sys.exit(130)
     except ZhiwenError as exc:
-        err.print(f"zhiwen: error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"zhiwen: error: {exc.detail}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(1)
     except ValidationError as exc:  # a ZHIWEN_* variable with a value its setting does not accept
         err.print(f"zhiwen: error: {_invalid_settings(exc)}", highlight=False, markup=False, soft_wrap=True)

@@ -24,6 +24,11 @@ def first_line(exc: BaseException) -> str:
 class ZhiwenError(Exception):
     """Base of every error zhiwen raises on purpose."""
 
+    @property
+    def detail(self) -> str:
+        """What the command line and the log show: the message, or more where a client is told less."""
+        return str(self)
+
 
 class ModelFileError(ZhiwenError):
     """A bundled model file is missing, incomplete or fails its checksum."""
@@ -37,14 +42,23 @@ class ModelFileError(ZhiwenError):
 class LLMUnavailable(ZhiwenError, RuntimeError):
     """The chat model endpoint cannot be reached or failed to start.
 
-    ``public`` is what a server may tell its clients: no upstream body, log lines or paths (the message,
-    for the log and the command line, may hold them).
+    Its message (``str``) is ``public``, what a server may tell its clients: no upstream body, log lines or
+    paths. LangGraph's API server shows a run's error by its message, so a Studio or SDK client read the
+    upstream's response body. ``detail``, for the log and the command line, keeps them (``repr`` shows it).
     """
 
     def __init__(self, message: str, public: str | None = None) -> None:
-        super().__init__(message)
         head = message.splitlines()[0] if message else "the chat model is unavailable"
         self.public = public or head
+        self._detail = message
+        super().__init__(self.public)
+
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+    def __repr__(self) -> str:
+        return f"LLMUnavailable({self._detail!r})"
 
 
 class KnowledgeBaseNotFound(ZhiwenError, ValueError):

@@ -151,8 +151,9 @@ def test_server_error_raises_llm_unavailable(graph_kb: tuple[str, Path]) -> None
         srv.llm.default = Script(text="unused", status=500)
         g = build().compile(checkpointer=InMemorySaver())
         start = time.monotonic()
-        with pytest.raises(LLMUnavailable, match=r"the chat model endpoint failed: .*Error code: 500"):
+        with pytest.raises(LLMUnavailable, match=r"^the chat model endpoint failed: HTTP 500\b") as info:
             asyncio.run(_turn_events(g, "你好", _ctx(graph_kb, srv), "e"))
+        assert "Error code: 500" in info.value.detail, "the upstream's words, for the log and the CLI"
         assert time.monotonic() - start < 20
         assert len(srv.llm.requests) == 3  # the OpenAI client retried twice before giving up
 

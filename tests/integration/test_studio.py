@@ -261,3 +261,47 @@ def test_a_missing_knowledge_base_is_a_clear_run_error(studio: Studio) -> None:
     assert errors[0]["error"] == "KnowledgeBaseNotFound"
     assert "no knowledge base named '没有的库' (existing: default)" in errors[0]["message"]
     assert "zhiwen ingest PATH --kb" in errors[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("context", "fragments"),
+    [
+        ({"top_k": "three"}, ["top_k must be int", "'three'"]),
+        ({"max_retries": 1_000_000}, ["max_retries must be from 0 to 3"]),
+        (
+            {"persona": "pirate", "quality_gate": "no"},
+            ["persona must be one of 'bank', 'general'", "quality_gate"],
+        ),
+        ({"kb": ""}, ["kb must name a knowledge base"]),
+        ({"base_url": "http://user:pw@llm.example/v1"}, ["base_url must hold no user or password"]),
+    ],
+)
+def test_a_bad_context_value_is_a_run_error_naming_it(
+    studio: Studio, context: dict[str, Any], fragments: list[str]
+) -> None:
+    """They were "An internal error occurred", a TypeError naming no field, or silently taken (a persona of
+    "pirate" ran the bank's prompt; one run with max_retries 1,000,000 called the model 2,501 times)."""
+    from langgraph_sdk import get_sync_client
+
+    thread = get_sync_client(url=studio.url).threads.create()["thread_id"]
+    asked = len(studio.llm.llm.requests)
+    parts, text, _ = _run(studio, thread, "金卡信用卡的年费是多少？", **context)
+    errors = [p.data for p in parts if p.event == "error"]
+    assert errors, text[-2000:]
+    assert errors[0]["error"] in ("ContextError", "ValueError"), errors[0]
+    for fragment in fragments:
+        assert fragment in errors[0]["message"], errors[0]
+    assert len(studio.llm.llm.requests) == asked, "the model was not called"
+
+
+def test_a_failing_model_endpoint_is_a_run_error_without_its_body(studio: Studio) -> None:
+    """LangGraph's API server shows a run's error by its message, which held the upstream's response body."""
+    from langgraph_sdk import get_sync_client
+
+    thread = get_sync_client(url=studio.url).threads.create()["thread_id"]
+    studio.llm.llm.enqueue(*[Script(text="secret upstream words", status=500)] * 3)  # the client retries twice
+    parts, text, _ = _run(studio, thread, "金卡信用卡的年费是多少？")
+    errors = [p.data for p in parts if p.event == "error"]
+    assert errors, text[-2000:]
+    assert errors[0]["message"].startswith("the chat model endpoint failed: HTTP 500"), errors[0]
+    assert "scripted error" not in text and "secret upstream" not in text, errors[0]

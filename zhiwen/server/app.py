@@ -70,8 +70,8 @@ async def _start_model(rt: AppRuntime) -> None:
         await asyncio.to_thread(resolve_endpoint, get_settings())
         rt.model_ready = True
     except Exception as exc:  # reported by /health and /ready; chat requests get a clear 502
-        rt.model_error = str(exc)
-        log.error("model endpoint unavailable: %s", exc)
+        rt.model_error = exc.detail if isinstance(exc, ZhiwenError) else str(exc)
+        log.error("model endpoint unavailable: %s", rt.model_error)
 
 
 def keyring_for(settings: ServerSettings) -> KeyRing:

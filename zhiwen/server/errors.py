@@ -145,7 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LLMUnavailable)
     async def _llm(_: Request, exc: LLMUnavailable) -> JSONResponse:
-        log.warning("model endpoint unavailable: %s", exc)
+        log.warning("model endpoint unavailable: %s", exc.detail)
         return _json(502, public_message(exc), code="upstream_unavailable")
 
     @app.exception_handler(CoordinationUnavailable)
