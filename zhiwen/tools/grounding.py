@@ -111,13 +111,31 @@ def _backing(terms: set[str], source_sentences: Sequence[list[set[str]]], cited:
     return {i for i in tied if ranked[i][1] == closest} | {n - 1 for n in cited if n - 1 in tied}
 
 
+_LEADING_CITES = re.compile(r"(?:\s*\[\d{1,3}\])+")
+
+
+def answer_sentences(answer: str) -> list[tuple[int, int]]:
+    """``split_sentences`` of an answer, with the ``[n]`` markers written after a sentence's full stop
+    ("… in total. [1]", "…为300元。[1]") kept with that sentence: they cite it. Split at the stop, the
+    sentence counted as uncited and ``add_citations`` gave it a second marker ("… in total. [1] [1]")."""
+    spans: list[tuple[int, int]] = []
+    for start, end in split_sentences(answer):
+        lead = _LEADING_CITES.match(answer, start, end)
+        if spans and lead:
+            spans[-1] = (spans[-1][0], lead.end())
+            start = lead.end()
+        if answer[start:end].strip():
+            spans.append((start, end))
+    return spans
+
+
 def check_sentences(answer: str, sources: Sequence[str], threshold: float = 0.6) -> list[SentenceCheck]:
     """Support of each answer sentence that has content words, against the numbered ``sources``."""
     source_terms = [_terms(s) for s in sources]
     source_sentences = [[_terms(s[a:b]) for a, b in split_sentences(s)] for s in sources]
     source_numbers = [figures(s, lenient=True) for s in sources]
     checks = []
-    for start, end in split_sentences(answer):
+    for start, end in answer_sentences(answer):
         text = answer[start:end]
         terms = _terms(text)
         if len(terms) < 2 and not _numbers(text):

@@ -80,6 +80,22 @@ def test_markers_naming_no_source_or_a_non_supporting_one_are_dropped_then_attri
     assert drop_bad_citations(right, check_sentences(right, SOURCES), len(SOURCES)) == right
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The wire transfer fee is 15 dollars. [2]",
+        "金卡信用卡的年费为每年三百元。[1]",
+        "金卡信用卡的年费为每年三百元。[1] The wire transfer fee is 15 dollars. [2]",
+    ],
+)
+def test_a_marker_after_the_full_stop_cites_that_sentence(answer: str) -> None:
+    """Split at the stop, the sentence counted as uncited and got a second marker: "… 15 dollars. [2] [2]"."""
+    checks = check_sentences(answer, SOURCES)
+    assert all(c.cited for c in checks), checks
+    assert add_citations(answer, checks) == answer
+    assert drop_bad_citations(answer, checks, len(SOURCES)) == answer
+
+
 def test_add_citations_keeps_trailing_whitespace() -> None:
     answer = "金卡信用卡的年费为每年三百元。\n"
     assert add_citations(answer, check_sentences(answer, SOURCES)) == "金卡信用卡的年费为每年三百元[1]。\n"
