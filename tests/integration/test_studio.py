@@ -299,7 +299,8 @@ def test_a_failing_model_endpoint_is_a_run_error_without_its_body(studio: Studio
     from langgraph_sdk import get_sync_client
 
     thread = get_sync_client(url=studio.url).threads.create()["thread_id"]
-    studio.llm.llm.enqueue(*[Script(text="secret upstream words", status=500)] * 3)  # the client retries twice
+    failing = [Script(text="secret upstream words", status=500)] * 3  # the client retries twice
+    studio.llm.llm.enqueue(*failing)
     parts, text, _ = _run(studio, thread, "金卡信用卡的年费是多少？")
     errors = [p.data for p in parts if p.event == "error"]
     assert errors, text[-2000:]
