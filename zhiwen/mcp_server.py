@@ -109,14 +109,15 @@ def build_mcp_server(backend: Callable[[], McpBackend]) -> MCPServer:
 
     @server.tool()
     async def search_knowledge_base(
-        kb: str, query: str, ctx: Context, top_k: int = 5
+        query: str, ctx: Context, kb: str = "", top_k: int = 5
     ) -> list[dict[str, Any]]:
-        """Passages of knowledge base ``kb`` that match ``query`` (hybrid BM25 + dense retrieval, no LLM), best
-        first, each with its text, score and source file."""
+        """Passages of knowledge base ``kb`` (the server's default when empty) that match ``query`` (hybrid
+        BM25 + dense retrieval, no LLM), best first, each with its text, score and source file."""
         if not 1 <= top_k <= 50:
             raise ToolError("top_k must be between 1 and 50")
         if len(query) > MAX_QUERY_CHARS:  # as /v1/kbs/{kb}/search: the time of a search grows with it
             raise ToolError(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        kb = kb or backend().default_kb
         await asyncio.to_thread(_check_kb, _caller(ctx), kb)
         try:
             hits = await asyncio.to_thread(service.search, kb, query, top_k)

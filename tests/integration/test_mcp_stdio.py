@@ -51,6 +51,10 @@ def test_a_desktop_client_lists_searches_and_asks_over_stdio(graph_kb: tuple[str
                 hits = _data(
                     await client.call_tool("search_knowledge_base", {"kb": kb, "query": "wire transfer"})
                 )
+                # --kb is the default of search too: it answered "kb Field required"
+                assert (
+                    _data(await client.call_tool("search_knowledge_base", {"query": "wire transfer"})) == hits
+                )
                 first = _data(await client.call_tool("ask", {"question": "How long do wire transfers take?"}))
                 again = _data(
                     await client.call_tool(
