@@ -16,11 +16,11 @@ from pydantic import ValidationError
 
 from zhiwen import __version__, service
 from zhiwen.consoles import console
-from zhiwen.errors import ZhiwenError, first_line
+from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError, first_line
 from zhiwen.feedback_cli import feedback_app
 from zhiwen.graph.context import Context, context_from_settings
 from zhiwen.keys_cli import keys_app
-from zhiwen.memory.kb import SearchMode, ensure_kb_exists, kb_exists, list_kbs
+from zhiwen.memory.kb import SearchMode, kb_exists, list_kbs
 from zhiwen.settings import DEFAULT_KB, get_settings, redact_url
 from zhiwen.stage_progress import stage_progress
 
@@ -75,8 +75,9 @@ def ingest(
         raise ZhiwenError(f"no such file or folder: {', '.join(missing)}; nothing ingested")
     made_here = not kb_exists(get_settings().kb_root, kb)
     try:
-        if not _ingest_reporting(kb, paths):
-            raise typer.Exit(1)  # nothing readable (each file reported above)
+        if not _ingest_reporting(kb, paths):  # nothing readable (each file reported above)
+            outcome = f"no knowledge base {kb!r} made" if made_here else f"{kb!r} unchanged"
+            raise ZhiwenError(f"nothing to index: no file given could be read as a document; {outcome}")
     except BaseException:
         if made_here:  # made by this ingest and left empty: not listed as if it held something
             _drop_if_empty(kb)
@@ -233,9 +234,10 @@ def kb_drop(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a whole knowledge base."""
-    ensure_kb_exists(
-        get_settings().kb_root, name
-    )  # a missing name is said now, not after a question about it
+    root = get_settings().kb_root
+    if not kb_exists(root, name):  # said now, not after a question about it; no advice on making it
+        known = ", ".join(n for n, _, _ in list_kbs(root)) or "none"
+        raise KnowledgeBaseNotFound(f"no knowledge base named {name!r} to drop (existing: {known})")
     if not yes and not _confirm(f"delete knowledge base {name!r} and all its documents? [y/N]: "):
         raise typer.Exit(1)
     service.drop_kb(name)

@@ -142,6 +142,16 @@ class Settings(BaseSettings):
         _no_credentials
     )
 
+    @field_validator("local_model")
+    @classmethod
+    def _a_known_model(cls, key: str) -> str:
+        """An unknown name failed only when the model was started, without naming the variable."""
+        from zhiwen.tools.models import MODELS  # its module locates packages; it imports nothing of zhiwen's
+
+        if key not in MODELS:
+            raise ValueError(f"unknown local model; choose one of: {', '.join(MODELS)}")
+        return key
+
     @field_validator("home", mode="before")
     @classmethod
     def _a_folder(cls, home: object) -> object:

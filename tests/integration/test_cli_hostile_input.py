@@ -102,8 +102,24 @@ def test_dropping_without_an_answer_keeps_the_knowledge_base(zhiwen: Run, kb_wit
     assert zhiwen("kb", "drop", "k1", stdin=b"n\n").returncode == 1
     assert b"k1" in zhiwen("kb", "list").stdout
     missing = zhiwen("kb", "drop", "nope")
-    one_line_error(missing, "no knowledge base named 'nope'")
+    line = one_line_error(missing, "no knowledge base named 'nope' to drop (existing: k1)")
     assert b"delete knowledge base" not in missing.stdout  # no question about a base that is not there
+    assert "ingest" not in line, "no advice on making the base the user wants gone"
+
+
+def test_an_ingest_with_nothing_readable_says_so_in_an_error_line(zhiwen: Run, tmp_path: Path) -> None:
+    """It printed the skipped file and a summary of zeros, then exited 1 with no error line."""
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    failed = zhiwen("ingest", str(tmp_path / "empty.txt"), "--kb", "edge")
+    lines = failed.stderr.decode().strip().splitlines()
+    assert failed.returncode == 1 and "empty (no text to index)" in lines[0], lines
+    errors = [line for line in lines if line.startswith("zhiwen: error: ")]
+    assert (
+        errors == [lines[-1]]
+        and "nothing to index" in lines[-1]
+        and "no knowledge base 'edge' made" in lines[-1]
+    ), lines
+    assert b"edge\t" not in zhiwen("kb", "list").stdout
 
 
 def test_piped_output_is_not_wrapped(zhiwen: Run, kb_with_a_document: Path) -> None:

@@ -89,6 +89,7 @@ def test_an_empty_folder_is_reported_and_makes_no_knowledge_base(tmp_path: Path)
     proc = cli.run("ingest", str(empty), "--kb", "newkb3")
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        f"skipped {empty}: an empty folder (no files to ingest; hidden ones are left out)"
+        f"skipped {empty}: an empty folder (no files to ingest; hidden ones are left out)",
+        "zhiwen: error: nothing to index: no file given could be read as a document; no knowledge base 'newkb3' made",
     ]
     assert "newkb3" not in cli.kbs()

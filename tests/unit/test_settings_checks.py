@@ -46,6 +46,15 @@ def test_home_must_be_a_folder(tmp_path: Path) -> None:
     assert Settings(home=tmp_path / "new").home == tmp_path / "new"  # a folder made on first use is fine
 
 
+def test_the_local_model_is_one_zhiwen_ships() -> None:
+    """An unknown ZHIWEN_LOCAL_MODEL failed only once the model was started, and without naming the variable."""
+    with pytest.raises(
+        ValidationError, match=r"unknown local model; choose one of: qwen2.5-0.5b, smollm2-135m"
+    ):
+        Settings(local_model="foo")
+    assert Settings(local_model="smollm2-135m").local_model == "smollm2-135m"
+
+
 def test_llm_timeout_reaches_the_run_context(monkeypatch: pytest.MonkeyPatch) -> None:
     from zhiwen.graph.context import context_from_settings
     from zhiwen.settings import get_settings

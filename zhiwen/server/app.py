@@ -115,8 +115,8 @@ def refuse_unguarded(settings: ServerSettings, keyring: KeyRing | None = None) -
     try:
         if not ring.has_keys and not settings.allow_open:
             raise ZhiwenError(
-                "zhiwen serve: set ZHIWEN_API_KEYS (comma-separated admin keys), create keys with `zhiwen keys "
-                "create`, or, for local use only, ZHIWEN_ALLOW_OPEN=true"
+                "the server needs API keys: set ZHIWEN_API_KEYS (comma-separated admin keys), create keys with "
+                "`zhiwen keys create`, or, for local use only, ZHIWEN_ALLOW_OPEN=true"
             )
     finally:
         if keyring is None:  # opened here for the check: its store is closed here too

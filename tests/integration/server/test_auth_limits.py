@@ -150,6 +150,7 @@ def test_serve_with_workers_refuses_bad_keys_in_one_line(tmp_path: Path, keys: s
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("zhiwen: error: ") and says in line, line
+    assert "zhiwen serve:" not in line, "no second prefix"
 
 
 def test_rate_limit_per_key(env: Env, kit: type[Kit], llm: ScriptedLLM) -> None:

