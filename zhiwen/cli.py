@@ -9,7 +9,7 @@ import shlex
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -24,6 +24,20 @@ from zhiwen.memory.kb import SearchMode, kb_exists, list_kbs
 from zhiwen.settings import DEFAULT_KB, get_settings, redact_url
 from zhiwen.stage_progress import stage_progress
 
+
+def _flag_takes_no_value() -> None:
+    """Typer 0.29's rich help shows a flag's type (``--json <bool>``, ``--help <bool>``) as if it took a value,
+    and ``--json true`` then fails with "unexpected extra argument". Its plain help shows none for flags;
+    the rich one is made to agree (a display fix only: parsing is click's and unchanged)."""
+    shown = typer.core.TyperOption.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flag_takes_no_value()
 app = typer.Typer(
     help="知问 zhiwen: strict, sourced knowledge-base chat in Chinese and English.",
     no_args_is_help=True,
@@ -31,7 +45,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 kb_app = typer.Typer(
-    help="List knowledge bases, list or delete their documents, drop a whole base.", no_args_is_help=True
+    help="Knowledge bases: list them and their documents, delete documents, drop a base, set what answers may "
+    "link to (allow) and the hotline refusals hand over to.",
+    no_args_is_help=True,
 )
 app.add_typer(kb_app, name="kb")
 app.add_typer(keys_app, name="keys")
@@ -160,7 +176,8 @@ def kb_docs(kb: KbOption = DEFAULT_KB) -> None:
     flags = base.catalog.flags()
     for d in base.documents():
         flagged = f"\tflagged: {'; '.join(flags[d.doc_id])}" if d.doc_id in flags else ""
-        typer.echo(f"{d.doc_id}\t{d.n_chunks} chunks\t{d.source}{flagged}")  # tabs kept, as kb list
+        chunks = f"{d.n_chunks} chunk" + ("" if d.n_chunks == 1 else "s")
+        typer.echo(f"{d.doc_id}\t{chunks}\t{d.source}{flagged}")  # tabs kept, as kb list
 
 
 @kb_app.command("allow")
@@ -176,7 +193,7 @@ def kb_allow(
 ) -> None:
     """What answers from a knowledge base may link to or give as contact; anything else is dropped.
 
-    Without items, prints the list. Items are added to it (``--clear`` replaces it).
+    Without items, prints the list. Items are added to it (--clear replaces it).
     """
     base = service.open_kb(kb)
     if not items and not clear:
@@ -502,8 +519,11 @@ def _check_can_listen(host: str, port: int) -> None:
 
 @app.command("mcp")
 def mcp_stdio(kb: KbOption = DEFAULT_KB, local_model: ModelOption = None) -> None:
-    """Serve the knowledge bases to an MCP client over stdio (tools: list_knowledge_bases,
-    search_knowledge_base, ask). Over HTTP, `zhiwen serve` has the same tools at /mcp."""
+    """Serve the knowledge bases to an MCP client over stdio (list_knowledge_bases, search_knowledge_base, ask).
+
+    --kb is the knowledge base a tool call uses when it names none. Over HTTP, `zhiwen serve` has the same
+    tools at /mcp.
+    """
     from zhiwen.mcp_server import run_stdio
 
     service.open_kb(kb)  # a wrong --kb is one line on stderr now, not an error inside the client later
@@ -516,6 +536,7 @@ def main() -> None:
         code = app(standalone_mode=False, prog_name="zhiwen")  # the same name under `python -m`
     except typer.TyperException as exc:  # click's errors (typer vendors click; its classes are private)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        message = message.replace("Value error, ", "")  # typer checks a Literal option with pydantic's words
         if type(exc).__name__ == "NoArgsIsHelpError":  # `zhiwen` or `zhiwen kb` alone: typer showed the help
             sys.exit(2)
         # A bad option or argument: one line, not click's framed panel.

@@ -127,6 +127,7 @@ def test_piped_output_is_not_wrapped(zhiwen: Run, kb_with_a_document: Path) -> N
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.decode().splitlines()
     assert len(lines) == 1 and lines[0].split("\t")[2] == str(kb_with_a_document)
+    assert lines[0].split("\t")[1] == "1 chunk", "not '1 chunks'"
 
 
 def test_feedback_export_refuses_a_name_or_folder_it_cannot_use(zhiwen: Run, tmp_path: Path) -> None:
