@@ -306,3 +306,28 @@ def test_a_failing_model_endpoint_is_a_run_error_without_its_body(studio: Studio
     assert errors, text[-2000:]
     assert errors[0]["message"].startswith("the chat model endpoint failed: HTTP 500"), errors[0]
     assert "scripted error" not in text and "secret upstream" not in text, errors[0]
+
+
+def test_stream_drafts_off_sends_only_the_checked_answer(studio: Studio) -> None:
+    """studio.md's "false: only the checked answer"; the draft streamed anyway (messages and custom)."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=studio.url)
+    thread = client.threads.create()["thread_id"]
+    studio.llm.llm.enqueue(Script(text="金卡信用卡的年费为每年三百元人民币。", chunk_size=2))
+    parts = list(
+        client.runs.stream(
+            thread,
+            "zhiwen",
+            input={"messages": [{"role": "human", "content": "金卡信用卡的年费是多少？"}]},
+            context={"stream_drafts": False},
+            stream_mode=["values", "messages-tuple", "custom"],
+        )
+    )
+    text = json.dumps([p.data for p in parts], ensure_ascii=False)
+    assert not [p for p in parts if p.event == "error"], text[-2000:]
+    nodes = {p.data[1].get("langgraph_node") for p in parts if p.event == "messages"}
+    assert "generate" not in nodes, "no draft token on the messages stream"
+    assert not [p for p in parts if p.event == "custom"], "no draft delta on the custom stream"
+    final = [p.data for p in parts if p.event == "values"][-1]
+    assert "三百元" in final["answer"] and final["quality"]["verdict"] == "pass"

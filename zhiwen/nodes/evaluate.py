@@ -129,6 +129,10 @@ def _final(answer: str, quality: Quality) -> dict[str, Any]:
     return {"answer": answer, "quality": quality, "messages": [AIMessage(content=answer)]}
 
 
+# Any letter case and stray spaces: "<THINK>plan</THINK>" passed the gate and reached the answer.
+_THINK_TAG = re.compile(r"<\s*/?\s*think\s*>", re.IGNORECASE)
+
+
 async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     start = time.perf_counter()
     ctx = context_of(runtime)
@@ -137,13 +141,13 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     sources = state.get("sources", [])
     attempt = state.get("attempt", 0)
     lang = intent["language"]
-    leak = "<think>" in draft or "</think>" in draft
+    leak = bool(_THINK_TAG.search(draft))
     # Cut at max_tokens ("length"), or the stream ended without saying why it stopped ("incomplete"): the
     # answer may be unfinished. An incomplete one is never passed.
     truncated = state.get("draft_finish") in ("length", INCOMPLETE)
     broke_off = state.get("draft_finish") == INCOMPLETE
     if leak:
-        draft = re.sub(r"</?think>", "", draft)
+        draft = _THINK_TAG.sub("", draft)
     timing = {"evaluation": 0.0}
 
     if intent["label"] == "greeting":

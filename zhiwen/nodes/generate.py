@@ -12,6 +12,7 @@ import openai
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
 from langgraph.config import get_config
+from langgraph.constants import TAG_NOSTREAM
 from langgraph.runtime import Runtime
 
 from zhiwen.errors import LLMUnavailable
@@ -99,14 +100,24 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime)
     model = await achat_model(ctx)
     sink = _answer_sink()
-    write = sink if sink is not None else (runtime.stream_writer if runtime is not None else None)
+    write: Callable[[AnswerDelta], None] | None = sink
+    if write is None and runtime is not None:
+        write = runtime.stream_writer
+    # stream_drafts off, for Studio, the SDK and parent graphs (stream_turn holds back what its sink gets):
+    # no token on the messages stream (LangGraph skips a model run tagged nostream) nor on the custom one,
+    # so only the checked answer, evaluate's message, is sent.
+    held = not ctx.stream_drafts and sink is None
+    if held:
+        write = None
     attempt = state.get("attempt", 0)
     language = state.get("intent", {}).get("language", "")
     texts: list[str] = []
     reasoning: list[str] = []
     finish = ""
     try:
-        async for chunk in model.astream(build_messages(state, ctx)):
+        async for chunk in model.astream(
+            build_messages(state, ctx), {"tags": [TAG_NOSTREAM]} if held else None
+        ):
             text = chunk.content if isinstance(chunk.content, str) else message_text(chunk)
             thought = chunk.additional_kwargs.get("reasoning_content")
             if text:

@@ -167,6 +167,16 @@ def test_think_leak_is_flagged_and_never_shown() -> None:
     assert "think>" not in unchecked["answer"] and "三百元" in unchecked["answer"]
 
 
+@pytest.mark.parametrize("draft", ["<THINK>先查年费</THINK>金卡信用卡的年费为每年三百元人民币。",
+                                   "金卡信用卡的年费为每年三百元人民币。< /Think >"])  # fmt: skip
+def test_a_think_tag_in_any_letter_case_is_a_leak(draft: str) -> None:
+    """ "<THINK>plan</THINK>answer" passed the gate, its reasoning in the answer and the thread."""
+    out = _run(_state(draft, ZH, attempt=1))
+    assert out["quality"]["think_leak"] is True and out["quality"]["verdict"] == "refuse"
+    unchecked = _run(_state(draft, ZH), quality_gate=False)
+    assert "think" not in unchecked["answer"].lower(), unchecked["answer"]
+
+
 def test_scaffold_echo_is_caught() -> None:
     draft = "资料：[1] 金卡信用卡的年费为每年三百元人民币。问题：金卡的年费是多少？"
     out = _run(_state(draft, ZH, attempt=1))
