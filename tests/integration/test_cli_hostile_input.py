@@ -201,35 +201,12 @@ def test_a_bad_feishu_setting_names_its_variable(zhiwen: Run) -> None:
     one_line_error(zhiwen("serve", "--port", "9", env=env), "ZHIWEN_FEISHU_BASE_URL", "http(s)")
 
 
-def test_serve_warns_when_the_feishu_bot_has_no_knowledge_base(tmp_path: Path) -> None:
+def _serve_stderr(tmp_path: Path, env: dict[str, str], until: str) -> list[str]:
+    """The lines ``zhiwen serve`` writes to standard error up to the first holding ``until``, then stopped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")} | {
         "ZHIWEN_HOME": str(tmp_path / "home"), "ZHIWEN_API_KEYS": "hostile-input-test-key-7c1e",
-        "ZHIWEN_LLM_BASE_URL": "http://127.0.0.1:9/v1", "ZHIWEN_FEISHU_APP_ID": "cli_test",
-        "ZHIWEN_FEISHU_APP_SECRET": "s", "ZHIWEN_FEISHU_VERIFICATION_TOKEN": "t", "ZHIWEN_FEISHU_ENCRYPT_KEY": "k",
-        "ZHIWEN_FEISHU_KB": "not-made-yet",
-    }  # fmt: skip
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = str(free.getsockname()[1])
-    server = subprocess.Popen(
-        [sys.executable, "-m", "zhiwen.cli", "serve", "--port", port],
-        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert server.stderr is not None
-        first = server.stderr.readline()
-    finally:
-        server.terminate()
-        server.wait(30)
-    assert "warning: ZHIWEN_FEISHU_KB names 'not-made-yet', which does not exist" in first, first
-
-
-def test_the_servers_log_records_are_one_line_each(tmp_path: Path) -> None:
-    """MCPServer() installed rich's handler, which wrapped every record over several 80-column lines."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHIWEN_")} | {
-        "ZHIWEN_HOME": str(tmp_path / "home"), "ZHIWEN_API_KEYS": "hostile-input-test-key-7c1e",
-        "ZHIWEN_LLM_BASE_URL": "http://127.0.0.1:9/v1", "COLUMNS": "80",
-    }  # fmt: skip
+        "ZHIWEN_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+    } | env  # fmt: skip
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = str(free.getsockname()[1])
@@ -240,13 +217,26 @@ def test_the_servers_log_records_are_one_line_each(tmp_path: Path) -> None:
     lines: list[str] = []
     try:
         assert server.stderr is not None
-        while not lines or "Application startup complete" not in lines[-1]:
+        while not lines or until not in lines[-1]:
             line = server.stderr.readline()
             assert line, f"the server stopped: {lines}"
             lines.append(line)
     finally:
         server.terminate()
         server.wait(30)
+    return lines
+
+
+def test_serve_warns_when_the_feishu_bot_has_no_knowledge_base(tmp_path: Path) -> None:
+    env = {"ZHIWEN_FEISHU_APP_ID": "cli_test", "ZHIWEN_FEISHU_APP_SECRET": "s", "ZHIWEN_FEISHU_KB": "not-made-yet",
+           "ZHIWEN_FEISHU_VERIFICATION_TOKEN": "t", "ZHIWEN_FEISHU_ENCRYPT_KEY": "k"}  # fmt: skip
+    first = _serve_stderr(tmp_path, env, until="")[0]
+    assert "warning: ZHIWEN_FEISHU_KB names 'not-made-yet', which does not exist" in first, first
+
+
+def test_the_servers_log_records_are_one_line_each(tmp_path: Path) -> None:
+    """MCPServer() installed rich's handler, which wrapped every record over several 80-column lines."""
+    lines = _serve_stderr(tmp_path, {"COLUMNS": "80"}, until="Application startup complete")
     record = next(line for line in lines if "default knowledge base not opened" in line)
     assert record.startswith("INFO:") and "zhiwen.server" in record, record
     assert "(--kb on the command line, the model name over the API" in record, "the record is on one line"

@@ -29,6 +29,13 @@ def _ready_gauge(client: httpx.Client) -> float:
     return values[0]
 
 
+def _point_the_model_at_a_closed_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(get_settings(), "llm_base_url", f"http://127.0.0.1:{port}/v1")
+
+
 def test_the_gauge_follows_the_model_endpoint_without_anyone_probing_ready(
     env: Env, kit: type[Kit], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -37,10 +44,7 @@ def test_the_gauge_follows_the_model_endpoint_without_anyone_probing_ready(
         httpx.Client(base_url=url, timeout=30) as c,
     ):
         assert _ready_gauge(c) == 1
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        monkeypatch.setattr(get_settings(), "llm_base_url", f"http://127.0.0.1:{port}/v1")
+        _point_the_model_at_a_closed_port(monkeypatch)
         assert _ready_gauge(c) == 0, "a scrape alone sees the model endpoint gone"
         assert c.get("/ready").status_code == 503
         assert c.get("/health").json()["model"] == "starting", "never reached, as when a start is under way"
@@ -59,9 +63,6 @@ def test_health_does_not_call_a_model_ready_that_has_gone_away(
         httpx.Client(base_url=url, timeout=30) as c,
     ):
         assert c.get("/health").json()["model"] == "ready"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        monkeypatch.setattr(get_settings(), "llm_base_url", f"http://127.0.0.1:{port}/v1")
+        _point_the_model_at_a_closed_port(monkeypatch)
         assert c.get("/ready").status_code == 503
         assert c.get("/health").json() == {"status": "ok", "version": __version__, "model": "unreachable"}
