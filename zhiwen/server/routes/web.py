@@ -45,6 +45,7 @@ def _asset(name: str) -> Response:
 
 
 @router.get("/", summary="The web chat page")
+@router.head("/", summary="The web chat page's headers (uptime checks probe with HEAD)")
 async def page() -> Response:
     return _asset("index.html")
 

@@ -19,6 +19,11 @@ const TEXT = {
     done: "Done: {added} added, {replaced} replaced, {unchanged} unchanged ({chunks} chunks).",
     failed: "Failed: {error}", pickFiles: "Choose one or more files first.", up: "Helpful", down: "Not helpful",
     thanks: "Thanks for the feedback.", network: "The server could not be reached.",
+    incomplete: "(the answer was cut off: ask again)", noAnswer: "(no answer: {error})",
+    withdrawn: "An earlier draft could not be verified against the knowledge base and was withdrawn.",
+    busy: "Too many questions at once: try again in {seconds} s.",
+    upstream: "The answering model is not available right now; try again later. ({detail})",
+    comment: "What was wrong, or the right answer (optional)", sendComment: "Send",
   },
   zh: {
     skip: "跳到提问框", threads: "会话", kb: "知识库", changeKey: "API 密钥",
@@ -36,6 +41,11 @@ const TEXT = {
     done: "完成：新增 {added}，替换 {replaced}，未变 {unchanged}（{chunks} 个片段）。",
     failed: "失败：{error}", pickFiles: "请先选择文件。", up: "有帮助", down: "没有帮助",
     thanks: "感谢您的反馈。", network: "无法连接服务器。",
+    incomplete: "（回答被中断，请重新提问）", noAnswer: "（没有回答：{error}）",
+    withdrawn: "先前的草稿未能与知识库核实，已撤回。",
+    busy: "提问过于频繁，请 {seconds} 秒后再试。",
+    upstream: "回答模型暂时不可用，请稍后再试。（{detail}）",
+    comment: "哪里不对，或正确答案（可选）", sendComment: "发送",
   },
 };
 const LANG = (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en";
@@ -72,15 +82,17 @@ function translate() {
 // ---- API ----------------------------------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, retryAfter) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter || "";
   }
 }
 
 async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
-  if (state.key) headers.set("Authorization", `Bearer ${state.key}`);
+  const key = options.key !== undefined ? options.key : state.key; // a key being tried is not kept yet
+  if (key) headers.set("Authorization", `Bearer ${key}`);
   if (options.json !== undefined) {
     headers.set("Content-Type", "application/json");
     options = { ...options, body: JSON.stringify(options.json) };
@@ -98,15 +110,24 @@ async function api(path, options = {}) {
       message = (await resp.json()).error.message || message;
     } catch (_) { /* not JSON */ }
     if (resp.status === 401) askForKey(t("badKey"));
-    throw new ApiError(resp.status, message);
+    throw new ApiError(resp.status, message, resp.headers.get("Retry-After"));
   }
   return resp;
 }
 
 const apiJson = async (path, options) => (await api(path, options)).json();
 
+// The server's words, except where the page can say it in the reader's language: a rate limit (with when to
+// try again) and a model endpoint that failed (the server's detail kept in brackets).
+function describe(err) {
+  if (!(err instanceof ApiError)) return err.message || String(err);
+  if (err.status === 429) return t("busy", { seconds: err.retryAfter || "60" });
+  if (err.status >= 502 && err.status <= 504) return t("upstream", { detail: err.message });
+  return err.message;
+}
+
 function showError(err) {
-  $("error").textContent = err ? (err.message || String(err)) : "";
+  $("error").textContent = err ? describe(err) : "";
 }
 
 // ---- key ----------------------------------------------------------------------------------------------
@@ -118,10 +139,18 @@ function askForKey(message) {
   $("key-input").focus();
 }
 
-$("key-form").addEventListener("submit", (event) => {
+$("key-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const key = $("key-input").value.trim();
   if (!key) return;
+  try {
+    await api("/v1/models", { key }); // refused: api() shows "badKey" and the dialog stays open
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) $("key-error").textContent = describe(err);
+    return;
+  }
+  // Another person's key on a shared screen: the conversation on show and its thread are not theirs.
+  if (state.key && key !== state.key) newThread();
   state.key = key;
   localStorage.setItem(KEY_STORE, key);
   $("key-dialog").close();
@@ -342,8 +371,13 @@ function renderAnswer(target, text, sources) {
   target.append(document.createTextNode(text.slice(at)));
 }
 
+// Bidirectional overrides and isolates in a document's name or text ("invoice\u202efdp.exe" shows as
+// "invoiceexe.pdf") are shown as a visible mark, not obeyed.
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
+const visible = (text) => String(text || "").replace(BIDI_CONTROLS, "\ufffd");
+
 function sourceName(source) {
-  return source.title || source.source || `#${source.n}`;
+  return visible(source.title || source.source || `#${source.n}`);
 }
 
 function sourcePage(source) {
@@ -406,6 +440,7 @@ function addFeedback(turn) {
       try {
         await api("/v1/feedback", { method: "POST", json: { thread_id: thread, rating, kb: state.kb } });
         bar.replaceChildren(el("span", "muted", t("thanks")));
+        if (rating === "down") bar.append(commentForm(thread)); // the correction becomes the gold answer
       } catch (err) {
         showError(err);
       }
@@ -417,6 +452,31 @@ function addFeedback(turn) {
   turn.box.append(bar);
 }
 
+// A 👎 may say what was wrong, or give the right answer: `zhiwen feedback export` makes it the gold answer.
+function commentForm(thread) {
+  const form = el("form", "comment");
+  const box = el("textarea");
+  box.rows = 2;
+  box.maxLength = 2000;
+  box.setAttribute("aria-label", t("comment"));
+  box.placeholder = t("comment");
+  const send = el("button", "", t("sendComment"));
+  send.type = "submit";
+  form.append(box, send);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const comment = box.value.trim();
+    if (!comment) return;
+    try {
+      await api("/v1/feedback", { method: "POST", json: { thread_id: thread, rating: "down", comment, kb: state.kb } });
+      form.replaceWith(el("span", "muted", t("thanks")));
+    } catch (err) {
+      showError(err);
+    }
+  });
+  return form;
+}
+
 // ---- the source passage -------------------------------------------------------------------------------
 
 let sourceOpener = null;
@@ -424,10 +484,10 @@ let sourceOpener = null;
 function showSource(source, opener) {
   sourceOpener = opener;
   $("source-heading").textContent = `${t("source")} [${source.n}]`;
-  $("source-file").textContent = source.source || "—";
-  $("source-title").textContent = source.title || "—";
+  $("source-file").textContent = visible(source.source) || "—";
+  $("source-title").textContent = visible(source.title) || "—";
   $("source-page").textContent = sourcePage(source) || "—";
-  $("source-text").textContent = source.text || "";
+  $("source-text").textContent = visible(source.text);
   $("source-panel").hidden = false;
   $("source-close").focus();
 }
@@ -472,7 +532,7 @@ function applyFrame(turn, frame) {
   if (frame.withdrawn) {
     // The draft shown so far is withdrawn: replace it by the notice; what follows the notice is the answer.
     turn.withdrawn = frame.withdrawn;
-    turn.notice.textContent = frame.withdrawn;
+    turn.notice.textContent = t("withdrawn");
     turn.notice.hidden = false;
     const at = content.indexOf(frame.withdrawn);
     turn.streamed = (at >= 0 ? content.slice(at + frame.withdrawn.length) : "").replace(/^\s+/, "");
@@ -529,14 +589,18 @@ async function ask(question) {
       }
       turn.answer.scrollIntoView({ block: "end" });
     }
+    if (!turn.quality.dataset.verdict) markUnfinished(turn, t("incomplete")); // the stream ended early
   } catch (err) {
     if (err.name === "AbortError") {
-      if (!turn.quality.dataset.verdict) {
-        turn.box.classList.add("stopped");
-        turn.box.append(el("p", "muted stopped-note", t("stopped")));
-      }
+      if (!turn.quality.dataset.verdict) markUnfinished(turn, t("stopped"));
     } else {
       showError(err);
+      if (!turn.streamed) {
+        markUnfinished(turn, t("noAnswer", { error: describe(err) }));
+        if (!$("question").value) $("question").value = question; // to send again as it was
+      } else if (!turn.quality.dataset.verdict) {
+        markUnfinished(turn, t("incomplete"));
+      }
     }
   } finally {
     turn.box.removeAttribute("aria-busy");
@@ -544,6 +608,12 @@ async function ask(question) {
     setBusy(false);
     loadThreads().catch(showError);
   }
+}
+
+function markUnfinished(turn, note) {
+  if (turn.box.classList.contains("stopped")) return;
+  turn.box.classList.add("stopped");
+  turn.box.append(el("p", "muted stopped-note", note));
 }
 
 $("composer").addEventListener("submit", (event) => {
