@@ -15,6 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 from rich.console import Console
 from rich.markup import escape
 
+from zhiwen.consoles import shown
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.builder import build
 from zhiwen.graph.context import Context
@@ -43,7 +44,7 @@ def _print_sources(console: Console, state: dict[str, Any], streamed: str = "") 
     for s in sources:
         if f"[{s['n']}]" in state.get("answer", ""):
             where = s["source"].rsplit("/", 1)[-1]
-            console.print(f"  [dim][{s['n']}] {where} · {s['title']}[/]", highlight=False)
+            console.print(f"  [dim]\\[{s['n']}] {shown(where)} · {shown(s['title'])}[/]", highlight=False)
     for n in withdrawn_citations(state, streamed):
         why = (
             "that source does not support the sentence citing it"

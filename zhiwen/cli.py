@@ -15,7 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from zhiwen import __version__, service
-from zhiwen.consoles import console
+from zhiwen.consoles import console, printable, shown
 from zhiwen.errors import KnowledgeBaseNotFound, ZhiwenError, first_line
 from zhiwen.feedback_cli import feedback_app
 from zhiwen.graph.context import Context, context_from_settings
@@ -110,10 +110,10 @@ def _ingest_reporting(kb: str, paths: list[Path]) -> int:
     with stage_progress(err) as update:
         report = service.ingest(kb, paths, lambda done, total: update("embedding chunks", done, total))
     for reason in report.skipped:
-        err.print(f"[yellow]skipped[/] {reason}", highlight=False)
+        err.print(f"[yellow]skipped[/] {shown(reason)}", highlight=False)
     for reason in report.flagged:  # ingested, but an operator should read it before customers see answers
-        err.print(f"[red]flagged[/] {reason} (see `zhiwen kb docs`)", highlight=False)
-    out.print(f"{kb}: {report.summary()}", highlight=False)
+        err.print(f"[red]flagged[/] {shown(reason)} (see `zhiwen kb docs`)", highlight=False)
+    out.print(f"{printable(kb)}: {report.summary()}", highlight=False, markup=False)
     return report.added + report.replaced + report.unchanged
 
 
@@ -150,8 +150,8 @@ def search(
     for i, h in enumerate(hits, start=1):
         legs = " ".join(f"{k}#{int(v['rank'])}" for k, v in h.legs.items())
         where = h.metadata.get("source", "")
-        out.print(f"[bold][{i}][/] {h.score:.4f} ({legs}) {where}", highlight=False)
-        out.print("    " + h.text[:200].replace("\n", " "), highlight=False)
+        out.print(f"[bold]\\[{i}][/] {h.score:.4f} ({legs}) {shown(where)}", highlight=False)
+        out.print("    " + printable(h.text[:200].replace("\n", " ")), highlight=False, markup=False)
 
 
 @kb_app.command("list")
@@ -166,7 +166,9 @@ def kb_list() -> None:
         where = "in the shared database (ZHIWEN_DATABASE_URL)" if settings.database_url else f"under {root}"
         out.print(f"no knowledge bases yet {where}; run `zhiwen ingest PATH --kb NAME`")
     for name, docs, chunks in rows:
-        typer.echo(f"{name}\t{docs} documents\t{chunks} chunks")  # tabs kept for cut -f (rich expands them)
+        typer.echo(
+            f"{printable(name)}\t{docs} documents\t{chunks} chunks"
+        )  # tabs kept for cut -f (rich expands them)
 
 
 @kb_app.command("docs")
@@ -175,9 +177,9 @@ def kb_docs(kb: KbOption = DEFAULT_KB) -> None:
     base = service.open_kb(kb)
     flags = base.catalog.flags()
     for d in base.documents():
-        flagged = f"\tflagged: {'; '.join(flags[d.doc_id])}" if d.doc_id in flags else ""
+        flagged = f"\tflagged: {printable('; '.join(flags[d.doc_id]))}" if d.doc_id in flags else ""
         chunks = f"{d.n_chunks} chunk" + ("" if d.n_chunks == 1 else "s")
-        typer.echo(f"{d.doc_id}\t{chunks}\t{d.source}{flagged}")  # tabs kept, as kb list
+        typer.echo(f"{d.doc_id}\t{chunks}\t{printable(d.source)}{flagged}")  # tabs kept, as kb list
 
 
 @kb_app.command("allow")
@@ -242,7 +244,7 @@ def kb_delete(
     """Remove a document from both indexes of a knowledge base."""
     removed = service.open_kb(kb).delete_document(document)
     for d in removed:
-        out.print(f"deleted {d.source} ({d.n_chunks} chunks)", highlight=False)
+        out.print(f"deleted {printable(d.source)} ({d.n_chunks} chunks)", highlight=False, markup=False)
 
 
 @kb_app.command("drop")
@@ -258,7 +260,7 @@ def kb_drop(
     if not yes and not _confirm(f"delete knowledge base {name!r} and all its documents? [y/N]: "):
         raise typer.Exit(1)
     service.drop_kb(name)
-    out.print(f"dropped {name}")
+    out.print(f"dropped {printable(name)}", highlight=False, markup=False)
 
 
 def _confirm(question: str) -> bool:

@@ -8,9 +8,12 @@ the terminal).
 
 from __future__ import annotations
 
-from rich.console import Console
+import re
 
-__all__ = ["console"]
+from rich.console import Console
+from rich.markup import escape
+
+__all__ = ["console", "printable", "shown"]
 
 _UNBOUNDED = 100_000  # columns given to a table when output is a file or a pipe
 
@@ -20,3 +23,18 @@ def console(stderr: bool = False) -> Console:
     probe = Console(stderr=stderr)
     width = None if probe.is_terminal else _UNBOUNDED
     return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+# C0 and C1 controls (ESC starts the terminal's own commands: a file named "\x1b]0;PWNED\x07" retitled the
+# window, "\x1b[2J" cleared it; a tab or a newline split a `kb docs` row) and bidirectional overrides.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` from a document or a file name, safe to print: each control character written as an escape."""
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def shown(text: str) -> str:
+    """``printable(text)`` inside a rich markup string: its brackets are text ("[/]" ended search in an error)."""
+    return escape(printable(text))

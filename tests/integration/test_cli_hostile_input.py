@@ -240,3 +240,27 @@ def test_the_servers_log_records_are_one_line_each(tmp_path: Path) -> None:
     record = next(line for line in lines if "default knowledge base not opened" in line)
     assert record.startswith("INFO:") and "zhiwen.server" in record, record
     assert "(--kb on the command line, the model name over the API" in record, "the record is on one line"
+
+
+def test_document_text_and_names_print_as_text(zhiwen: Run, tmp_path: Path) -> None:
+    """'[/]' in a document ended `zhiwen search` in a MarkupError; an ESC in a name or a text reached the
+    terminal (a retitled window, a cleared screen), and a tab in a name split a `kb docs` row."""
+    docs = tmp_path / "docs"
+    (docs / "a[").mkdir(parents=True)
+    (docs / "a[" / "b].md").write_text(
+        "Wire fee policy [/] closes nothing. [red]shown[/red]\n", encoding="utf-8"
+    )
+    (docs / "x\x1b]0;PWNED\x07\tfake.txt").write_text(
+        "The wire fee is 15 dollars \x1b[2J here.\n", encoding="utf-8"
+    )
+    (docs / "c].bin").write_bytes(b"\x00\x01binary")
+    ingest = zhiwen("ingest", str(docs), "--kb", "mk")
+    assert ingest.returncode == 0 and b"Traceback" not in ingest.stderr, ingest.stderr
+    assert b"c].bin: unsupported file type" in ingest.stderr and b"2 added" in ingest.stdout
+    found = zhiwen("search", "wire fee policy", "--kb", "mk", "--mode", "bm25")
+    assert found.returncode == 0, found.stderr
+    text = found.stdout.decode()
+    assert "[/] closes nothing. [red]shown[/red]" in text and "a[/b].md" in text
+    assert "\x1b" not in text and "\\x1b[2J" in text and "\\x1b]0;PWNED\\x07\\tfake.txt" in text
+    rows = zhiwen("kb", "docs", "--kb", "mk").stdout.decode().splitlines()
+    assert len(rows) == 2 and all(len(row.split("\t")) == 3 for row in rows), rows

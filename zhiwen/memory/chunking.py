@@ -136,6 +136,7 @@ def chunk_document(doc: Document, size: int = 600, overlap: int = 100) -> list[C
             if current is not None:
                 pieces.append((*current, heading))
     chunks = []
+    digest = doc.sha256  # hashes the whole text: once, not per chunk (that made chunking quadratic)
     for ordinal, (s, e, heading) in enumerate(pieces):
         body = text[s:e].strip()
         if not body:
@@ -149,6 +150,6 @@ def chunk_document(doc: Document, size: int = 600, overlap: int = 100) -> list[C
             meta["page"] = page
         # The document id is part of the chunk id: two documents with the same text (copied files,
         # duplicate corpus passages) must not share chunk rows or vectors.
-        cid = content_hash(f"{doc.id}:{doc.sha256}:{ordinal}:{embedded}")[:32]
+        cid = content_hash(f"{doc.id}:{digest}:{ordinal}:{embedded}")[:32]
         chunks.append(Chunk(cid, doc.id, embedded, ordinal, s, e, meta))
     return chunks

@@ -87,6 +87,11 @@ def decode_text(raw: bytes, where: str) -> str:
     return best[1]
 
 
+_NOT_CHARSETS = frozenset(
+    {"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "mbcs", "oem"}
+)
+
+
 def declared_html_charset(raw: bytes) -> str | None:
     """The encoding an HTML file's ``<meta charset>`` names, if Python knows it."""
     match = _META_CHARSET.search(raw[:4096])
@@ -94,6 +99,11 @@ def declared_html_charset(raw: bytes) -> str | None:
         return None
     name = match.group(1).decode("ascii").lower()
     try:
-        return codecs.lookup(name).name
+        codec = codecs.lookup(name)
     except LookupError:
         return None
+    # "base64", "rot13", "zlib", "unicode_escape": codecs Python knows that are no charset; one such
+    # declaration ended a whole folder's ingest in a LookupError, every good file with it.
+    if not getattr(codec, "_is_text_encoding", True) or codec.name in _NOT_CHARSETS:
+        return None
+    return codec.name

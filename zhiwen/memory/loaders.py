@@ -6,14 +6,18 @@ and opens nothing but regular files.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
-from zhiwen.errors import UnsupportedFile
+from zhiwen.errors import UnsupportedFile, first_line
 from zhiwen.memory.documents import Document
 from zhiwen.memory.encodings import declared_html_charset, decode_text
 from zhiwen.memory.source_names import source_name
@@ -63,33 +67,62 @@ def _read_html(path: Path) -> str:
     if declared is not None and declared not in ("utf-8", "utf-16", "utf-32"):
         try:
             return raw.decode(_SUPERSETS.get(declared, declared))
-        except UnicodeDecodeError:
+        except (UnicodeError, LookupError):
             pass  # a wrong declaration: fall back to finding the encoding
     return decode_text(raw, source_name(path))
 
 
 # Not the page's content: code, and the navigation, side bars and footers repeated on every page of a site.
-_NOT_CONTENT = ["script", "style", "noscript", "template", "nav", "aside", "footer"]
-_BLOCKS = ["p", "div", "section", "article", "main", "header", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
+_NOT_CONTENT = frozenset({"script", "style", "noscript", "template", "nav", "aside", "footer"})
+_BLOCKS = frozenset({"p", "div", "section", "article", "main", "header", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
            "td", "th", "caption", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "figure", "figcaption",
-           "title", "hr", "address", "details", "summary", "form", "fieldset", "legend", "body"]  # fmt: skip
+           "title", "hr", "address", "details", "summary", "form", "fieldset", "legend", "body"})  # fmt: skip
+
+
+class _HTMLText(HTMLParser):
+    """The text of a page, with line breaks at block elements only, read in one pass.
+
+    Written on the standard library's tokenizer rather than BeautifulSoup: bs4 builds a tree and relinks it
+    at every end tag, which is quadratic in the nesting depth (100,000 nested <div>s did not finish), and
+    zhiwen needs only the text. get_text("\n") broke a line at every tag, so a sentence with a <b> or
+    <span> in it ("安心贷的<b>年利率</b>为<span>3.65%</span>") was cut into pieces; here only blocks break.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title: list[str] = []
+        self._skipping = 0  # inside script, style, nav...: not the page's content
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _NOT_CONTENT:
+            self._skipping += 1
+        elif tag in _BLOCKS or tag == "br":
+            self.parts.append("\n")
+        self._in_title = self._in_title or tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _NOT_CONTENT:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCKS:
+            self.parts.append("\n")
+        if tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title.append(data)
+        if not self._skipping:
+            self.parts.append(data)
 
 
 def _load_html(path: Path) -> Document:
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(_read_html(path), "html.parser")
-    title = soup.title.get_text(strip=True) if soup.title else source_name(path.stem)
-    for tag in soup(_NOT_CONTENT):
-        tag.decompose()
-    # Lines break at block elements only: get_text("\n") broke one at every tag, so a sentence with a
-    # <b> or <span> in it ("安心贷的<b>年利率</b>为<span>3.65%</span>") was cut into pieces.
-    for tag in soup(_BLOCKS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    for br in soup("br"):
-        br.replace_with("\n")
-    lines = [" ".join(line.split()) for line in soup.get_text().splitlines()]
+    reader = _HTMLText()
+    reader.feed(_read_html(path))
+    reader.close()
+    title = " ".join("".join(reader.title).split()) or source_name(path.stem)
+    lines = [" ".join(line.split()) for line in "".join(reader.parts).splitlines()]
     return Document(source=source_name(path), text="\n".join(line for line in lines if line), title=title)
 
 
@@ -163,10 +196,38 @@ def load_path(path: Path) -> list[Document]:
             docs = [Document(source=name, text=text, title=_md_title(text) or source_name(path.stem))]
     except OSError as exc:
         raise UnsupportedFile(f"{name}: cannot read ({exc.strerror or exc})") from exc
+    except UnsupportedFile:
+        raise
+    except Exception as exc:  # a parser's own failure on a hostile file costs that file, never the batch
+        raise UnsupportedFile(f"{name}: unreadable ({type(exc).__name__}: {first_line(exc)[:200]})") from exc
+    docs = [_without_invisible(d) for d in docs]
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise UnsupportedFile(f"{name}: empty (no text to index)")
+    longest = max(len(d.text) for d in docs)
+    if longest > MAX_DOCUMENT_CHARS:
+        raise UnsupportedFile(
+            f"{name}: too long ({longest:,} characters of text; at most {MAX_DOCUMENT_CHARS:,}): split it into parts"
+        )
     return docs
+
+
+MAX_DOCUMENT_CHARS = 5_000_000
+"""Longest text one document may have (about 2,500 pages): one 50 MB line held the ingest, and the server's
+single ingest worker, for hours of embedding."""
+
+# Zero-width characters, the soft hyphen and bidirectional controls: invisible, yet "wi\u200bre" is no longer
+# the word "wire" for keyword search, and a file of them alone was indexed as a document.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+
+
+def _without_invisible(doc: Document) -> Document:
+    """``doc`` without invisible characters; its page offsets moved back by those removed before each."""
+    if not _INVISIBLE.search(doc.text):
+        return doc
+    removed = [m.start() for m in _INVISIBLE.finditer(doc.text)]
+    pages = tuple((start - bisect.bisect_left(removed, start), page) for start, page in doc.pages)
+    return replace(doc, text=_INVISIBLE.sub("", doc.text), pages=pages)
 
 
 _SPECIAL = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),

@@ -326,3 +326,85 @@ def test_read_error_becomes_unsupported_file(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(UnsupportedFile, match=r"locked\.txt: cannot read \(Permission denied\)"):
         load_path(path)
+
+
+@pytest.mark.parametrize("charset", ["base64", "rot13", "hex", "zlib", "undefined", "unicode_escape"])
+def test_a_charset_that_is_no_text_encoding_is_ignored(tmp_path: Path, charset: str) -> None:
+    """It ended the whole folder's ingest in a LookupError, every good file with it (HTTP: a 500)."""
+    page = tmp_path / "p.html"
+    page.write_bytes(f'<meta charset="{charset}"><p>'.encode() + "安心贷 fee".encode("gbk") + b"</p>")
+    (doc,) = load_path(page)
+    assert "安心贷 fee" in doc.text
+
+
+def test_a_parser_failure_costs_only_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zhiwen.memory import loaders
+
+    def broken(path: Path) -> str:
+        raise LookupError("a codec the parser tripped on")
+
+    monkeypatch.setattr(loaders, "_read_html", broken)
+    (tmp_path / "p.html").write_text("<p>x</p>", encoding="utf-8")
+    with pytest.raises(
+        UnsupportedFile, match=r"p\.html: unreadable \(LookupError: a codec the parser tripped on\)"
+    ):
+        load_path(tmp_path / "p.html")
+
+
+def test_invisible_characters_are_taken_out_and_pages_still_line_up(tmp_path: Path) -> None:
+    """ "wi\\u200bre" was no longer the word "wire" for BM25, and a file of them alone was a document."""
+    text = tmp_path / "zw.txt"
+    text.write_text("The wi\u200bre trans\u200cfer fee, mort\u00adgage \u202eexe.pdf\n", encoding="utf-8")
+    (doc,) = load_path(text)
+    assert doc.text == "The wire transfer fee, mortgage exe.pdf\n"
+    blank = tmp_path / "blank.txt"
+    blank.write_text(" \t\u200b\u3000\u00a0\u200d\n", encoding="utf-8")
+    with pytest.raises(UnsupportedFile, match="empty"):
+        load_path(blank)
+    from zhiwen.memory.documents import Document
+    from zhiwen.memory.loaders import _without_invisible
+
+    first = "First page, zero\u200bwidth.\n"
+    paged = _without_invisible(
+        Document(source="p.pdf", text=first + "Second page.", pages=((0, 1), (len(first), 2)))
+    )
+    assert paged.text == "First page, zerowidth.\nSecond page." and paged.pages == (
+        (0, 1),
+        (len(first) - 1, 2),
+    )
+
+
+def test_a_document_too_long_to_index_is_refused_by_name(tmp_path: Path) -> None:
+    from zhiwen.memory.loaders import MAX_DOCUMENT_CHARS
+
+    huge = tmp_path / "line.txt"
+    huge.write_text("a" * (MAX_DOCUMENT_CHARS + 1), encoding="utf-8")
+    with pytest.raises(UnsupportedFile, match=r"line\.txt: too long \(5,000,001 characters .*split it"):
+        load_path(huge)
+
+
+def test_deeply_nested_html_loads(tmp_path: Path) -> None:
+    """100,000 nested <div>s: each inserted line break walked to the end of its element (quadratic)."""
+    page = tmp_path / "deep.html"
+    page.write_text(
+        "<div>" * 100_000 + "Deep loan text." + "</div>" * 100_000 + "<p>After.</p>", encoding="utf-8"
+    )
+    (doc,) = load_path(page)
+    assert doc.text.splitlines() == ["Deep loan text.", "After."]
+
+
+def test_chunking_hashes_the_document_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The document's hash was taken again for every chunk: 1.6 M characters took 16 s to chunk."""
+    from zhiwen.memory import documents
+    from zhiwen.memory.documents import Document
+
+    hashed: list[int] = []
+    real = documents.Document.sha256
+
+    def counted(self: Document) -> str:
+        hashed.append(1)
+        return real.fget(self)  # type: ignore[no-any-return,misc]
+
+    monkeypatch.setattr(documents.Document, "sha256", property(counted))
+    chunks = chunk_document(Document(source="s", text="年费为三百元。" * 5000))
+    assert len(chunks) > 50 and len(hashed) == 1
