@@ -10,6 +10,7 @@ model: they run on every chunk of every upload, on a CPU.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 __all__ = ["instruction_flags"]
 
@@ -17,10 +18,14 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "tells the assistant to ignore its instructions",
         re.compile(
-            r"\b(ignore|disregard|forget|override)\b.{0,40}\b(previous|prior|above|earlier|all|your|system)\b"
-            r".{0,25}\b(instructions?|rules|prompts?|guidelines)\b"
-            r"|(忽略|无视|忘记|忘掉|不要理会|覆盖).{0,12}(之前|以上|上述|前面|所有|全部|系统).{0,8}"
-            r"(指令|指示|规则|提示|要求|设定)",
+            r"\b(ignore|disregard|forget|override|(do not|don't|stop) follow(ing)?)\b.{0,40}"
+            r"\b(previous|prior|above|earlier|all|your|system)\b.{0,25}"
+            r"\b(instructions?|rules|prompts?|guidelines|directions|commands)\b"
+            r"|\b(ignore|disregard|forget|override)\b.{0,20}\b(instructions?|rules|prompts?|directions)\b"
+            r".{0,15}\b(above|before|previously|so far)\b"
+            r"|(忽略|无视|忘记|忘掉|不要理会|不要遵守|不必遵守|无需遵守|覆盖).{0,12}"
+            r"(之前|以上|上述|前面|前文|先前|此前|所有|全部|系统).{0,8}(指令|指示|规则|提示|要求|设定|规定|命令)"
+            r"|(以上|上述|之前|前面)的?(内容|指令|规定|要求)(全部|一律)?(作废|无效)",
             re.IGNORECASE | re.DOTALL,
         ),
     ),
@@ -32,6 +37,14 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|(你现在是|从现在起你|从现在开始你|作为(一个)?(AI|人工智能|助手|语言模型)|系统提示词?|新的?指令[:：]|"
             r"(AI|人工智能|助手)[，,]?你(必须|要|应该))",
             re.IGNORECASE,
+        ),
+    ),
+    (
+        "imitates the chat's own markup (a system or assistant turn, the sources' delimiters)",
+        re.compile(
+            r"<\|(im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>|\[/?INST\]|<</?SYS>>"
+            r"|^\s*(system|assistant|助手)\s*[:：]|</?(documents?|context|sources?)>",
+            re.IGNORECASE | re.MULTILINE,
         ),
     ),
     (
@@ -50,6 +63,7 @@ _CREDENTIAL_REQUEST = re.compile(
     r"|(密码|验证码|动态码|校验码|CVV|安全码|卡号).{0,8}(发送|发给|发到|告知|提供|回复)",
     re.IGNORECASE | re.DOTALL,
 )
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 _LINK = re.compile(r"https?://|www\.|[\w.+-]+@[\w-]+\.[\w.]+", re.IGNORECASE)
 
 
@@ -59,6 +73,9 @@ def instruction_flags(text: str) -> list[str]:
     A request for credentials is flagged only beside a link or an e-mail address: "enter your PIN at the ATM"
     is ordinary banking; "log in at http://... and enter your password" is phishing.
     """
+    # Full-width letters ("Ｉｇｎｏｒｅ") read as ASCII, and zero-width characters inside a word ("Ig\u200bnore")
+    # do not break it: both slipped past the rules.
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     reasons = [reason for reason, rule in _RULES if rule.search(text)]
     if _LINK.search(text) and _CREDENTIAL_REQUEST.search(text):
         reasons.append("asks for credentials next to a link or e-mail address")
