@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import logging
 import os
 import re
 import stat
@@ -72,6 +73,8 @@ def _read_html(path: Path) -> str:
     return decode_text(raw, source_name(path))
 
 
+_log = logging.getLogger("zhiwen.ingest")
+
 # Not the page's content: code, and the navigation, side bars and footers repeated on every page of a site.
 _NOT_CONTENT = frozenset({"script", "style", "noscript", "template", "nav", "aside", "footer"})
 _BLOCKS = frozenset({"p", "div", "section", "article", "main", "header", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
@@ -128,24 +131,73 @@ def _load_html(path: Path) -> Document:
 
 def _load_pdf(path: Path) -> Document:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.errors import FileNotDecryptedError, PyPdfError
 
+    name = source_name(path)
+    with _pypdf_warnings() as warned:
+        try:
+            reader = PdfReader(str(path))
+            parts: list[str] = []
+            pages: list[tuple[int, int]] = []
+            offset = 0
+            unreadable: list[int] = []
+            for number, page in enumerate(reader.pages, start=1):
+                try:
+                    text = (page.extract_text() or "").strip()
+                except (FileNotDecryptedError, OSError):
+                    raise
+                except (
+                    Exception
+                ):  # one damaged page (a content stream nested past the parser) costs that page
+                    unreadable.append(number)
+                    text = ""
+                pages.append((offset, number))
+                parts.append(text)
+                offset += len(text) + 2
+            title = str(
+                (reader.metadata.get("/Title") if reader.metadata else None) or source_name(path.stem)
+            )
+        except FileNotDecryptedError as exc:
+            raise UnsupportedFile(
+                f"{name}: encrypted with a password (open it and save a copy without one)"
+            ) from exc
+        except (PyPdfError, OSError, ValueError) as exc:
+            raise UnsupportedFile(f"{name}: unreadable PDF ({_first_of(exc, warned)})") from exc
+        except Exception as exc:  # pypdf raises arbitrary errors (TypeError, KeyError...) on damaged files
+            raise UnsupportedFile(
+                f"{name}: unreadable PDF ({type(exc).__name__}: {_first_of(exc, warned)})"
+            ) from exc
+    if unreadable:
+        _log.warning(
+            "%s: page(s) %s could not be read and were left out", name, ", ".join(map(str, unreadable))
+        )
+    return Document(source=name, text="\n\n".join(parts), title=title, pages=tuple(pages))
+
+
+def _first_of(exc: BaseException, warned: list[str]) -> str:
+    """The error's first line, and pypdf's first warning about the file when it gave one."""
+    return first_line(exc) + (f"; {warned[0]}" if warned else "")
+
+
+@contextlib.contextmanager
+def _pypdf_warnings() -> Iterator[list[str]]:
+    """pypdf's warnings about one file, kept for its error line: on their own they printed as bare lines
+    ("EOF marker not found") that named no file."""
+    caught: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            caught.append(record.getMessage())
+
+    logger = logging.getLogger("pypdf")
+    handler, propagated = Keep(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
     try:
-        reader = PdfReader(str(path))
-        parts: list[str] = []
-        pages: list[tuple[int, int]] = []
-        offset = 0
-        for number, page in enumerate(reader.pages, start=1):
-            text = (page.extract_text() or "").strip()
-            pages.append((offset, number))
-            parts.append(text)
-            offset += len(text) + 2
-        title = str((reader.metadata.get("/Title") if reader.metadata else None) or source_name(path.stem))
-    except (PyPdfError, OSError, ValueError) as exc:
-        raise UnsupportedFile(f"{source_name(path)}: unreadable PDF ({exc})") from exc
-    except Exception as exc:  # pypdf raises arbitrary errors (TypeError, KeyError...) on damaged files
-        raise UnsupportedFile(f"{source_name(path)}: unreadable PDF ({type(exc).__name__}: {exc})") from exc
-    return Document(source=source_name(path), text="\n\n".join(parts), title=title, pages=tuple(pages))
+        yield caught
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagated
 
 
 def _load_jsonl(path: Path) -> list[Document]:

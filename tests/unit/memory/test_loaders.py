@@ -408,3 +408,46 @@ def test_chunking_hashes_the_document_once(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(documents.Document, "sha256", property(counted))
     chunks = chunk_document(Document(source="s", text="年费为三百元。" * 5000))
     assert len(chunks) > 50 and len(hashed) == 1
+
+
+def test_a_password_protected_pdf_says_so(tmp_path: Path) -> None:
+    """It said pypdf's "File has not been decrypted"."""
+    from pypdf import PdfReader, PdfWriter
+
+    plain = tmp_path / "plain.pdf"
+    write_text_pdf(plain, ["Secret terms."])
+    writer = PdfWriter(clone_from=PdfReader(plain))
+    writer.encrypt("s3cret")
+    with (tmp_path / "locked.pdf").open("wb") as f:
+        writer.write(f)
+    with pytest.raises(UnsupportedFile, match=r"locked\.pdf: encrypted with a password"):
+        load_path(tmp_path / "locked.pdf")
+
+
+def test_pypdfs_warnings_go_into_the_files_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """They printed as bare lines ("EOF marker not found") naming no file."""
+    (tmp_path / "cut.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n")
+    with pytest.raises(UnsupportedFile, match=r"cut\.pdf: unreadable PDF") as caught:
+        load_path(tmp_path / "cut.pdf")
+    assert "EOF marker not found" in str(caught.value)
+    assert "EOF marker" not in capfd.readouterr().err
+
+
+def test_one_unreadable_page_costs_that_page_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypdf import PageObject
+
+    pdf = tmp_path / "three.pdf"
+    write_text_pdf(pdf, ["Page one fee.", "Page two broken.", "Page three rate."])
+    real = PageObject.extract_text
+
+    def extract(self: PageObject, *args: object, **kwargs: object) -> str:
+        text = real(self, *args, **kwargs)  # type: ignore[arg-type]
+        if "two" in text:
+            raise RecursionError("maximum recursion depth exceeded")
+        return text
+
+    monkeypatch.setattr(PageObject, "extract_text", extract)
+    (doc,) = load_path(pdf)
+    assert "Page one fee." in doc.text and "Page three rate." in doc.text and "two" not in doc.text
+    three = doc.text.index("Page three")
+    assert [p for start, p in doc.pages if start <= three][-1] == 3
