@@ -270,16 +270,16 @@ single ingest worker, for hours of embedding."""
 
 # Zero-width characters, the soft hyphen and bidirectional controls: invisible, yet "wi\u200bre" is no longer
 # the word "wire" for keyword search, and a file of them alone was indexed as a document.
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 
 
 def _without_invisible(doc: Document) -> Document:
     """``doc`` without invisible characters; its page offsets moved back by those removed before each."""
-    if not _INVISIBLE.search(doc.text):
+    if not INVISIBLE.search(doc.text):
         return doc
-    removed = [m.start() for m in _INVISIBLE.finditer(doc.text)]
+    removed = [m.start() for m in INVISIBLE.finditer(doc.text)]
     pages = tuple((start - bisect.bisect_left(removed, start), page) for start, page in doc.pages)
-    return replace(doc, text=_INVISIBLE.sub("", doc.text), pages=pages)
+    return replace(doc, text=INVISIBLE.sub("", doc.text), pages=pages)
 
 
 _SPECIAL = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from zhiwen.memory.loaders import INVISIBLE
+
 __all__ = ["instruction_flags"]
 
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -63,7 +65,6 @@ _CREDENTIAL_REQUEST = re.compile(
     r"|(密码|验证码|动态码|校验码|CVV|安全码|卡号).{0,8}(发送|发给|发到|告知|提供|回复)",
     re.IGNORECASE | re.DOTALL,
 )
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 _LINK = re.compile(r"https?://|www\.|[\w.+-]+@[\w-]+\.[\w.]+", re.IGNORECASE)
 
 
@@ -75,7 +76,7 @@ def instruction_flags(text: str) -> list[str]:
     """
     # Full-width letters ("Ｉｇｎｏｒｅ") read as ASCII, and zero-width characters inside a word ("Ig\u200bnore")
     # do not break it: both slipped past the rules.
-    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
+    text = INVISIBLE.sub("", unicodedata.normalize("NFKC", text))
     reasons = [reason for reason, rule in _RULES if rule.search(text)]
     if _LINK.search(text) and _CREDENTIAL_REQUEST.search(text):
         reasons.append("asks for credentials next to a link or e-mail address")
