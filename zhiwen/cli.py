@@ -29,10 +29,10 @@ def _flag_takes_no_value() -> None:
     """Typer 0.29's rich help shows a flag's type (``--json <bool>``, ``--help <bool>``) as if it took a value,
     and ``--json true`` then fails with "unexpected extra argument". Its plain help shows none for flags;
     the rich one is made to agree (a display fix only: parsing is click's and unchanged)."""
-    shown = typer.core.TyperOption.display_type_rich
+    typers_own = typer.core.TyperOption.display_type_rich
 
     def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else shown(self, ctx)
+        return None if self.is_flag else typers_own(self, ctx)
 
     typer.core.TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 

@@ -29,10 +29,15 @@ def redact_url(url: str) -> str:
     return re.sub(rf"(?i)([?&](?:{_SECRET_PARAMS})=)[^&#]*", r"\1***", url)
 
 
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` carries ``user:password@`` (or a user alone) before its host."""
+    return re.match(r"^[a-z][a-z0-9+.-]*://[^/?#@]*@", url, re.IGNORECASE) is not None
+
+
 def _no_credentials(url: str | None, info: ValidationInfo) -> str | None:
     """Refuse ``user:password@`` in a model endpoint's URL: the clients send the API key as a bearer token,
     and the embedded HTTP client refuses to send both (a traceback mid-turn before this check)."""
-    if url and re.match(r"^[a-z][a-z0-9+.-]*://[^/?#@]*@", url, re.IGNORECASE):
+    if url and has_credentials(url):
         name = f"ZHIWEN_{str(info.field_name).upper().removesuffix('_BASE_URL')}_API_KEY"
         raise ValueError(f"put no user or password in the URL; give the credential as {name}")
     return url

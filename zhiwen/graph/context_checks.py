@@ -16,6 +16,7 @@ import types
 from typing import Any, Literal, Union, get_args, get_origin
 
 from zhiwen.errors import ZhiwenError
+from zhiwen.settings import has_credentials
 
 __all__ = ["BOUNDS", "ContextError", "check_context_values"]
 
@@ -87,7 +88,7 @@ def _problem(name: str, value: Any, hint: Any) -> str:
         if name in _URL_FIELDS:
             if not re.match(r"^https?://[^/?#\s]+", value, re.IGNORECASE):
                 return f"must be an http(s) URL, not {value[:80]!r}"
-            if re.match(r"^[a-z][a-z0-9+.-]*://[^/?#@]*@", value, re.IGNORECASE):
+            if has_credentials(value):
                 return "must hold no user or password; give the endpoint's key as ZHIWEN_LLM_API_KEY"
     return ""
 

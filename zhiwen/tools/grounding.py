@@ -111,7 +111,7 @@ def _backing(terms: set[str], source_sentences: Sequence[list[set[str]]], cited:
     return {i for i in tied if ranked[i][1] == closest} | {n - 1 for n in cited if n - 1 in tied}
 
 
-_LEADING_CITES = re.compile(r"(?:\s*\[\d{1,3}\])+")
+_LEADING_CITES = re.compile(f"(?:{_CITE.pattern})+")  # markers, one after another
 
 
 def answer_sentences(answer: str) -> list[tuple[int, int]]:
