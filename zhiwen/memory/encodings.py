@@ -68,7 +68,10 @@ def decode_text(raw: bytes, where: str) -> str:
                     f"{where}: starts with a {encoding} byte-order mark but is not {encoding}"
                 ) from exc
     if b"\x00" in raw[:8192]:
-        raise UnsupportedFile(f"{where}: binary file (NUL bytes), not text")
+        utf16 = _utf16_without_bom(raw)
+        if utf16 is None:
+            raise UnsupportedFile(f"{where}: binary file (NUL bytes), not text")
+        return utf16
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -85,6 +88,27 @@ def decode_text(raw: bytes, where: str) -> str:
             f"{where}: not UTF-8, and neither GB18030, Big5 nor Windows-1252 reads it cleanly; save it as UTF-8"
         )
     return best[1]
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
+
+
+def _utf16_without_bom(raw: bytes) -> str | None:
+    """``raw`` read as UTF-16 with no byte-order mark, when its NUL bytes say so; else None.
+
+    Text in UTF-16 has a NUL beside every ASCII character, all on one side (odd offsets little-endian,
+    even big-endian); a binary file has them on both. Such files (some exports and PowerShell redirects)
+    were refused as binary. The reading must hold no control character but tab and line breaks."""
+    sample = raw[:8192]
+    odd = sample[1::2].count(0)
+    even = sample[0::2].count(0)
+    if len(raw) % 2 or min(odd, even) > (odd + even) // 50:
+        return None
+    try:
+        text = raw.decode("utf-16-le" if odd > even else "utf-16-be")
+    except UnicodeDecodeError:
+        return None
+    return None if _CONTROLS.search(text) else text
 
 
 _NOT_CHARSETS = frozenset(

@@ -80,6 +80,22 @@ _NOT_CONTENT = frozenset({"script", "style", "noscript", "template", "nav", "asi
 _BLOCKS = frozenset({"p", "div", "section", "article", "main", "header", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
            "td", "th", "caption", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "figure", "figcaption",
            "title", "hr", "address", "details", "summary", "form", "fieldset", "legend", "body"})  # fmt: skip
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+)
+_HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def _hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    """Whether an element's own attributes keep it off the screen: ``hidden``, ``display:none`` or
+    ``visibility:hidden``. Text no reader sees is where injected instructions hide, and it answered
+    questions with words the page never showed; classes hidden by a style sheet are not followed."""
+    for name, value in attrs:
+        if name == "hidden":  # not aria-hidden: that hides from screen readers what the screen shows
+            return True
+        if name == "style" and value and _HIDING_STYLE.search(value):
+            return True
+    return False
 
 
 class _HTMLText(HTMLParser):
@@ -96,9 +112,15 @@ class _HTMLText(HTMLParser):
         self.parts: list[str] = []
         self.title: list[str] = []
         self._skipping = 0  # inside script, style, nav...: not the page's content
+        self._hidden_tag = ""  # the element, hidden from readers, whose text is being left out
+        self._hidden_depth = 0  # how many of its tag are open inside it
         self._in_title = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._hidden_tag == tag:
+            self._hidden_depth += 1
+        elif not self._hidden_tag and tag not in _VOID and _hidden(attrs):
+            self._hidden_tag, self._hidden_depth = tag, 1
         if tag in _NOT_CONTENT:
             self._skipping += 1
         elif tag in _BLOCKS or tag == "br":
@@ -106,6 +128,10 @@ class _HTMLText(HTMLParser):
         self._in_title = self._in_title or tag == "title"
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == self._hidden_tag:
+            self._hidden_depth -= 1
+            if not self._hidden_depth:
+                self._hidden_tag = ""
         if tag in _NOT_CONTENT:
             self._skipping = max(0, self._skipping - 1)
         elif tag in _BLOCKS:
@@ -116,7 +142,7 @@ class _HTMLText(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title.append(data)
-        if not self._skipping:
+        if not self._skipping and not self._hidden_tag:
             self.parts.append(data)
 
 
@@ -269,8 +295,10 @@ MAX_DOCUMENT_CHARS = 5_000_000
 single ingest worker, for hours of embedding."""
 
 # Zero-width characters, the soft hyphen and bidirectional controls: invisible, yet "wi\u200bre" is no longer
-# the word "wire" for keyword search, and a file of them alone was indexed as a document.
-INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+# the word "wire" for keyword search, and a file of them alone was indexed as a document. NUL too: a text file
+# with one past its first 8 KB (where binary files are told apart) was stored with it, and PostgreSQL
+# refuses a NUL in text, so the whole ingest failed on a PostgreSQL catalog.
+INVISIBLE = re.compile("[\x00\u00ad\u200b-\u200f\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 
 
 def _without_invisible(doc: Document) -> Document:
