@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-__all__ = ["InputState", "Intent", "OutputState", "Quality", "Source", "State", "merge_timings"]
+__all__ = [
+    "InputState",
+    "Intent",
+    "OutputState",
+    "Quality",
+    "Source",
+    "State",
+    "answer_extras",
+    "answer_message",
+    "merge_timings",
+]
 
 
 def merge_timings(left: dict[str, float] | None, right: dict[str, float] | None) -> dict[str, float]:
@@ -98,3 +109,33 @@ class State(OutputState, total=False):
     cache_key: str
     """The answer cache's key of this turn's question ("" when not caching): ``evaluate`` stores under it."""
     timings: Annotated[dict[str, float], merge_timings]
+
+
+_EXTRAS = "zhiwen"  # the key of an answer's sources and verdict in its message's response_metadata
+_SHOWN_QUALITY = ("verdict", "grounded", "relevance", "attempts", "reasons", "cached")
+_SHOWN_SOURCE = ("n", "doc_id", "text", "source", "title")
+
+
+def answer_message(
+    answer: str, sources: Sequence[Mapping[str, Any]], quality: Mapping[str, Any]
+) -> AIMessage:
+    """The turn's answer as the conversation keeps it: with the sources its [n] refer to and its verdict.
+
+    The state's ``sources`` and ``quality`` are the last turn's only, so a conversation opened again could
+    link the citations of its last answer alone. Kept in ``response_metadata``, which no model is sent
+    (the history the nodes build copies the text only); the page number is the one metadata field kept."""
+    kept_sources = [
+        {key: s[key] for key in _SHOWN_SOURCE if key in s}
+        | ({"metadata": {"page": s["metadata"]["page"]}} if "page" in s.get("metadata", {}) else {})
+        for s in sources
+    ]
+    kept_quality = {key: quality[key] for key in _SHOWN_QUALITY if key in quality}
+    return AIMessage(
+        content=answer, response_metadata={_EXTRAS: {"sources": kept_sources, "quality": kept_quality}}
+    )
+
+
+def answer_extras(message: BaseMessage) -> dict[str, Any]:
+    """The sources and verdict ``answer_message`` kept on an answer (empty for any other message)."""
+    extras = message.response_metadata.get(_EXTRAS) if isinstance(message, AIMessage) else None
+    return extras if isinstance(extras, dict) else {}

@@ -12,11 +12,11 @@ import re
 import time
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
-from zhiwen.graph.state import Quality, Source, State
+from zhiwen.graph.state import Quality, Source, State, answer_message
 from zhiwen.nodes._common import achat_model, allow_list, context_of, kb_hotline
 from zhiwen.nodes.prompts import SCAFFOLD_MARKERS, no_answer
 from zhiwen.nodes.recall import remember
@@ -125,8 +125,8 @@ async def _quoted(ctx: Context, quote: Quote, lang: str, quality: Quality) -> st
     return await _handed_over(ctx, answer, lang)
 
 
-def _final(answer: str, quality: Quality) -> dict[str, Any]:
-    return {"answer": answer, "quality": quality, "messages": [AIMessage(content=answer)]}
+def _final(answer: str, quality: Quality, sources: list[Source]) -> dict[str, Any]:
+    return {"answer": answer, "quality": quality, "messages": [answer_message(answer, sources, quality)]}
 
 
 # Any letter case and stray spaces: "<THINK>plan</THINK>" passed the gate and reached the answer.
@@ -159,7 +159,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "reasons": ["small talk"],
         }
         draft = await _drop_unsafe(ctx, draft, quality)
-        return _final(draft, quality) | {"timings": {"evaluation": time.perf_counter() - start}}
+        return _final(draft, quality, sources) | {"timings": {"evaluation": time.perf_counter() - start}}
 
     texts = [s["text"] for s in sources]
     checks = check_sentences(draft, texts)
@@ -229,7 +229,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         shown = await _drop_unsafe(ctx, shown, quality)
         if not re.search(r"\w", shown):  # nothing safe is left to say
             quality["verdict"] = "refuse"
-            return _final(await _refusal(ctx, lang), quality) | {"timings": timing}
+            return _final(await _refusal(ctx, lang), quality, sources) | {"timings": timing}
         if shown != draft:
             checks = check_sentences(shown, texts)
         shown = add_citations(shown, checks)
@@ -241,7 +241,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                 quality["policy_appendix"] = policy.appendix
         if ok and not truncated and state.get("cache_key"):
             await asyncio.to_thread(remember, state["cache_key"], shown, sources, dict(quality))
-        return _final(shown, quality) | {"timings": timing}
+        return _final(shown, quality, sources) | {"timings": timing}
     can_retry = attempt < ctx.max_retries and _confident(sources, ctx.retrieval_mode)
     # After the model's own "not in the sources", a source sentence that states what was asked is quoted at
     # once: the retry is asked without the way out (prompts.unrefusing_system_prompt), and on xquad-en-quick
@@ -262,6 +262,6 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         }
     quoted = await _quoted(ctx, quote, lang, quality) if quote is not None else None
     if quoted is not None:
-        return _final(quoted, quality) | {"timings": timing}
+        return _final(quoted, quality, sources) | {"timings": timing}
     quality["verdict"] = "refuse"
-    return _final(await _refusal(ctx, lang), quality) | {"timings": timing}
+    return _final(await _refusal(ctx, lang), quality, sources) | {"timings": timing}

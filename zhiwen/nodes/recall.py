@@ -10,12 +10,11 @@ import asyncio
 import time
 from typing import Any
 
-from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from zhiwen.errors import ZhiwenError
 from zhiwen.graph.context import Context
-from zhiwen.graph.state import State
+from zhiwen.graph.state import State, answer_message
 from zhiwen.memory.answer_cache import answer_cache_key, get_answer_cache
 from zhiwen.memory.registry import open_kb
 from zhiwen.nodes._common import context_of
@@ -54,7 +53,7 @@ async def recall(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer": answer,
         "sources": hit["sources"],
         "quality": quality,
-        "messages": [AIMessage(content=answer)],
+        "messages": [answer_message(answer, hit["sources"], quality)],
         "timings": {"answer_cache_hit": spent},
     }
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from zhiwen.graph.context import Context
-from zhiwen.graph.state import Quality, State
+from zhiwen.graph.state import Quality, State, answer_message
 from zhiwen.nodes._common import context_of, kb_hotline
 from zhiwen.nodes.prompts import refusal
 from zhiwen.tools.bank_policy import handover
@@ -31,4 +30,9 @@ async def refuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "reasons": [intent["reason"]],
         "think_leak": False,
     }
-    return {"answer": answer, "quality": quality, "sources": [], "messages": [AIMessage(content=answer)]}
+    return {
+        "answer": answer,
+        "quality": quality,
+        "sources": [],
+        "messages": [answer_message(answer, [], quality)],
+    }

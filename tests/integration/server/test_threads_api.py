@@ -61,12 +61,21 @@ def test_thread_lifecycle(client: httpx.Client, llm: ScriptedLLM, kit: type[Kit]
     assert "secret" not in json.dumps(history) and "think>" not in json.dumps(history)
     assert history["quality"]["verdict"] == "pass"
     assert "wire" in history["sources"][0]["text"]
+    # Each answer keeps the sources its [n] refer to and its verdict, named by file, not by server path.
+    first_answer, last_answer = history["messages"][1], history["messages"][3]
+    assert "300 yuan" in first_answer["sources"][0]["text"] and first_answer["quality"]["verdict"] == "pass"
+    assert [(s["n"], s["source"], s["text"]) for s in last_answer["sources"]] == [
+        (s["n"], s["source"], s["text"]) for s in history["sources"]
+    ]
+    assert "sources" not in history["messages"][0]
+    assert all("/" not in s["source"] for m in (first_answer, last_answer) for s in m["sources"])
 
     # The second call carried the first turn as history, without its think text.
     sent = llm.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[1]["content"] == kit.QUESTION
     assert "secret" not in json.dumps(sent)
+    assert sent[2].keys() == {"role", "content"}, "an answer's kept sources are not sent to the model"
 
     assert client.delete(f"/v1/threads/{thread}").status_code == 204
     kit.assert_error(client.get(f"/v1/threads/{thread}"), 404, thread)

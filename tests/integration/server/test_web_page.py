@@ -331,6 +331,46 @@ def test_threads_survive_a_reload_and_are_renamed_and_deleted(
         assert api.get(f"/v1/threads/{thread_id}").status_code == 404
 
 
+def test_a_reopened_conversation_links_every_answers_sources_and_marks_a_stopped_question(
+    open_page: Any, site: Site, llm: ScriptedLLM, kit: type[Kit]
+) -> None:
+    """Reopened, only the last answer's [n] were links (the thread kept the last turn's sources alone), and a
+    stopped question stood with no answer and no word about why."""
+    llm.enqueue(kit.Script(kit.ANSWER))
+    llm.enqueue(kit.Script(kit.ANSWER_2))
+    words = [f"word{i} " for i in range(200)]
+    llm.enqueue(kit.Script("".join(words), chunks=words, token_delay=0.1))
+    page = open_page(site.admin)
+    page.locator("#new-thread").click()
+    _ask(page, kit.QUESTION)
+    _finished(page)
+    _ask(page, kit.QUESTION_2)
+    page.locator("article.assistant").nth(1).locator(".quality[data-verdict]").wait_for()
+    _ask(page, "Which documents do I need to open an account?")
+    _last_answer(page).locator(".answer", has_text="word3").wait_for()
+    page.locator("#stop").click()
+    _last_answer(page).locator(".stopped-note").wait_for()
+
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    answers = page.locator("article.assistant")
+    assert answers.count() == 3
+    first, second, stopped = answers.nth(0), answers.nth(1), answers.nth(2)
+    assert "300 yuan" in first.inner_text() and "three business days" in second.inner_text()
+    for answer in (first, second):
+        assert answer.locator(".answer a.cite").count() >= 1, answer.inner_text()
+        assert answer.locator(".quality[data-verdict]").count() == 1
+    first.locator(".answer a.cite").first.click()
+    page.locator("#source-panel").wait_for(state="visible")
+    assert page.locator("#source-file").inner_text() == "gold-card.md"
+    page.keyboard.press("Escape")
+    assert (
+        stopped.locator(".stopped-note").inner_text()
+        == "(no answer: the question was stopped or interrupted)"
+    )
+    assert page.locator("article.assistant .feedback").count() == 0, "the latest message is no answer to rate"
+
+
 def test_a_chat_key_sees_its_bases_and_no_upload(open_page: Any, site: Site, kit: type[Kit]) -> None:
     page = open_page(site.chat)
     assert page.locator("#kb option").all_inner_texts() == [kit.KB]

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
+from zhiwen.graph.state import answer_extras
 from zhiwen.server.access import principal_of, require_kb
 from zhiwen.server.errors import APIError
 from zhiwen.server.public import public_sources
@@ -35,7 +36,13 @@ def _config(thread_id: str) -> RunnableConfig:
 
 
 def _message(m: BaseMessage) -> dict[str, Any]:
-    return {"role": _ROLES.get(m.type, m.type), "content": message_text(m)}
+    """A message as the API shows it; an answer with the sources its [n] refer to and its verdict."""
+    shown: dict[str, Any] = {"role": _ROLES.get(m.type, m.type), "content": message_text(m)}
+    extras = answer_extras(m)
+    if extras:
+        shown["sources"] = public_sources(extras.get("sources", []))
+        shown["quality"] = extras.get("quality", {})
+    return shown
 
 
 def _seconds(iso: str | None, default: float) -> int:

@@ -20,6 +20,7 @@ const TEXT = {
     failed: "Failed: {error}", pickFiles: "Choose one or more files first.", up: "Helpful", down: "Not helpful",
     thanks: "Thanks for the feedback.", network: "The server could not be reached.",
     incomplete: "(the answer was cut off: ask again)", noAnswer: "(no answer: {error})",
+    unanswered: "(no answer: the question was stopped or interrupted)",
     withdrawn: "An earlier draft could not be verified against the knowledge base and was withdrawn.",
     busy: "Too many questions at once: try again in {seconds} s.",
     upstream: "The answering model is not available right now; try again later. ({detail})",
@@ -42,6 +43,7 @@ const TEXT = {
     failed: "失败：{error}", pickFiles: "请先选择文件。", up: "有帮助", down: "没有帮助",
     thanks: "感谢您的反馈。", network: "无法连接服务器。",
     incomplete: "（回答被中断，请重新提问）", noAnswer: "（没有回答：{error}）",
+    unanswered: "（没有回答：提问被停止或中断）",
     withdrawn: "先前的草稿未能与知识库核实，已撤回。",
     busy: "提问过于频繁，请 {seconds} 秒后再试。",
     upstream: "回答模型暂时不可用，请稍后再试。（{detail}）",
@@ -301,10 +303,17 @@ async function openThread(id) {
     $("welcome").hidden = thread.messages.length > 0;
     const last = thread.messages.map((m) => m.role).lastIndexOf("assistant");
     thread.messages.forEach((m, i) => {
-      if (m.role === "user") addUser(m.content);
-      else if (m.role === "assistant") {
+      if (m.role === "user") {
+        addUser(m.content);
+        const next = thread.messages[i + 1];
+        // A stopped or interrupted turn kept its question and no answer: say so rather than show nothing.
+        if (!next || next.role === "user") markUnfinished(addAssistant(), t("unanswered"));
+      } else if (m.role === "assistant") {
         const turn = addAssistant();
-        finishTurn(turn, m.content, i === last ? thread.sources : [], i === last ? thread.quality : null);
+        // Each answer keeps the sources its [n] refer to; threads saved before that have the last answer's.
+        const sources = m.sources || (i === last ? thread.sources : []);
+        const quality = m.quality || (i === last ? thread.quality : null);
+        finishTurn(turn, m.content, sources, quality, i === thread.messages.length - 1);
       }
     });
     renderThreads();
@@ -420,12 +429,13 @@ function renderQuality(turn, quality) {
   turn.quality.title = details.join(" · ");
 }
 
-function finishTurn(turn, answer, sources, quality) {
+function finishTurn(turn, answer, sources, quality, rateable = true) {
   turn.streamed = answer;
   renderAnswer(turn.answer, answer, sources || []);
   renderSources(turn, sources || []);
   renderQuality(turn, quality);
-  if (quality && quality.verdict && state.thread) addFeedback(turn);
+  // Feedback rates a thread's latest message when it is an answer (what the server records): no other.
+  if (rateable && quality && quality.verdict && state.thread) addFeedback(turn);
 }
 
 function addFeedback(turn) {
