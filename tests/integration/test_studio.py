@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from zhiwen.graph.context import Context
+from zhiwen.graph.context_checks import BOUNDS
 from zhiwen.settings import DEFAULT_KB
 from zhiwen.testing.scripted_llm import Script, ScriptedLLMServer
 from zhiwen.tools.bank_policy import without_fixed_texts
@@ -178,6 +179,9 @@ def test_context_fields_and_descriptions(schemas: dict[str, Any]) -> None:
     assert properties["top_k"]["default"] == 2
     assert properties["top_k"]["type"] == "integer"
     assert set(properties["retrieval_mode"]["enum"]) == {"hybrid", "bm25", "dense"}
+    # Studio's form shows the bounds a run is checked against (it published none: a run failed to learn them).
+    for name, (low, high) in BOUNDS.items():
+        assert (properties[name]["minimum"], properties[name]["maximum"]) == (low, high), name
 
 
 def test_input_and_output_schemas(studio: Studio, schemas: dict[str, Any]) -> None:

@@ -7,9 +7,17 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from zhiwen.graph.context_checks import check_context_values
+from zhiwen.graph.context_checks import BOUNDS, check_context_values
 from zhiwen.memory.kb import DEFAULT_RRF_K, DEFAULT_WEIGHTS
 from zhiwen.settings import DEFAULT_KB, get_settings
+
+
+def _range(name: str) -> dict[str, float]:
+    """A bounded field's bounds in its metadata, where pydantic reads them: Studio's context form (the
+    published ``context_schema``) then shows and enforces the minimum and maximum ``__post_init__`` checks."""
+    low, high = BOUNDS[name]
+    return {"ge": low, "le": high}
+
 
 __all__ = ["Context", "context_from_settings"]
 
@@ -33,9 +41,15 @@ class Context:
         default=None,
         metadata={"description": "Embedded model when no endpoint is set: qwen2.5-0.5b or smollm2-135m."},
     )
-    temperature: float = field(default=0.0, metadata={"description": "Sampling temperature of the answer."})
-    max_tokens: int = field(default=320, metadata={"description": "Most tokens an answer may have."})
-    request_timeout: float = field(default=120.0, metadata={"description": "Seconds to wait for the model."})
+    temperature: float = field(
+        default=0.0, metadata={**_range("temperature"), "description": "Sampling temperature of the answer."}
+    )
+    max_tokens: int = field(
+        default=320, metadata={**_range("max_tokens"), "description": "Most tokens an answer may have."}
+    )
+    request_timeout: float = field(
+        default=120.0, metadata={**_range("request_timeout"), "description": "Seconds to wait for the model."}
+    )
     stream_drafts: bool = field(
         default=True,
         metadata={
@@ -61,28 +75,35 @@ class Context:
     top_k: int = field(
         default=2,
         metadata={
+            **_range("top_k"),
             "description": "Chunks handed to the model as numbered context. 2 answers as well as 3 on the embedded "
             "model with 18% fewer prompt tokens, and 5 no better (benchmarks/prompt_budget.py); re-measure for a "
-            "larger served model."
+            "larger served model.",
         },
     )
     source_chars: int = field(
         default=400,
         metadata={
+            **_range("source_chars"),
             "description": "Characters shown per chunk on average: twice this of the best-ranked chunk, half of it "
-            "of each other one (best-matching sentences kept)."
+            "of each other one (best-matching sentences kept).",
         },
     )
     retrieval_mode: Literal["hybrid", "bm25", "dense"] = field(
         default="hybrid", metadata={"description": "Retrieval legs: hybrid (fused), bm25 or dense."}
     )
     bm25_weight: float = field(
-        default=DEFAULT_WEIGHTS["bm25"], metadata={"description": "Weight of the BM25 leg in fusion."}
+        default=DEFAULT_WEIGHTS["bm25"],
+        metadata={**_range("bm25_weight"), "description": "Weight of the BM25 leg in fusion."},
     )
     dense_weight: float = field(
-        default=DEFAULT_WEIGHTS["dense"], metadata={"description": "Weight of the dense leg in fusion."}
+        default=DEFAULT_WEIGHTS["dense"],
+        metadata={**_range("dense_weight"), "description": "Weight of the dense leg in fusion."},
     )
-    rrf_k: int = field(default=DEFAULT_RRF_K, metadata={"description": "Reciprocal rank fusion constant k."})
+    rrf_k: int = field(
+        default=DEFAULT_RRF_K,
+        metadata={**_range("rrf_k"), "description": "Reciprocal rank fusion constant k."},
+    )
     fusion: Literal["rrf", "minmax", "zscore", "rrf_confidence", "minmax_confidence", "zscore_confidence"] = (
         field(
             default="minmax_confidence",
@@ -102,7 +123,10 @@ class Context:
     )
     rerank_candidates: int = field(
         default=30,
-        metadata={"description": "Fused candidates the reranker reorders before the top_k are kept."},
+        metadata={
+            **_range("rerank_candidates"),
+            "description": "Fused candidates the reranker reorders before the top_k are kept.",
+        },
     )
     rerank_base_url: str | None = field(
         default=None,
@@ -116,7 +140,11 @@ class Context:
         metadata={"description": "Rewrite follow-ups into standalone questions with the LLM (else rules)."},
     )
     grounding_threshold: float = field(
-        default=0.5, metadata={"description": "Share of answer sentences that must be supported by sources."}
+        default=0.5,
+        metadata={
+            **_range("grounding_threshold"),
+            "description": "Share of answer sentences that must be supported by sources.",
+        },
     )
     quality_gate: bool = field(
         default=True, metadata={"description": "Check answers and retry or refuse when unsupported."}
@@ -139,18 +167,24 @@ class Context:
     source_relevance_threshold: float = field(
         default=0.0,
         metadata={
+            **_range("source_relevance_threshold"),
             "description": "Refuse answers whose supporting sources hold less than this share of the "
-            "question's topic terms (an answer taken from a passage about something else); 0 turns it off."
+            "question's topic terms (an answer taken from a passage about something else); 0 turns it off.",
         },
     )
     max_retries: int = field(
-        default=1, metadata={"description": "Extra attempts after a failed quality check."}
+        default=1,
+        metadata={**_range("max_retries"), "description": "Extra attempts after a failed quality check."},
     )
     llm_judge: bool = field(
         default=False, metadata={"description": "Also ask the LLM to judge groundedness (slower)."}
     )
     max_history_tokens: int = field(
-        default=1200, metadata={"description": "History kept for the model (older turns are trimmed)."}
+        default=1200,
+        metadata={
+            **_range("max_history_tokens"),
+            "description": "History kept for the model (older turns are trimmed).",
+        },
     )
     answer_cache: bool = field(
         default=False,
