@@ -113,6 +113,12 @@ def _ingest_reporting(kb: str, paths: list[Path]) -> int:
         err.print(f"[yellow]skipped[/] {shown(reason)}", highlight=False)
     for reason in report.flagged:  # ingested, but an operator should read it before customers see answers
         err.print(f"[red]flagged[/] {shown(reason)} (see `zhiwen kb docs`)", highlight=False)
+    for source in report.gone:  # still answered from: say so, and how to take it out
+        delete = f"zhiwen kb delete {shlex.quote(source)}" + (
+            "" if kb == DEFAULT_KB else f" --kb {shlex.quote(kb)}"
+        )
+        err.print(f"[yellow]gone[/] {shown(source)}: no longer on disk, still searchable; `{shown(delete)}` removes it",
+                  highlight=False)  # fmt: skip
     out.print(f"{printable(kb)}: {report.summary()}", highlight=False, markup=False)
     return report.added + report.replaced + report.unchanged
 

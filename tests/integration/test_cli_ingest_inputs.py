@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,22 @@ def test_an_empty_folder_is_reported_and_makes_no_knowledge_base(tmp_path: Path)
         "zhiwen: error: nothing to index: no file given could be read as a document; no knowledge base 'newkb3' made",
     ]
     assert "newkb3" not in cli.kbs()
+
+
+def test_a_file_gone_from_an_ingested_folder_is_named_with_how_to_remove_it(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "old rates.md").write_text("The gold card rate was 4.5 percent.", encoding="utf-8")
+    (docs / "fees.md").write_text("The wire transfer fee is 15 dollars.", encoding="utf-8")
+    cli = Cli(tmp_path / "home")
+    assert cli.run("ingest", str(docs), "--kb", "t1").returncode == 0
+    (docs / "old rates.md").unlink()
+    again = cli.run("ingest", str(docs), "--kb", "t1")
+    assert again.returncode == 0, again.stderr
+    gone = str(docs / "old rates.md")
+    assert f"gone {gone}: no longer on disk, still searchable" in again.stderr
+    assert "1 unchanged" in again.stdout and "1 no longer on disk" in again.stdout
+    command = re.search(r"`zhiwen (kb delete .*)`", again.stderr)
+    assert command is not None, again.stderr
+    removed = cli.run(*shlex.split(command.group(1)))  # the command as printed, quoting and all
+    assert removed.returncode == 0 and removed.stdout.startswith(f"deleted {gone} ("), removed.stderr

@@ -37,6 +37,9 @@ class IngestReport:
     chunks: int = 0
     skipped: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)  # "source: reason; reason" of text read as instructions
+    gone: list[str] = field(default_factory=list)
+    """Stored documents from a folder ingested again whose file is no longer there (deleted, renamed, or made
+    a folder): still searchable until ``zhiwen kb delete`` removes them, which an ingest never does itself."""
 
     def summary(self) -> str:
         rechunked = f" ({self.rechunked} re-chunked by a newer chunker)" if self.rechunked else ""
@@ -44,6 +47,7 @@ class IngestReport:
             f"{self.added} added, {self.replaced} replaced{rechunked}, {self.unchanged} unchanged, "
             f"{self.chunks} chunks indexed, {len(self.skipped)} skipped"
             + (f", {len(self.flagged)} flagged" if self.flagged else "")
+            + (f", {len(self.gone)} no longer on disk" if self.gone else "")
         )
 
 
@@ -76,10 +80,31 @@ def ingest_paths(
     """``id_root``: the server's uploads folder; a document from a file under it is identified by its path
     below it (see ``_rooted``)."""
     report = IngestReport()
+    paths = list(paths)
     docs = load_all(paths, report)
     if id_root is not None:
         docs = [_rooted(d, id_root) for d in docs]
-    return ingest_documents(kb, docs, report, progress, batch_chunks, wait)
+    ingest_documents(kb, docs, report, progress, batch_chunks, wait)
+    report.gone = _gone_from_folders(kb, paths)
+    return report
+
+
+def _gone_from_folders(kb: KnowledgeBase, paths: list[Path]) -> list[str]:
+    """Sources stored from under the folders in ``paths`` whose file is no longer there.
+
+    A file on disk is matched by the name ``iter_paths`` gives it (so a name that is not UTF-8, stored
+    escaped, is found), else by the stored path (a hidden file ingested by name is still there)."""
+    folders = [Path(os.path.abspath(p)) for p in paths if os.path.isdir(p)]
+    if not folders:
+        return []
+    present = {source_name(p) for p in iter_paths(folders)}
+    prefixes = tuple(source_name(folder).rstrip("/") + "/" for folder in folders)
+    gone = []
+    for row in kb.documents():
+        path = row.source.partition("#")[0]
+        if path.startswith(prefixes) and path not in present and not os.path.isfile(path):
+            gone.append(row.source)
+    return sorted(gone)
 
 
 def _rooted(doc: Document, root: Path) -> Document:

@@ -534,3 +534,26 @@ def test_a_drop_that_fails_before_closing_still_closes_the_handle_it_forgets(
     monkeypatch.setattr(registry, "get_embedder", lambda settings=None: fake_embedder)
     assert registry.open_kb("leaky") is not kb, "a new handle, not the closed one"
     registry.drop_kb("leaky")
+
+
+def test_documents_whose_files_are_gone_from_a_folder_are_reported(kb: KnowledgeBase, tmp_path: Path) -> None:
+    """A file deleted, or replaced by a folder of its name, stayed searchable after the folder's next ingest
+    without a word; an ingest still deletes nothing (the operator may have moved the folder on purpose)."""
+    docs = tmp_path / "docs"
+    write_files(docs, {"a.md": "Gold card fee is 300 yuan.", "b.md": "Wires take three days.",
+                       "keep.md": "Branches open at nine."})  # fmt: skip
+    hidden = docs / ".notes.md"
+    hidden.write_text("Hidden notes ingested by name.", encoding="utf-8")
+    elsewhere = tmp_path / "other.md"
+    elsewhere.write_text("A file outside the folder.", encoding="utf-8")
+    assert ingest_paths(kb, [docs, hidden, elsewhere]).added == 5
+    (docs / "b.md").unlink()
+    (docs / "a.md").unlink()
+    write_files(docs / "a.md", {"inner.md": "Now a folder holding another document."})
+    elsewhere.unlink()
+    report = ingest_paths(kb, [docs])
+    assert report.added == 1 and report.unchanged == 1
+    assert report.gone == [str(docs / "a.md"), str(docs / "b.md")]
+    assert report.summary().endswith(", 2 no longer on disk")
+    assert len(kb.documents()) == 6, "nothing was deleted"
+    assert ingest_paths(kb, [docs / "keep.md"]).gone == [], "only folders named are looked through"
