@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -112,15 +113,19 @@ class _HTMLText(HTMLParser):
         self.parts: list[str] = []
         self.title: list[str] = []
         self._skipping = 0  # inside script, style, nav...: not the page's content
-        self._hidden_tag = ""  # the element, hidden from readers, whose text is being left out
-        self._hidden_depth = 0  # how many of its tag are open inside it
+        self._open: list[str] = []  # the elements open now, innermost last
+        self._opened: Counter[str] = Counter()  # how many of each are open (a stray end tag is found in O(1))
+        self._hidden_at = 0  # 1 + the place in ``_open`` of an element hidden from readers; 0: none
         self._in_title = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._hidden_tag == tag:
-            self._hidden_depth += 1
-        elif not self._hidden_tag and tag not in _VOID and _hidden(attrs):
-            self._hidden_tag, self._hidden_depth = tag, 1
+        if tag not in _VOID:
+            if self._open and (self._open[-1] == tag == "li" or (self._open[-1] == "p" and tag in _BLOCKS)):
+                self._close(1)  # a new <li>, or a block after an open <p>, ends it: "<p hidden>x<p>y" shows y
+            self._open.append(tag)
+            self._opened[tag] += 1
+            if not self._hidden_at and _hidden(attrs):
+                self._hidden_at = len(self._open)
         if tag in _NOT_CONTENT:
             self._skipping += 1
         elif tag in _BLOCKS or tag == "br":
@@ -128,10 +133,11 @@ class _HTMLText(HTMLParser):
         self._in_title = self._in_title or tag == "title"
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == self._hidden_tag:
-            self._hidden_depth -= 1
-            if not self._hidden_depth:
-                self._hidden_tag = ""
+        if self._opened[tag]:  # closes it and every element left open inside it, as a browser does
+            at = len(self._open) - 1
+            while self._open[at] != tag:  # nearly always the innermost: no copy of a deep stack
+                at -= 1
+            self._close(len(self._open) - at)
         if tag in _NOT_CONTENT:
             self._skipping = max(0, self._skipping - 1)
         elif tag in _BLOCKS:
@@ -139,10 +145,16 @@ class _HTMLText(HTMLParser):
         if tag == "title":
             self._in_title = False
 
+    def _close(self, count: int) -> None:
+        for _ in range(count):
+            self._opened[self._open.pop()] -= 1
+        if len(self._open) < self._hidden_at:
+            self._hidden_at = 0
+
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title.append(data)
-        if not self._skipping and not self._hidden_tag:
+        if not self._skipping and not self._hidden_at:
             self.parts.append(data)
 
 

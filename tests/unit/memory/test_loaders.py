@@ -488,3 +488,23 @@ def test_nul_bytes_past_the_binary_check_are_taken_out(tmp_path: Path) -> None:
     odd.write_bytes(b"ab\x00\x00cd\x00e\x00fgh" * 100)
     with pytest.raises(UnsupportedFile, match="binary file"):
         load_path(odd)
+
+
+def test_hidden_text_ends_where_a_browser_ends_its_element(tmp_path: Path) -> None:
+    """An element left open (a <p> ended by the next one, a <span> by its parent's end tag) stops hiding where
+    a browser closes it: the text after it was lost."""
+    path = tmp_path / "sloppy.html"
+    path.write_text(
+        "<body><p hidden>secret one<p>Shown paragraph."
+        "<div><span style='display:none'>secret two</div>Shown after the div."
+        "<ul><li hidden>secret three<li>Shown item.</ul>"
+        "<div hidden><div><p>secret four</div></div>Shown at the end.</body>",
+        encoding="utf-8",
+    )
+    (doc,) = load_path(path)
+    assert doc.text.splitlines() == [
+        "Shown paragraph.",
+        "Shown after the div.",
+        "Shown item.",
+        "Shown at the end.",
+    ]
