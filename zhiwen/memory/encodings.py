@@ -94,11 +94,13 @@ _CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
 
 
 def _utf16_without_bom(raw: bytes) -> str | None:
-    """``raw`` read as UTF-16 with no byte-order mark, when its NUL bytes say so; else None.
+    """``raw`` read as UTF-16 with no byte-order mark, when its NUL bytes and its reading say so; else None.
 
     Text in UTF-16 has a NUL beside every ASCII character, all on one side (odd offsets little-endian,
     even big-endian); a binary file has them on both. Such files (some exports and PowerShell redirects)
-    were refused as binary. The reading must hold no control character but tab and line breaks."""
+    were refused as binary. A stray NUL is on one side too, so the reading must also be text: no control
+    character but tab and line breaks, and its other characters ASCII or common in Chinese or Western
+    text ("abc\\x00def" read as UTF-16 is "扣d敦…", mostly rare hanzi)."""
     sample = raw[:8192]
     odd = sample[1::2].count(0)
     even = sample[0::2].count(0)
@@ -108,7 +110,16 @@ def _utf16_without_bom(raw: bytes) -> str | None:
         text = raw.decode("utf-16-le" if odd > even else "utf-16-be")
     except UnicodeDecodeError:
         return None
-    return None if _CONTROLS.search(text) else text
+    if _CONTROLS.search(text):
+        return None
+    wide = [c for c in text[:4096] if ord(c) > 127 and not c.isspace()]
+    common = sum(_common(c, "gb18030") or _common(c, "cp1252") for c in wide)
+    return text if common >= _UTF16_COMMON * len(wide) else None
+
+
+_UTF16_COMMON = (
+    0.9  # real text is nearly all common characters; bytes of another encoding read as UTF-16 are not
+)
 
 
 _NOT_CHARSETS = frozenset(

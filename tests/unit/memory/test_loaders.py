@@ -508,3 +508,11 @@ def test_hidden_text_ends_where_a_browser_ends_its_element(tmp_path: Path) -> No
         "Shown item.",
         "Shown at the end.",
     ]
+
+
+def test_a_stray_nul_in_utf8_text_is_no_utf16(tmp_path: Path) -> None:
+    """One NUL sits on one side of the byte pairs, as UTF-16's do: the file was indexed as "⌠吊੡扣d敦潬搊"."""
+    path = tmp_path / "stray.md"
+    path.write_bytes(b"# T\n\nabc\x00def gold\n")
+    with pytest.raises(UnsupportedFile, match="binary file"):
+        load_path(path)
