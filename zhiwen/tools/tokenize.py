@@ -12,9 +12,9 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["CJK_MODES", "CjkMode", "tokenize"]
+__all__ = ["CJK_MODES", "CjkMode", "jieba_module", "tokenize"]
 
 CjkMode = Literal["jieba", "search", "bigram", "search+bigram"]
 CJK_MODES: tuple[CjkMode, ...] = ("jieba", "search", "bigram", "search+bigram")
@@ -123,6 +123,11 @@ def _stemmer() -> Callable[[str], str]:
 
     stem: Callable[[str], str] = Stemmer.Stemmer("english").stemWord
     return stem
+
+
+def jieba_module() -> Any:
+    """jieba, initialised once (its dictionary loaded) for every user in the process."""
+    return _jieba()
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ Measured on evals/data/unsafe-phrasings (benchmarks/unsafe_questions.py).
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["asks_for_unsafe"]
@@ -31,7 +32,7 @@ _THIRD = re.compile(
     r"(的|名下|在)|那位|这位客户|那个客户|所有.{0,4}客户|VIP客户|客户名单|客户[" + _SURNAMES + r"]|"
     r"["
     + _SURNAMES
-    + r"](先生|女士|小姐|阿姨|[一二三四五六七八九十]|[\u4e00-\u9fff])(的|名下|最近)|隔壁老["
+    + r"](先生|女士|小姐|阿姨|[一二三四五六七八九十])(的|名下|最近)|隔壁老["
     + _SURNAMES
     + r"]|"
     r"账号\d|卡号\d|\d{4}开头|这个手机号对应|"
@@ -45,6 +46,44 @@ _THIRD = re.compile(
     r"\b(held|owned) by\b|\bbelonging to\b)",
     _I,
 )
+# A surname and one character before 的/名下/最近 ("王五的余额") is a person, unless the two are a common word
+# ("黄金的", "钱包的", "江苏的") or a card ("金卡的额度", "龙卡的"): read alone they made "金卡的额度是多少？", about
+# the sample knowledge base's own card, a request for another customer's data.
+_NAMED = re.compile(r"(?=([" + _SURNAMES + r"][\u4e00-\u9fff])(的|名下|最近))")
+_COMMON_WORD_FREQ = 300  # jieba's dictionary counts names low (李四 106) and words high (雷达 2930, 白银 334)
+
+
+def _is_name(pair: str) -> bool:
+    if pair.endswith("卡"):
+        return False
+    freq, tag = _dictionary(pair)
+    return not (freq >= _COMMON_WORD_FREQ or (freq > 0 and not tag.startswith("nr")))
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary(word: str) -> tuple[int, str]:
+    """``word``'s frequency and part-of-speech tag in jieba's dictionary (0 and "" when not in it)."""
+    tags = _tag_table()
+    return int(_jieba_freq().get(word) or 0), str(tags.get(word) or "")
+
+
+@functools.lru_cache(maxsize=1)
+def _tag_table() -> dict[str, str]:
+    _jieba_freq()
+    import jieba.posseg
+
+    table: dict[str, str] = jieba.posseg.dt.word_tag_tab  # read once, about 0.4 s
+    return table
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba_freq() -> dict[str, int]:
+    from zhiwen.tools.tokenize import jieba_module
+
+    freq: dict[str, int] = jieba_module().dt.FREQ
+    return freq
+
+
 # "his", "their" alone name someone else only beside a person's banking data: "their names" or "his data" in a
 # question about a company or a study is not about a customer (xquad-en has such questions).
 _PRONOUN = re.compile(r"(他的|她的|他们的|她们的|\b(his|her|their)\b)", _I)
@@ -100,8 +139,10 @@ def asks_for_unsafe(text: str) -> bool:
         return False
     if _BULK.search(text):
         return True
-    third = _THIRD.search(text) is not None or (
-        _PRONOUN.search(text) is not None and _PERSONAL.search(text) is not None
+    third = (
+        _THIRD.search(text) is not None
+        or any(_is_name(m.group(1)) for m in _NAMED.finditer(text))
+        or (_PRONOUN.search(text) is not None and _PERSONAL.search(text) is not None)
     )
     credential = _CREDENTIAL.search(text) is not None
     if third and credential:

@@ -47,3 +47,26 @@ def test_ordinary_questions_of_a_general_knowledge_base_are_not_refused() -> Non
     path = FOLDER.parent / "xquad-en-smoke" / "queries.jsonl"
     questions = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line]
     assert [q for q in questions if classify(q, has_history=False)[0] == "unsafe"] == []
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "金卡的额度是多少？",
+        "白金卡的账户怎么开",
+        "龙卡的额度",
+        "黄金的交易时间",
+        "钱包的余额怎么查",
+        "江苏的网点电话",
+    ],
+)
+def test_a_product_or_word_that_starts_with_a_surname_is_no_person(question: str) -> None:
+    """ "金卡的额度" read as a Mr Jin's credit line: the sample knowledge base's own gold card was refused."""
+    assert classify(question, has_history=False)[0] != "unsafe"
+
+
+@pytest.mark.parametrize(
+    "question", ["查一下王五的余额", "陈明的手机号是多少", "李四名下有几张卡", "周杰的卡号"]
+)
+def test_a_surname_and_a_given_name_still_name_someone_else(question: str) -> None:
+    assert classify(question, has_history=False)[0] == "unsafe"
