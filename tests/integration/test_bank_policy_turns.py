@@ -138,3 +138,16 @@ def test_a_transfer_answer_carries_the_risk_reminder_after_the_stream(home: Path
     assert end.notice == "" and end.answer.startswith("温馨提示"), (
         "the reader who saw the draft sees the reminder"
     )
+
+
+def test_an_answer_the_policy_empties_is_refused_not_passed_empty(home: Path) -> None:
+    """The policy took an answer's only sentence (a link the customer did not ask for) and passed "": the
+    reader saw nothing, and the answer cache served the empty answer to the next customer who asked."""
+    cli(home, "kb", "allow", "bank.example", "--kb", KB)
+    cli(home, "kb", "hotline", "95588", "--kb", KB)
+    registry.close_all()
+    state, _ = turn("安心贷在哪里申请？", "可通过手机银行申请，网址为 https://bank.example/loan 。")
+    quality = state["quality"]
+    assert quality["verdict"] == "refuse", quality  # type: ignore[index]
+    assert "removed a link the customer did not ask for" in quality["policy"]  # type: ignore[index]
+    assert "95588" in str(state["answer"]), "the refusal hands over, as every bank refusal does"

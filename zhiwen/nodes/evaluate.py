@@ -103,6 +103,8 @@ async def _drop_unsafe(ctx: Context, text: str, quality: Quality) -> str:
     return re.sub(r"\s{2,}", " ", text).strip()
 
 
+_CITE_MARK = re.compile(r"\[\d+\]")
+
 _QUOTED = {
     "zh": "资料中与您的问题最相关的原文：「{text}」[{n}]",
     "en": 'The passage closest to your question says: "{text}" [{n}]',
@@ -235,10 +237,14 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         shown = add_citations(shown, checks)
         if ctx.persona == "bank" and not refused:
             policy = apply_policy(shown, intent["query"], lang)
-            shown = policy.answer
             if policy.applied:
                 quality["policy"] = policy.applied
                 quality["policy_appendix"] = policy.appendix
+            if not re.search(r"\w", _CITE_MARK.sub("", policy.answer)):  # the policy took all there was
+                quality["verdict"] = "refuse"
+                quality["reasons"] = [*reasons, "nothing was left once the answer policy removed a link"]
+                return _final(await _refusal(ctx, lang), quality, sources) | {"timings": timing}
+            shown = policy.answer
         if ok and not truncated and state.get("cache_key"):
             await asyncio.to_thread(remember, state["cache_key"], shown, sources, dict(quality))
         return _final(shown, quality, sources) | {"timings": timing}

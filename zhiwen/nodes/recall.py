@@ -7,12 +7,14 @@ call is made. On a miss the key goes into the state, and ``evaluate`` stores the
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from zhiwen.errors import ZhiwenError
+from zhiwen.errors import ZhiwenError, first_line
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import State, answer_message
 from zhiwen.memory.answer_cache import answer_cache_key, get_answer_cache
@@ -34,6 +36,9 @@ def _lookup(ctx: Context, question: str, language: str) -> tuple[str, dict[str, 
     settings = get_settings()
     key = answer_cache_key(ctx, question, language, kb.catalog.generation, kb.allowed_contacts(), settings)
     return key, cache.get(key)
+
+
+_log = logging.getLogger("zhiwen.answer_cache")
 
 
 async def recall(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -59,7 +64,14 @@ async def recall(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def remember(key: str, answer: str, sources: list[Any], quality: dict[str, Any]) -> None:
-    """Store a passed answer under ``key`` (blocking: call it in a worker thread)."""
+    """Store a passed answer under ``key`` (blocking: call it in a worker thread).
+
+    An answer with no word in it is never stored (a hit would serve it to everyone who asks), and a cache
+    that cannot take the answer costs the cache entry, not the turn: the customer still gets the answer."""
     cache = get_answer_cache()
-    if cache is not None and key:
+    if cache is None or not key or not re.search(r"\w", re.sub(r"\[\d+\]", "", answer)):
+        return
+    try:
         cache.put(key, {"answer": answer, "sources": sources, "quality": quality})
+    except Exception as exc:  # a shared database down, text it refuses: the answer stands without the cache
+        _log.warning("answer cache: could not store an answer (%s)", first_line(exc))

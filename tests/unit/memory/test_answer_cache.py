@@ -104,3 +104,27 @@ def test_mode_selection(tmp_path: Path) -> None:
     assert get_answer_cache(Settings(home=tmp_path, answer_cache="memory")) is get_answer_cache(
         Settings(home=tmp_path, answer_cache="memory")
     ), "one cache per process"
+
+
+def test_remember_keeps_no_empty_answer_and_a_failing_cache_costs_no_turn(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An empty passed answer was cached and served to the next asker; a cache that refused the text (a lone
+    surrogate in the shared database) failed the turn whose answer was ready."""
+    from zhiwen.nodes import recall
+
+    stored: dict[str, object] = {}
+
+    class Cache:
+        def put(self, key: str, value: dict[str, object]) -> None:
+            if "\ud800" in str(value["answer"]):
+                raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+            stored[key] = value
+
+    monkeypatch.setattr(recall, "get_answer_cache", lambda: Cache())
+    recall.remember("k1", " [1] ", [], {})
+    assert stored == {}
+    recall.remember("k2", "bad \ud800", [], {})
+    assert stored == {} and "could not store an answer" in caplog.text
+    recall.remember("k3", "The fee is 300 yuan. [1]", [], {})
+    assert list(stored) == ["k3"]
