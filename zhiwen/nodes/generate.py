@@ -27,7 +27,7 @@ from zhiwen.nodes.prompts import (
     unrefusing_system_prompt,
 )
 from zhiwen.tools.fence import inert_control_tokens
-from zhiwen.tools.llm import message_text
+from zhiwen.tools.llm import message_text, storable_text
 from zhiwen.tools.openai_stream import ChunkStallError
 
 __all__ = ["ANSWER_SINK", "AnswerDelta", "build_messages", "generate"]
@@ -118,15 +118,15 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         async for chunk in model.astream(
             build_messages(state, ctx), {"tags": [TAG_NOSTREAM]} if held else None
         ):
-            text = chunk.content if isinstance(chunk.content, str) else message_text(chunk)
-            thought = chunk.additional_kwargs.get("reasoning_content")
+            text = storable_text(chunk.content if isinstance(chunk.content, str) else message_text(chunk))
+            thought = storable_text(str(chunk.additional_kwargs.get("reasoning_content") or ""))
             if text:
                 texts.append(text)
             if thought:
-                reasoning.append(str(thought))
+                reasoning.append(thought)
             finish = str(chunk.response_metadata.get("finish_reason") or finish)
             if write is not None and (text or thought or chunk.usage_metadata):
-                write(AnswerDelta(attempt, text, str(thought or ""), chunk.usage_metadata, language))
+                write(AnswerDelta(attempt, text, thought, chunk.usage_metadata, language))
     # The openai SDK talks through httpx2; a stream cut mid-way raises its transport errors as they are.
     except (openai.APIError, httpx.HTTPError, httpx2.HTTPError, ChunkStallError) as exc:
         raise LLMUnavailable(

@@ -20,7 +20,7 @@ from zhiwen.nodes._common import achat_model, context_of, history, last_user_tex
 from zhiwen.nodes.prompts import CONDENSE_SYSTEM
 from zhiwen.tools.fence import inert_control_tokens
 from zhiwen.tools.language import detect_language
-from zhiwen.tools.llm import message_text
+from zhiwen.tools.llm import message_text, storable_text
 from zhiwen.tools.think_tags import strip_think
 from zhiwen.tools.tokenize import tokenize
 from zhiwen.tools.unsafe_questions import asks_for_unsafe
@@ -169,7 +169,7 @@ async def track_intent(state: State, runtime: Runtime[Context]) -> dict[str, Any
                         HumanMessage(inert_control_tokens(f"{convo}\nUser: {text}\n\nStandalone question:")),
                     ]
                 )
-                lines = strip_think(message_text(result)).answer.strip().splitlines()
+                lines = strip_think(storable_text(message_text(result))).answer.strip().splitlines()
                 candidate = lines[0].strip().strip('"“”').strip() if lines else ""
                 if 2 <= len(candidate) <= 300 and _keeps_new_terms(text, candidate):
                     query, method = candidate, "llm"

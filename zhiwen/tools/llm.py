@@ -9,6 +9,7 @@ LangGraph does not surface the raw tokens.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -30,7 +31,28 @@ from zhiwen.tools.think_tags import ThinkStreamFilter, split_reasoning_content, 
 INCOMPLETE = "incomplete"
 """The finish reason of a streamed answer whose stream ended without one."""
 
-__all__ = ["INCOMPLETE", "ReasoningChatOpenAI", "ThinkFilteringChatModel", "make_chat_model", "message_text"]
+__all__ = [
+    "INCOMPLETE",
+    "ReasoningChatOpenAI",
+    "ThinkFilteringChatModel",
+    "make_chat_model",
+    "message_text",
+    "storable_text",
+]
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """A model's text without NUL, and with lone surrogates as U+FFFD: PostgreSQL's checkpoint store refuses
+    a NUL (the turn failed and its thread kept a question without an answer), and UTF-8 cannot encode a
+    surrogate (a shared answer cache failed every turn on one)."""
+    return (
+        _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+        if _UNSTORABLE.search(text)
+        else text
+    )
 
 
 def message_text(message: BaseMessage) -> str:

@@ -70,6 +70,32 @@ def test_two_replicas_share_threads_through_postgres(
         assert a.get(f"/v1/threads/{thread}").status_code == 404
 
 
+def test_a_model_answer_with_a_nul_or_a_lone_surrogate_is_stored_on_postgres(
+    env: Env, llm: ScriptedLLM, kit: type[Kit], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's checkpoint store refused a NUL in the answer: the turn failed with a 502 and its thread
+    kept the question without an answer. A lone surrogate failed the shared answer cache's write."""
+    monkeypatch.setenv("ZHIWEN_CHECKPOINT_URL", postgres_url)
+    monkeypatch.setenv("ZHIWEN_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("ZHIWEN_ANSWER_CACHE", "shared")
+    get_settings.cache_clear()
+    settings = kit.open_settings(gc_freeze=False)
+    with (
+        kit.serve(create_app(settings, start_model=False)) as url,
+        httpx.Client(base_url=url, timeout=60) as c,
+    ):
+        for odd in ("\x00", "\ud800"):
+            thread = c.post("/v1/threads", json={}).json()["id"]
+            llm.enqueue(kit.Script(kit.ANSWER.replace("300", f"3{odd}00")))
+            turn = c.post("/v1/chat/completions", json=kit.chat_body(thread_id=thread))
+            assert turn.status_code == 200, turn.text
+            answer = turn.json()["choices"][0]["message"]["content"]
+            assert "\x00" not in answer and "\ud800" not in answer
+            stored = c.get(f"/v1/threads/{thread}").json()["messages"]
+            assert [m["role"] for m in stored] == ["user", "assistant"]
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def chroma_url(kit: type[Kit]) -> Iterator[str]:
     chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
