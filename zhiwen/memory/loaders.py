@@ -250,6 +250,11 @@ def _load_jsonl(path: Path) -> list[Document]:
             raise UnsupportedFile(
                 f"{source_name(path)}:{lineno}: not a BEIR corpus line with _id and text ({exc})"
             ) from exc
+        if len(rid) > MAX_ID_CHARS or not rid.strip() or _UNPRINTABLE_ID.search(rid):
+            raise UnsupportedFile(
+                f"{source_name(path)}:{lineno}: an _id must be 1 to {MAX_ID_CHARS} characters with no control "
+                "character in it"
+            )
         docs.append(
             Document(
                 source=f"{source_name(path)}#{rid}",
@@ -290,7 +295,7 @@ def load_path(path: Path) -> list[Document]:
         raise
     except Exception as exc:  # a parser's own failure on a hostile file costs that file, never the batch
         raise UnsupportedFile(f"{name}: unreadable ({type(exc).__name__}: {first_line(exc)[:200]})") from exc
-    docs = [_without_invisible(d) for d in docs]
+    docs = [_storable(_without_invisible(d)) for d in docs]
     docs = [d for d in docs if d.text.strip()]
     if not docs:
         raise UnsupportedFile(f"{name}: empty (no text to index)")
@@ -300,6 +305,28 @@ def load_path(path: Path) -> list[Document]:
             f"{name}: too long ({longest:,} characters of text; at most {MAX_DOCUMENT_CHARS:,}): split it into parts"
         )
     return docs
+
+
+MAX_ID_CHARS = 200
+"""Longest ``_id`` a corpus line may give its document: the id is a key of the catalog's index (PostgreSQL
+refused a 6,000-character one, and with it the whole ingest)."""
+MAX_TITLE_CHARS = 300
+"""A title longer than this is cut: it is written before every passage chunk, and a 300,000-character one froze
+the server in the injection check, and again after each restart as its job ran once more."""
+_UNPRINTABLE_ID = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(doc: Document) -> Document:
+    """``doc`` with what no catalog can store taken out of its text and title (NUL, lone surrogates from a
+    JSON escape or a PDF's metadata) and its title cut to ``MAX_TITLE_CHARS``: one such document failed the
+    whole upload on PostgreSQL, every other file in it too."""
+    title = _SURROGATE.sub("\ufffd", INVISIBLE.sub("", doc.title))
+    title = " ".join(title.split())
+    if len(title) > MAX_TITLE_CHARS:
+        title = title[: MAX_TITLE_CHARS - 1] + "…"
+    text = _SURROGATE.sub("\ufffd", doc.text)  # one for one: page offsets still hold
+    return doc if (title, text) == (doc.title, doc.text) else replace(doc, title=title, text=text)
 
 
 MAX_DOCUMENT_CHARS = 5_000_000

@@ -84,7 +84,7 @@ _CREDENTIAL_REQUEST = re.compile(
 # them because they pass for a plain word. Only common top-level domains, so "manual.pdf" is no link.
 _TLDS = "com|net|org|info|biz|cn|hk|tw|mo|sg|us|uk|ru|io|co|cc|me|tv|top|xyz|vip|site|online|shop|app|club|icu|link|live|cloud|work|ltd|wang|tk|ml|ga|cf|gq"
 _LINK = re.compile(
-    rf"https?://|www\.|[\w.+-]+@[\w-]+\.[\w.]+|(?<![\w.-])(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+(?:{_TLDS})(?![a-z0-9-])",
+    rf"https?://|www\.|(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.]+|(?<![\w.-])(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+(?:{_TLDS})(?![a-z0-9-])",
     re.IGNORECASE,
 )
 

@@ -109,14 +109,17 @@ def test_the_database_catalog_gives_what_the_sqlite_one_gives(
 def test_a_nul_byte_deep_in_a_text_file_does_not_fail_the_database_ingest(
     database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """PostgreSQL refuses a NUL in text; one past the loader's binary check (its first 8 KB) failed the
-    whole ingest, every other file with it."""
+    """PostgreSQL refuses a NUL in text; one past the loader's binary check (its first 8 KB), or in a title,
+    failed the whole ingest, every other file with it."""
     _use(monkeypatch, database)
     docs = _docs(tmp_path / "docs")
     (docs / "log.txt").write_bytes(b"Transfers settle overnight. " * 400 + b"Cut-off is 5 pm.\x00\n")
+    (docs / "corpus.jsonl").write_text(  # and in a title, with a lone surrogate: the upload failed whole
+        '{"_id": "p1", "title": "Ra\\u0000tes \\ud800", "text": "Savings pay 1.5 percent."}', encoding="utf-8"
+    )
     kb = KnowledgeBase.open(tmp_path / "kbs", "nul", HashEmbedder(), create=True)
     report = ingest_paths(kb, [docs])
-    assert report.added == len(DOCS) + 1 and not report.skipped, report
+    assert report.added == len(DOCS) + 2 and not report.skipped, report
     assert any("Cut-off is 5 pm." in h.text for h in kb.search("Cut-off", top_k=3, mode="bm25"))
     kb.close()
 

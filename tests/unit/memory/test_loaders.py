@@ -516,3 +516,26 @@ def test_a_stray_nul_in_utf8_text_is_no_utf16(tmp_path: Path) -> None:
     path.write_bytes(b"# T\n\nabc\x00def gold\n")
     with pytest.raises(UnsupportedFile, match="binary file"):
         load_path(path)
+
+
+def test_titles_and_ids_hold_nothing_a_catalog_cannot_store(tmp_path: Path) -> None:
+    """A NUL or a lone surrogate in a title or an _id failed the whole upload on PostgreSQL, a 6,000-character
+    _id broke its index, and a 300,000-character title froze the server."""
+    from zhiwen.memory.loaders import MAX_ID_CHARS, MAX_TITLE_CHARS
+
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [
+        {"_id": "d1", "title": "Ti\u0000tle \ud800", "text": "Fee \ud800 is 300 yuan.\u0000"},
+        {"_id": "d2", "title": "long " * 60_000, "text": "Wires take three days."},
+    ]
+    corpus.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    first, second = load_path(corpus)
+    assert (first.title, first.text) == ("Title \ufffd", "Fee \ufffd is 300 yuan.")
+    assert len(second.title) == MAX_TITLE_CHARS and second.title.endswith("…")
+    for bad in ("x" * (MAX_ID_CHARS + 1), "d\u00003", " "):
+        corpus.write_text(json.dumps({"_id": bad, "text": "t"}), encoding="utf-8")
+        with pytest.raises(UnsupportedFile, match=r"corpus\.jsonl:1: an _id must be 1 to 200 characters"):
+            load_path(corpus)
+    page = tmp_path / "t.html"
+    page.write_text("<title>Ra\x00tes</title><p>Rates are 3%.</p>", encoding="utf-8")
+    assert load_path(page)[0].title == "Rates"
