@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from zhiwen.settings import get_settings
 from zhiwen.turns import stream_turn
 
 __all__ = ["McpBackend", "build_mcp_server"]
+
+_THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 _INSTRUCTIONS = (
     "zhiwen answers questions strictly from an organisation's own documents (Chinese and English). Use "
@@ -138,8 +141,8 @@ def build_mcp_server(backend: Callable[[], McpBackend]) -> MCPServer:
             raise ToolError("the question is empty")
         if len(question) > MAX_QUERY_CHARS:
             raise ToolError(f"the question is longer than {MAX_QUERY_CHARS} characters")
-        if len(thread_id) > 128:
-            raise ToolError("thread_id is longer than 128 characters")
+        if thread_id and not _THREAD_ID.fullmatch(thread_id):  # as the HTTP API's thread ids
+            raise ToolError("thread_id must be 1 to 128 letters, digits or . _ : -")
         caller, run = _caller(ctx), backend()
         name = kb or run.default_kb
         await asyncio.to_thread(_check_kb, caller, name)

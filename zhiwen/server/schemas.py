@@ -98,18 +98,27 @@ class ChatRequest(BaseModel):
     )
 
 
+NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
+"""No control character: PostgreSQL refuses a NUL (a thread's title was a 500, its thread left claimed
+and unlisted to its client), and a title or an id is one line."""
+
+
 class ThreadIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kb: str | None = Field(default=None, max_length=128)
     metadata: dict[str, str] = Field(default_factory=dict, max_length=32)
-    title: str | None = Field(default=None, max_length=200, description="Shown in GET /v1/threads.")
+    title: str | None = Field(
+        default=None, max_length=200, pattern=NO_CONTROLS, description="Shown in GET /v1/threads."
+    )
 
 
 class ThreadUpdate(BaseModel):
     """A rename: ``POST /v1/threads/{id}`` (OpenAI's "modify thread" route)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    title: str = Field(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+    )
 
 
 class KnowledgeBaseIn(BaseModel):

@@ -173,3 +173,22 @@ def test_limits_do_not_refuse_good_requests(small: httpx.Client, llm: ScriptedLL
     ok = small.post(URL, json={"model": kit.KB, "messages": _user(kit.QUESTION + " " * (MAX_CHARS - 60))})
     assert ok.status_code == 200, ok.text
     assert len(llm.requests) == 1
+
+
+def test_control_characters_in_titles_and_ids_are_400_and_claim_nothing(
+    small: httpx.Client, kit: type[Kit]
+) -> None:
+    """On PostgreSQL a NUL in a thread's title was a 500 that left the thread claimed (counted against the key's
+    limit, listed, its id never given to the client); in a document or job id, a 500."""
+    before = small.get("/v1/threads").json()["data"]
+    error = kit.assert_error(small.post("/v1/threads", json={"title": "t\u0000itle"}), 400, "title")
+    assert error["param"] == "title"
+    assert small.get("/v1/threads").json()["data"] == before, "no thread was made"
+    thread = small.post("/v1/threads", json={"title": "Fees"}).json()["id"]
+    kit.assert_error(small.post(f"/v1/threads/{thread}", json={"title": "re\u0000name"}), 400, "title")
+    kit.assert_error(small.post(f"/v1/threads/{thread}", json={"title": "two\nlines"}), 400, "title")
+    titles = {t["id"]: t["title"] for t in small.get("/v1/threads").json()["data"]}
+    assert titles[thread] == "Fees"
+    for path in (f"/v1/kbs/{kit.KB}/documents/abc%00def", f"/v1/kbs/{kit.KB}/jobs/abc%00def"):
+        resp = small.delete(path) if "documents" in path else small.get(path)
+        kit.assert_error(resp, 400)

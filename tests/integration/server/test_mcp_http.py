@@ -130,6 +130,7 @@ def test_bad_tool_input_is_a_tool_error_not_a_turn(served: tuple[str, str], llm:
                 {"question": "   "},
                 {"question": "x" * 4001},
                 {"question": "hi", "thread_id": "t" * 129},
+                {"question": "hi", "thread_id": "t\u0000x"},  # a 500 deep in the shared database's lock
             ):
                 result = await client.call_tool("ask", args)
                 assert result.is_error
@@ -145,5 +146,6 @@ def test_bad_tool_input_is_a_tool_error_not_a_turn(served: tuple[str, str], llm:
 
     messages = asyncio.run(run())
     assert "empty" in messages[0] and "4000" in messages[1] and "128" in messages[2]
-    assert "top_k" in messages[3] and "query is longer than 4000 characters" in messages[4]
+    assert "letters, digits" in messages[3]
+    assert "top_k" in messages[4] and "query is longer than 4000 characters" in messages[5]
     assert llm.requests == [], "no model call for refused input"

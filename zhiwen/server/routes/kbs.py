@@ -29,7 +29,7 @@ from zhiwen.server.errors import APIError
 from zhiwen.server.jobs import QueueFull, QuotaExceeded
 from zhiwen.server.public import public_source, public_sources
 from zhiwen.server.runtime import runtime_of
-from zhiwen.server.schemas import KnowledgeBaseIn, SearchRequest
+from zhiwen.server.schemas import NO_CONTROLS, KnowledgeBaseIn, SearchRequest
 from zhiwen.settings import get_settings
 
 __all__ = ["router", "sanitize_filename"]
@@ -213,7 +213,10 @@ async def list_jobs(request: Request, _: Admin, name: str = KbName) -> dict[str,
 
 @router.get("/{name}/jobs/{job_id}", summary="One ingest job: status, progress, error, report")
 async def get_job(
-    request: Request, _: Admin, name: str = KbName, job_id: str = Path(min_length=1, max_length=64)
+    request: Request,
+    _: Admin,
+    name: str = KbName,
+    job_id: str = Path(min_length=1, max_length=64, pattern=NO_CONTROLS),
 ) -> dict[str, Any]:
     await require_kb(name)
     job = await asyncio.to_thread(runtime_of(request).jobs.job, name, job_id)
@@ -229,7 +232,7 @@ def _remove(files: list[FsPath]) -> None:
 
 @router.delete("/{name}/documents/{doc_id}", status_code=204, summary="Remove a document from both indexes")
 async def delete_document(
-    _: Admin, name: str = KbName, doc_id: str = Path(min_length=1, max_length=256)
+    _: Admin, name: str = KbName, doc_id: str = Path(min_length=1, max_length=256, pattern=NO_CONTROLS)
 ) -> Response:
     await require_kb(name)
     kb = await asyncio.to_thread(service.open_kb, name)
