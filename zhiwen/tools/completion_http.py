@@ -101,6 +101,10 @@ class StreamedResponse:
         try:
             async for raw in self._response.content:
                 yield raw.decode("utf-8", "replace").rstrip("\r\n")
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            # The endpoint stalled after the stream began (vLLM under load): a timeout, counted as one. It was
+            # reported as a broken connection. Not retried here: the reader may have part of the answer.
+            raise openai.APITimeoutError(request=self.request) from exc
         except aiohttp.ClientError as exc:
             raise openai.APIConnectionError(
                 message=f"Connection error: the stream broke: {exc!r}", request=self.request

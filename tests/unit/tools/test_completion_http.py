@@ -107,3 +107,17 @@ def test_backoff_follows_the_sdk_schedule() -> None:
         state.attempt_number = attempt
         waits = [_wait(state) for _ in range(200)]
         assert all(0.75 * base <= w <= base for w in waits), (attempt, min(waits), max(waits))
+
+
+def test_a_stream_that_stalls_after_it_began_is_a_timeout(scripted: ScriptedLLMServer) -> None:
+    """vLLM under load sends its headers, then nothing: that was reported as a broken connection (metrics
+    kind "connection"), which sent operators to the network instead of the model."""
+    scripted.llm.enqueue(Script(text="late words", first_token_delay=3))
+    model = make_chat_model(LLMEndpoint(scripted.base_url, "scripted", "k"), 50, timeout=1, max_retries=2)
+
+    async def run() -> str:
+        return "".join([message_text(c) async for c in model.astream("q")])
+
+    with pytest.raises(openai.APITimeoutError):
+        asyncio.run(run())
+    assert len(scripted.llm.requests) == 1, "a stream that began is not asked again"
