@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from zhiwen.errors import LLMUnavailable
 from zhiwen.graph.context import Context
 from zhiwen.graph.state import State
-from zhiwen.nodes._common import achat_model, context_of, history
+from zhiwen.nodes._common import achat_model, approx_tokens, context_of, history
 from zhiwen.nodes.prompts import (
     SYSTEM,
     chitchat_prompt,
@@ -114,10 +114,11 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     texts: list[str] = []
     reasoning: list[str] = []
     finish = ""
+    reported = False
+    prompt = build_messages(state, ctx)
     try:
-        async for chunk in model.astream(
-            build_messages(state, ctx), {"tags": [TAG_NOSTREAM]} if held else None
-        ):
+        async for chunk in model.astream(prompt, {"tags": [TAG_NOSTREAM]} if held else None):
+            reported = reported or bool(chunk.usage_metadata)
             text = storable_text(chunk.content if isinstance(chunk.content, str) else message_text(chunk))
             thought = storable_text(str(chunk.additional_kwargs.get("reasoning_content") or ""))
             if text:
@@ -133,6 +134,13 @@ async def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             f"the chat model endpoint failed: {type(exc).__name__}: {exc}",
             public=f"the chat model endpoint failed: {_summary(exc)}",
         ) from exc
+    if write is not None and not reported:
+        # llama.cpp's stream reports no usage: an estimate from what was sent and written, here where the
+        # prompt (the numbered sources and all) is known. The server counted the question alone before.
+        sent = sum(approx_tokens(message_text(m)) for m in prompt)
+        written = approx_tokens("".join(texts) + "".join(reasoning))
+        usage = UsageMetadata(input_tokens=sent, output_tokens=written, total_tokens=sent + written)
+        write(AnswerDelta(attempt, "", "", usage, language))
     return {
         "draft": "".join(texts).strip(),
         "draft_finish": finish,

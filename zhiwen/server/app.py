@@ -31,6 +31,7 @@ from zhiwen.server.jobs import IngestWorker, JobStore
 from zhiwen.server.keyring import KeyRing
 from zhiwen.server.metrics import Metrics
 from zhiwen.server.quotas import Kind, Ledger
+from zhiwen.server.request_metrics import RequestMetrics
 from zhiwen.server.routes import chat, health, kbs, threads, web
 from zhiwen.server.routes import feedback as feedback_routes
 from zhiwen.server.routes import feishu as feishu_routes
@@ -210,6 +211,7 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Thread-Id"],
         )
+    app.add_middleware(RequestMetrics)  # outermost: every answer is counted, refused keys and preflights too
     return app
 
 

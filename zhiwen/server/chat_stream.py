@@ -6,8 +6,6 @@ import time
 import uuid
 from typing import Any
 
-from zhiwen.tools.language import approx_tokens
-
 __all__ = ["ChatFrames", "fill_usage", "finish_reason"]
 
 
@@ -63,8 +61,10 @@ class ChatFrames:
         } | extra
 
 
-def fill_usage(usage: dict[str, int], prompt_text: str, answer: str) -> dict[str, int]:
-    """Endpoint-reported usage when present, else an estimate (llama.cpp omits it in streams)."""
-    prompt = usage.get("prompt_tokens") or approx_tokens(prompt_text)
-    completion = usage.get("completion_tokens") or approx_tokens(answer)
+def fill_usage(usage: dict[str, int]) -> dict[str, int]:
+    """The turn's usage with its total. The endpoint's figures, or generate's estimate where the endpoint
+    gives none (llama.cpp's stream); zero for a turn no model answered (a rule's refusal, a cached answer),
+    which an estimate from the question and the reply had counted as tokens spent."""
+    prompt = int(usage.get("prompt_tokens", 0))
+    completion = int(usage.get("completion_tokens", 0))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

@@ -96,7 +96,15 @@ class Metrics:
             ["kind"],
             registry=r,
         )
-        self.verdicts = Counter("zhiwen_quality_verdicts", "Quality gate verdicts", ["verdict"], registry=r)
+        self.verdicts = Counter(
+            "zhiwen_quality_verdicts",
+            "Quality gate verdicts, one per turn (its last)",
+            ["verdict"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "zhiwen_quality_retries", "Drafts the gate sent back for another attempt", registry=r
+        )
         self.refusals = Counter("zhiwen_refusals", "Refused turns by reason", ["reason"], registry=r)
         self.think_leaks = Counter("zhiwen_think_leaks", "Answers whose think text leaked", registry=r)
         self.upstream_errors = Counter(
@@ -135,8 +143,13 @@ class Metrics:
     def _start_at_zero(self) -> None:
         """Export every known label value at 0 from the start: a series born at 1 shows no increase, so
         rate() and increase() (dashboards, alerts) would miss the first refusal, failure or upstream error."""
-        for verdict in ("pass", "retry", "refuse", "quote"):
+        for verdict in ("pass", "refuse", "quote"):  # a turn never ends on "retry": zhiwen_quality_retries
             self.verdicts.labels(verdict)
+        for route, status in (("chat", "200"), ("chat", "502"), ("chat_stream", "200"), ("chat_stream", "502"),
+                              ("chat", "429"), ("chat_stream", "429"), ("chat", "401")):  # fmt: skip
+            self.requests.labels(route, status)
+        for rating in ("up", "down"):
+            self.feedback.labels(rating)
         for reason in (
             "unsafe",
             "out_of_scope",
@@ -166,6 +179,7 @@ class Metrics:
             self.kb_turns.labels(kb, verdict).inc()
         if verdict == "refuse":
             self.refusals.labels(refusal_reason(quality, state.get("intent") or {})).inc()
+        self.retries.inc(max(0, int(quality.get("attempts") or 1) - 1))
         if quality.get("think_leak"):
             self.think_leaks.inc()
         timings = state.get("timings") or {}

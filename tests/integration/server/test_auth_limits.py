@@ -167,6 +167,12 @@ def test_rate_limit_per_key(env: Env, kit: type[Kit], llm: ScriptedLLM) -> None:
         # Probes are not counted; the other key has its own budget.
         assert httpx.get(f"{url}/health", timeout=30).status_code == 200
         assert httpx.get(f"{url}/v1/models", headers=_auth(KEY_B), timeout=30).status_code == 200
+        refused = httpx.post(f"{url}/v1/chat/completions", json=kit.chat_body(), timeout=30)
+        assert refused.status_code == 401
+        # Refused before routing, and still counted under the route they asked for (they moved nothing).
+        metrics = httpx.get(f"{url}/metrics", timeout=30).text
+        assert 'zhiwen_requests_total{route="/v1/models",status="429"} 1.0' in metrics
+        assert 'zhiwen_requests_total{route="chat",status="401"} 1.0' in metrics
 
 
 def test_concurrency_limit_while_a_stream_is_open(env: Env, kit: type[Kit], llm: ScriptedLLM) -> None:

@@ -166,6 +166,24 @@ def test_keep_alive_pings_before_first_token(env: Env, llm: ScriptedLLM, kit: ty
     assert _deltas(_frames(lines), "content") == kit.ANSWER
 
 
+def test_a_failure_inside_a_stream_is_logged_and_counted_under_the_stream(
+    env: Env, llm: ScriptedLLM, kit: type[Kit], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A turn that failed once its stream had begun sent its error frame and left no line in the log (the
+    same failure without streaming was logged), and was counted as a chat_stream 200."""
+    settings = kit.open_settings(error_window_seconds=0.2)
+    llm.default = kit.Script("never sent", status=500)  # every attempt: the retries outlast the window
+    with (
+        kit.serve(create_app(settings, start_model=False)) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        frames = _frames(_stream(c, kit.chat_body(stream=True)))
+        metrics = c.get("/metrics").text
+    assert frames[-1]["error"]["type"] == "upstream_error", frames
+    assert "chat turn failed while streaming" in caplog.text
+    assert 'zhiwen_requests_total{route="chat_stream",status="502"} 1.0' in metrics
+
+
 def test_a_draft_the_gate_retries_is_followed_by_a_withdrawal_then_the_new_answer(
     client: httpx.Client, llm: ScriptedLLM, kit: type[Kit]
 ) -> None:

@@ -28,6 +28,7 @@ from zhiwen.server.keyring import Principal
 from zhiwen.server.metrics import upstream_kind
 from zhiwen.server.public import public_sources
 from zhiwen.server.pump import TurnPump
+from zhiwen.server.request_metrics import set_outcome
 from zhiwen.server.runtime import AppRuntime, runtime_of, stored_thread
 from zhiwen.server.schemas import ChatRequest, model_card
 from zhiwen.settings import get_settings
@@ -143,6 +144,7 @@ async def chat_completions(
     body: ChatRequest, request: Request, x_thread_id: str | None = Header(default=None)
 ) -> JSONResponse | EventSourceResponse:
     rt = runtime_of(request)
+    set_outcome(request.state, route="chat_stream" if body.stream else "chat")
     kb = await asyncio.to_thread(_kb_for, body.model, rt, principal_of(request))  # may read the store
     thread = _thread(body, x_thread_id, rt.settings.thread_from_user)
     stored = stored_thread(request, thread) if thread is not None else None
@@ -166,7 +168,6 @@ async def chat_completions(
         raise
     if lease is not None:
         pump.task.add_done_callback(lambda _: _release_later(lease))
-    prompt_text = " ".join(m.text() for m in body.messages)
     started = time.perf_counter()
     first = asyncio.ensure_future(pump.next())
     gone = asyncio.ensure_future(_disconnected(request))
@@ -178,7 +179,7 @@ async def chat_completions(
             raise _turn_error(rt, first.exception(), "before any output")
         if not body.stream:
             work = asyncio.ensure_future(
-                _complete(rt, body.model, pump, first, prompt_text, thread, body.include_reasoning, started)
+                _complete(rt, body.model, pump, first, thread, body.include_reasoning)
             )
             try:
                 await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -198,7 +199,7 @@ async def chat_completions(
         await pump.close()
         rt.metrics.cancelled.inc()
         return JSONResponse(error_body(499, "the client closed the request"), status_code=499)
-    frames = _stream(rt, body, pump, first, prompt_text, thread, started)
+    frames = _stream(rt, body, pump, first, thread, started, request.state)
     return EventSourceResponse(frames, ping=rt.settings.ping_seconds, sep="\n")
 
 
@@ -242,7 +243,6 @@ _STATUS = (
 def _turn_error(rt: AppRuntime, exc: BaseException | None, when: str) -> Exception:
     """A turn's failure as the HTTP error it deserves: ZhiwenErrors go to their handlers, the rest is 502."""
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 502)
-    rt.metrics.requests.labels("chat", str(status)).inc()
     if status == 502:
         rt.metrics.upstream_errors.labels(upstream_kind(exc)).inc()
     if isinstance(exc, ZhiwenError):
@@ -271,18 +271,16 @@ async def _reach_model() -> None:
 
 async def _complete(
     rt: AppRuntime, model: str, pump: TurnPump, first: asyncio.Future[TurnEvent],
-    prompt_text: str, thread: str | None, include_reasoning: bool, started: float,
+    thread: str | None, include_reasoning: bool,
 ) -> JSONResponse:  # fmt: skip
     event = await first
     while event.kind != "final":
         event = await pump.next()
     state = event.state
     answer = str(state.get("answer", ""))
-    usage = fill_usage(event.usage, prompt_text, answer)
+    usage = fill_usage(event.usage)
     reasoning = str(state.get("reasoning", "")) if include_reasoning else None
     rt.metrics.turn_finished(state, usage, pump.kb)
-    rt.metrics.requests.labels("chat", "200").inc()
-    rt.metrics.latency.labels("chat").observe(time.perf_counter() - started)
     body = ChatFrames(model).completion(
         answer, usage, reasoning, finish_reason(state), **_extras(state, thread)
     )
@@ -291,7 +289,7 @@ async def _complete(
 
 def _closing(
     rt: AppRuntime, body: ChatRequest, frames: ChatFrames, event: TurnEvent, streamed: list[str],
-    thread: str | None, prompt_text: str, reasoning_sent: bool, kb: str,
+    thread: str | None, reasoning_sent: bool, kb: str,
 ) -> list[str]:  # fmt: skip
     """The last events: a reply not streamed token by token, the stop frame with extras, usage, [DONE]."""
     state = event.state
@@ -309,7 +307,7 @@ def _closing(
         withdrawn = {"withdrawn": end.notice} if end.notice else {}  # the page replaces the draft shown
         out.append(_data(frames.chunk({"content": text}, **withdrawn)))
     out.append(_data(frames.chunk({}, finish_reason(state), **_extras(state, thread))))
-    usage = fill_usage(event.usage, prompt_text, "".join(streamed))
+    usage = fill_usage(event.usage)
     if body.stream_options and body.stream_options.include_usage:
         out.append(_data(frames.usage_chunk(usage)))
     rt.metrics.turn_finished(state, usage, kb)
@@ -337,7 +335,7 @@ def _merged(events: list[TurnEvent]) -> list[tuple[TurnEvent, int]]:
 
 async def _stream(
     rt: AppRuntime, body: ChatRequest, pump: TurnPump, first: asyncio.Future[TurnEvent],
-    prompt_text: str, thread: str | None, started: float,
+    thread: str | None, started: float, outcome: Any,
 ) -> AsyncIterator[bytes]:  # fmt: skip
     """The SSE body, one socket write per batch of events.
 
@@ -365,29 +363,29 @@ async def _stream(
                     streamed.append(f"\n\n{event.text}\n\n")
                     out.append(_data(frames.chunk({"content": streamed[-1]}, withdrawn=event.text)))
                 elif event.kind == "final":
-                    out += _closing(
-                        rt, body, frames, event, streamed, thread, prompt_text, reasoning_sent, pump.kb
-                    )
+                    out += _closing(rt, body, frames, event, streamed, thread, reasoning_sent, pump.kb)
                     finished = True
                     break
             yield "".join(out).encode()
             out = []
             if not finished:
                 events = [await pump.next()]
-        rt.metrics.requests.labels("chat_stream", "200").inc()
     except asyncio.CancelledError:
         rt.metrics.cancelled.inc()
+        set_outcome(outcome, status=499)  # the client left; counted as nginx counts it
         raise
     except Exception as exc:  # after the first byte an error can only travel inside the stream
         status = 502 if isinstance(exc, LLMUnavailable) else 500
-        rt.metrics.requests.labels("chat_stream", str(status)).inc()
+        set_outcome(outcome, status=status)
         if status == 502:
             rt.metrics.upstream_errors.labels(upstream_kind(exc)).inc()
+            log.warning("chat turn failed while streaming: %s", getattr(exc, "detail", None) or repr(exc))
+        else:
+            log.error("chat turn failed while streaming", exc_info=exc)
         message = public_message(exc)
         error = error_body(status, f"the turn failed while streaming: {message}")
         yield (_data(error) + _data("[DONE]")).encode()
     finally:
-        rt.metrics.latency.labels("chat_stream").observe(time.perf_counter() - started)
         if not finished:
             first.cancel()
             await pump.close()
