@@ -58,13 +58,14 @@ def build_messages(state: State, ctx: Context) -> list[BaseMessage]:
     """System prompt first (cacheable), then trimmed history, then numbered context and the question."""
     intent = state["intent"]
     lang = intent["language"] if intent["language"] in SYSTEM else "en"
-    past = history(state.get("messages", []), ctx.max_history_tokens)
     if intent["label"] == "greeting":
+        # Without the history: small talk needs none, and the small model answered "谢谢" in English after
+        # English turns, following the history's language rather than the prompt's.
         return [
             SystemMessage(chitchat_prompt(lang, ctx.persona)),
-            *past,
             HumanMessage(inert_control_tokens(intent["query"])),
         ]
+    past = history(state.get("messages", []), ctx.max_history_tokens)
     # A retry after the model's own "not in the sources" is asked without that way out (see the prompt).
     after_own_refusal = state.get("attempt", 0) > 0 and bool(state.get("quality", {}).get("model_refused"))
     answering = unrefusing_system_prompt if after_own_refusal else system_prompt

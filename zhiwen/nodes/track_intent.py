@@ -37,6 +37,7 @@ _GREETING = re.compile(
 )
 _FOLLOWUP = re.compile(
     r"(^(那|那么|还有|另外|以及|and|also|what about|how about)|(?<!其)它|这个|那个|这款|该产品|(?<!尤)其(?![他它余实中次])|上述|"
+    r"另一(张|个|款|种|家|项)|分别|\bthe other (one|card|loan|account|product)s?\b|"
     r"\b(it|its|they|them|their|this|that|these|those)\b)",
     re.IGNORECASE,
 )
@@ -58,7 +59,11 @@ _OTHER_TASK = re.compile(
     r"|^\s*(请你?)?(讲|说)(一|几)?个?笑话"
     r"|^\s*(请你?|麻烦你?)?(帮我)?翻译(一下|下面|这段|这句|成|为)"
     r"|^\s*(我们)?来?玩(个|一个)?游戏"
-    r"|^\s*(今天|明天|现在)?(的)?天气(怎么样|如何)",
+    r"|^\s*(今天|明天|现在)?(的)?天气(怎么样|如何)"
+    r"|^\s*(what('s| is| will be) the weather|how('s| is) the weather|will it rain)\b"
+    # Tips on which shares will rise: no knowledge base answers them, and a bank may not.
+    r"|(推荐|荐|说)(几|一|两)?(只|支|个)?(能涨|会涨|要涨|好)?的?(股票|个股)|哪(只|支|些)股票.{0,6}(涨|买)"
+    r"|\b(give me|any|some)\s+(hot\s+)?stock (tips|picks)\b|\bwhich stocks? (should i|to|will)\b",
     re.IGNORECASE,
 )
 

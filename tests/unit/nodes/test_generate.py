@@ -251,3 +251,15 @@ def test_the_retry_after_the_models_own_refusal_is_asked_without_the_way_out(
         _state(messages, language=language, sources=SOURCES[:1], attempt=1, quality=own_refusal), Context()
     )
     assert first[-1].content == again[-1].content, "the user message (sources, question, task) is the same"
+
+
+def test_small_talk_is_answered_without_the_history_in_its_own_language() -> None:
+    """After English turns the small model answered "谢谢" in English, following the history's language."""
+    messages = [
+        HumanMessage("What is the annual fee?"),
+        AIMessage("It is 300 yuan. [1]"),
+        HumanMessage("谢谢"),
+    ]
+    out = build_messages(_state(messages, label="greeting", language="zh"), Context())
+    assert [type(m) for m in out] == [SystemMessage, HumanMessage]
+    assert out[1].content == "谢谢" and "中文" in str(out[0].content)

@@ -148,7 +148,11 @@ def test_empty(text: str) -> None:
     assert classify(text, has_history=True) == ("empty", "the message is empty")
 
 
-@pytest.mark.parametrize("text", ["那它的年费呢？", "What about its fee?", "还有别的费用吗", "首年呢？"])
+@pytest.mark.parametrize(
+    "text",
+    ["那它的年费呢？", "What about its fee?", "还有别的费用吗", "首年呢？", "另一张卡呢？", "额度分别是多少",
+     "and the other card?"],
+)  # fmt: skip
 def test_followups_need_history(text: str) -> None:
     assert classify(text, has_history=True)[0] == "followup"
     assert classify(text, has_history=False)[0] == "question"
@@ -304,7 +308,8 @@ def test_a_new_figure_replaces_only_old_figures_of_its_kind() -> None:
 @pytest.mark.parametrize(
     "text",
     ["Write me a poem about banks", "帮我写一首诗", "讲个笑话", "Tell me a joke", "Translate this into French: hi",
-     "翻译一下这段话", "今天天气怎么样", "Can you write a Python script?", "写代码", "我们来玩个游戏"],
+     "翻译一下这段话", "今天天气怎么样", "Can you write a Python script?", "写代码", "我们来玩个游戏",
+     "What is the weather tomorrow?", "give me some stock tips", "推荐几只能涨的股票吧", "Which stocks should I buy?"],
 )  # fmt: skip
 def test_requests_for_other_work_are_out_of_scope(text: str) -> None:
     assert classify(text, has_history=False)[0] == "out_of_scope"
@@ -313,7 +318,8 @@ def test_requests_for_other_work_are_out_of_scope(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["翻译费是多少？", "What did the poem say about the river?", "How do I write a check?", "写错了转账账户怎么办？",
-     "天气原因航班延误可以退款吗", "Who wrote the poem?", "讲解一下房贷流程", "What does write off a loan mean?"],
+     "天气原因航班延误可以退款吗", "Who wrote the poem?", "讲解一下房贷流程", "What does write off a loan mean?",
+     "股票基金的风险等级是什么？", "What is a stock?"],
 )  # fmt: skip
 def test_knowledge_questions_that_mention_such_words_stay_questions(text: str) -> None:
     assert classify(text, has_history=False)[0] == "question"
