@@ -20,13 +20,17 @@ def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 def test_the_alerted_counters_are_exported_at_zero_before_any_event() -> None:
     m = _samples(Metrics())
     for name, label, values in (
-        ("zhiwen_quality_verdicts_total", "verdict", ("pass", "retry", "refuse")),
+        ("zhiwen_quality_verdicts_total", "verdict", ("pass", "quote", "refuse")),
+        ("zhiwen_feedback_total", "rating", ("up", "down")),
         ("zhiwen_refusals_total", "reason", ("unsafe", "out_of_scope", "no_sources", "ungrounded", "other")),
         ("zhiwen_upstream_errors_total", "kind", ("timeout", "connection", "server_error", "rate_limited")),
         ("zhiwen_ingest_jobs_total", "status", ("done", "failed")),
     ):
         for value in values:
             assert m.get((name, ((label, value),))) == 0, (name, value)
+    assert m.get(("zhiwen_quality_retries_total", ())) == 0
+    for route, status in (("chat", "502"), ("chat_stream", "502"), ("chat", "429")):  # the 5xx and 429 alerts
+        assert m.get(("zhiwen_requests_total", (("route", route), ("status", status)))) == 0, (route, status)
 
 
 def test_every_label_the_helpers_can_return_is_one_started_at_zero() -> None:
