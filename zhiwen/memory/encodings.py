@@ -117,9 +117,8 @@ def _utf16_without_bom(raw: bytes) -> str | None:
     return text if common >= _UTF16_COMMON * len(wide) else None
 
 
-_UTF16_COMMON = (
-    0.9  # real text is nearly all common characters; bytes of another encoding read as UTF-16 are not
-)
+# Real text is nearly all common characters; bytes of another encoding read as UTF-16 are not.
+_UTF16_COMMON = 0.9
 
 
 _NOT_CHARSETS = frozenset(

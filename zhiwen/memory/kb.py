@@ -35,6 +35,7 @@ from zhiwen.retrieval.local import LocalBackend
 from zhiwen.tools.bm25 import BM25Index, ScoredId
 from zhiwen.tools.embeddings import Embedder
 from zhiwen.tools.fusion import FUSION_METHODS, FusionSpec, fuse_legs
+from zhiwen.tools.language import detect_language
 from zhiwen.tools.tokenize import CjkMode, tokenize
 from zhiwen.tools.vectors import VectorStore
 
@@ -365,7 +366,7 @@ class KnowledgeBase:
             legs["dense"] = dense
         w = {**DEFAULT_WEIGHTS, **(weights or {})}
         fused = (
-            fuse_legs(legs, FusionSpec(fusion, w["bm25"], w["dense"], rrf_k))
+            fuse_legs(legs, FusionSpec(fusion, w["bm25"], w["dense"], rrf_k), self._blind(query, legs))
             if mode == "hybrid"
             else [(h.id, h.score) for h in legs[mode]]
         )
@@ -392,6 +393,20 @@ class KnowledgeBase:
             start, batch = start + batch, batch * 2
         return hits
 
+    def _blind(self, query: str, legs: Mapping[str, list[ScoredId]]) -> dict[str, set[str]]:
+        """The dense leg's chunks that BM25 could not have found: Chinese ones for a question with no Chinese
+        character in it, English ones for a question with no Latin letter (no word in common). The fusion
+        scores them by the dense leg alone (``fuse_legs``). A question in both scripts blinds BM25 to nothing.
+        Only the chunks BM25 did not return are read (about 1 ms for 50)."""
+        scripts = {"zh": bool(_CJK.search(query)), "en": bool(_LATIN.search(query))}
+        if all(scripts.values()) or not any(scripts.values()) or "bm25" not in legs or "dense" not in legs:
+            return {}
+        asked = "zh" if scripts["zh"] else "en"
+        found = {h.id for h in legs["bm25"]}
+        unseen = [h.id for h in legs["dense"] if h.id not in found]
+        rows = self.catalog.chunks(unseen) if unseen else {}
+        return {"bm25": {cid for cid, row in rows.items() if detect_language(row.text, asked) != asked}}
+
     def stats(self) -> dict[str, Any]:
         docs, chunks = self.catalog.counts()
         return {
@@ -401,6 +416,10 @@ class KnowledgeBase:
             "embedding_model": self.embedder.name,
             "path": str(self.path),
         }
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
 
 
 def list_kbs(root: Path) -> list[tuple[str, int, int]]:

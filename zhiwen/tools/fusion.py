@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from zhiwen.tools.bm25 import ScoredId
@@ -90,8 +91,18 @@ def _normalised(hits: Sequence[ScoredId], how: str) -> tuple[dict[str, float], f
     return z, min(z.values())
 
 
-def fuse_legs(legs: Mapping[str, Sequence[ScoredId]], spec: FusionSpec) -> list[tuple[str, float]]:
-    """The fused ranking of ``legs`` under ``spec``, best first (fused score beside each id)."""
+def fuse_legs(
+    legs: Mapping[str, Sequence[ScoredId]],
+    spec: FusionSpec,
+    blind: Mapping[str, AbstractSet[str]] | None = None,
+) -> list[tuple[str, float]]:
+    """The fused ranking of ``legs`` under ``spec``, best first (fused score beside each id).
+
+    ``blind``: per leg, the ids it could not have returned whatever their worth (BM25 and a chunk in another
+    language than the query: no shared word). Such a leg's silence is no evidence against the id, so the id
+    is scored by the legs that can see it, scaled to all the weights, instead of counting the blind leg's
+    lowest score. Measured in ``benchmarks/cross_lingual.py``: an English question about a Chinese-only
+    document lost that document to English chunks BM25 ranked first."""
     if spec.method not in FUSION_METHODS:
         raise ValueError(f"unknown fusion method {spec.method!r}; one of {', '.join(FUSION_METHODS)}")
     weights = spec.weights()
@@ -101,12 +112,22 @@ def fuse_legs(legs: Mapping[str, Sequence[ScoredId]], spec: FusionSpec) -> list[
         total = sum(conf.values())
         share = {n: (c / total if total > 0 else 1.0 / len(conf)) for n, c in conf.items()}
         weights = {n: weights.get(n, 1.0) * share[n] for n in live}
-    if spec.method in ("rrf", "rrf_confidence"):
+    if spec.method in ("rrf", "rrf_confidence") and not blind:
         return reciprocal_rank_fusion(live, weights, spec.rrf_k)
-    how = spec.method.removesuffix("_confidence")
+    parts: dict[str, tuple[dict[str, float], float]]
+    if spec.method in ("rrf", "rrf_confidence"):
+        parts = {
+            name: ({h.id: 1.0 / (spec.rrf_k + h.rank) for h in hits}, 0.0) for name, hits in live.items()
+        }
+    else:
+        how = spec.method.removesuffix("_confidence")
+        parts = {name: _normalised(hits, how) for name, hits in live.items()}
+    every = sum(weights.get(n, 1.0) for n in live)
     fused: dict[str, float] = {}
-    parts = {name: _normalised(hits, how) for name, hits in live.items()}
     ids = [h.id for hits in live.values() for h in hits]
     for doc in dict.fromkeys(ids):  # first-seen order keeps ties stable, as RRF does
-        fused[doc] = sum(weights.get(n, 1.0) * norm.get(doc, floor) for n, (norm, floor) in parts.items())
+        seeing = [n for n in parts if not (blind and doc in blind.get(n, ()) and doc not in parts[n][0])]
+        seen = sum(weights.get(n, 1.0) for n in seeing)
+        score = sum(weights.get(n, 1.0) * parts[n][0].get(doc, parts[n][1]) for n in seeing)
+        fused[doc] = score * every / seen if seen > 0 and len(seeing) < len(parts) else score
     return sorted(fused.items(), key=lambda item: -item[1])

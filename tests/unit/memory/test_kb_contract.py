@@ -217,14 +217,19 @@ def test_hybrid_ranks_as_the_default_fusion_of_its_two_legs(kb: KnowledgeBase) -
     from zhiwen.tools.bm25 import ScoredId
     from zhiwen.tools.fusion import FusionSpec, fuse_legs
 
-    query = "金卡 annual fee"
-    legs = {
-        leg: [ScoredId(h.id, h.score, rank) for rank, h in enumerate(kb.search(query, top_k=50, mode=leg), 1)]
-        for leg in ("bm25", "dense")
-    }
-    for fusion in (DEFAULT_FUSION, "rrf"):
-        expected = [cid for cid, _ in fuse_legs(legs, FusionSpec(fusion))][:10]
-        assert [h.id for h in kb.search(query, top_k=10, fusion=fusion)] == expected, fusion
+    for query in ("金卡 annual fee", "gold card annual fee"):  # the second blinds BM25 to Chinese chunks
+        legs = {
+            leg: [
+                ScoredId(h.id, h.score, rank)
+                for rank, h in enumerate(kb.search(query, top_k=50, mode=leg), 1)
+            ]
+            for leg in ("bm25", "dense")
+        }
+        blind = kb._blind(query, legs)
+        assert bool(blind) == (query == "gold card annual fee")
+        for fusion in (DEFAULT_FUSION, "rrf"):
+            expected = [cid for cid, _ in fuse_legs(legs, FusionSpec(fusion), blind)][:10]
+            assert [h.id for h in kb.search(query, top_k=10, fusion=fusion)] == expected, fusion
     with pytest.raises(ZhiwenError, match="fusion must be one of"):
         kb.search(query, fusion="borda")
 

@@ -130,3 +130,24 @@ def test_labels_name_the_parameters() -> None:
     assert FusionSpec("rrf", 1, 2, 30).label == "rrf w=1:2 k=30"
     assert FusionSpec("minmax", 0.3, 0.7).label == "minmax a=0.3"
     assert FusionSpec("rrf_confidence", rrf_k=10, power=2).label == "rrf_confidence k=10 p=2"
+
+
+def test_a_leg_blind_to_a_document_does_not_count_against_it() -> None:
+    """BM25 cannot find a chunk in another language than the question: that document is scored by the legs
+    that can see it (scaled to all the weights), not by BM25's lowest score."""
+    legs = {
+        "bm25": _leg(("a", 10.0), ("b", 6.0), ("c", 2.0)),
+        "dense": _leg(("d", 0.9), ("a", 0.8), ("c", 0.5)),
+    }
+    spec = FusionSpec("minmax", bm25_weight=0.5, dense_weight=0.5)
+    before = dict(fuse_legs(legs, spec))
+    blind = dict(fuse_legs(legs, spec, {"bm25": {"d"}}))
+    # dense: d 1, a 0.75, c 0; d was 0.5 * 0 + 0.5 * 1 = 0.5 and is now 1 * 1 (the dense leg alone, scaled)
+    assert before["d"] == pytest.approx(0.5) and blind["d"] == pytest.approx(1.0)
+    assert {k: v for k, v in blind.items() if k != "d"} == pytest.approx(
+        {k: v for k, v in before.items() if k != "d"}
+    )
+    # a document the leg did return is scored by it, blind or not; RRF takes the same view
+    assert dict(fuse_legs(legs, spec, {"bm25": {"a"}}))["a"] == pytest.approx(before["a"])
+    rrf = dict(fuse_legs(legs, FusionSpec("rrf", rrf_k=10), {"bm25": {"d"}}))
+    assert rrf["d"] == pytest.approx(2 * 1 / 11)
