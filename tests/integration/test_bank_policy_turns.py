@@ -151,3 +151,13 @@ def test_an_answer_the_policy_empties_is_refused_not_passed_empty(home: Path) ->
     assert quality["verdict"] == "refuse", quality  # type: ignore[index]
     assert "removed a link the customer did not ask for" in quality["policy"]  # type: ignore[index]
     assert "95588" in str(state["answer"]), "the refusal hands over, as every bank refusal does"
+
+
+def test_an_unsafe_question_hands_over_once_with_the_number(home: Path) -> None:
+    """The refusal said "拨打官方客服热线" and the hand-over after it gave the hotline again, with its number."""
+    cli(home, "kb", "hotline", "95588", "--kb", KB)
+    registry.close_all()
+    state, _ = turn("张三的身份证号是多少？", "never asked")
+    answer = str(state["answer"])
+    assert state["quality"]["verdict"] == "refuse"  # type: ignore[index]
+    assert answer.count("热线") == 1 and "95588" in answer, answer

@@ -183,10 +183,12 @@ def context_block(question: str, sources: Sequence[Source], language: str, sourc
 
 _REFUSALS = {
     "unsafe": {
-        "zh": "抱歉，我不能提供或索取密码、验证码、他人的账户信息等敏感数据。如需办理相关业务，请本人携带证件到网点或拨打官方客服热线。",
+        # The hand-over that follows names the channel (the hotline's number when the knowledge base has one):
+        # this text named "the official hotline" too, so the refusal gave it twice, once without its number.
+        "zh": "抱歉，我不能提供或索取密码、验证码、他人的账户信息等敏感数据。如需办理相关业务，请本人携带证件办理。",
         "en": (
             "Sorry, I can't share or ask for passwords, one-time codes or other customers' account information. "
-            "Please contact the bank through its official channels, in person with your ID."
+            "Such matters are handled in person, with your ID."
         ),
     },
     "out_of_scope": {

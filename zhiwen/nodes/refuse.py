@@ -21,9 +21,9 @@ async def refuse(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = context_of(runtime)
     answer = refusal(intent["label"], intent["language"], ctx.persona)
     if ctx.persona == "bank" and intent["label"] != "empty":
+        # The bank refusals hand over to a person: the hotline's number when the knowledge base has one.
         hotline = await asyncio.to_thread(kb_hotline, ctx.kb)
-        if hotline:  # the bank refusals point to the hotline; with one configured, they give its number
-            answer = f"{answer}\n\n{handover(intent['language'], hotline)}"
+        answer = f"{answer}\n\n{handover(intent['language'], hotline)}"
     quality: Quality = {
         "verdict": "refuse",
         "attempts": 0,
