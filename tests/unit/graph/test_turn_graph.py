@@ -142,7 +142,7 @@ def test_unsafe_requests_are_refused_without_an_llm_call(
     assert nodes == ["track_intent", "refuse"]
     assert model.calls == []
     assert out["intent"]["label"] == "unsafe"
-    assert out["answer"] == refusal("unsafe", language)
+    assert out["answer"] == f"{refusal('unsafe', language)}\n\n{handover(language)}"  # no hotline set here
     assert out["quality"]["verdict"] == "refuse"
     assert out["messages"][-1].content == out["answer"]
 
@@ -155,7 +155,7 @@ def test_requests_for_other_work_are_out_of_scope_without_an_llm_call(
     out, nodes = _run(_ask(text), Context(kb=tiny_kb))
     assert nodes == ["track_intent", "refuse"] and model.calls == []
     assert out["intent"]["label"] == "out_of_scope"
-    assert out["answer"] == refusal("out_of_scope", language)
+    assert out["answer"] == f"{refusal('out_of_scope', language)}\n\n{handover(language)}"
     assert out["quality"]["verdict"] == "refuse"
 
 
