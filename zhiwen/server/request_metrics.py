@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from typing import Any
 
 from starlette.routing import compile_path
@@ -87,7 +88,9 @@ def _templates(app: Any) -> list[tuple[re.Pattern[str], str]]:
     known = getattr(getattr(app, "state", None), "zhiwen_route_templates", None)
     if known is None:
         try:
-            paths = [*app.openapi().get("paths", {}), *(getattr(r, "path", None) for r in app.routes)]
+            with warnings.catch_warnings():  # pydantic's notes on FastAPI's own body fields, at /docs's cost
+                warnings.simplefilter("ignore")
+                paths = [*app.openapi().get("paths", {}), *(getattr(r, "path", None) for r in app.routes)]
         except Exception:  # no app, or no document: every refused request is "unmatched"
             paths = []
         known = [(compile_path(p)[0], p) for p in dict.fromkeys(p for p in paths if isinstance(p, str))]
