@@ -186,7 +186,8 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
     bearer = HTTPBearer(
         auto_error=False, description="An admin key (ZHIWEN_API_KEYS) or a key from `zhiwen keys create`"
     )
-    for router in (chat.router, threads.router, kbs.router, feedback_routes.router):
+    routers = (chat.router, threads.router, kbs.router, feedback_routes.router, health.router, web.router)
+    for router in routers[:4]:
         app.include_router(router, dependencies=[Depends(bearer)])
     app.include_router(health.router)
     feishu_routes.install(app)  # POST /feishu/events, signed by Feishu (404 without ZHIWEN_FEISHU_*)
@@ -211,7 +212,10 @@ def create_app(settings: ServerSettings | None = None, start_model: bool = True)
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Thread-Id"],
         )
-    app.add_middleware(RequestMetrics)  # outermost: every answer is counted, refused keys and preflights too
+    # Outermost: every answer is counted, refused keys and preflights too. The templates name the route of a
+    # request refused before routing (the included routers' own route lists; app.openapi() warned in tests).
+    paths = [str(getattr(r, "path", "")) for r in [*(r for rt in routers for r in rt.routes), *mcp_routes]]
+    app.add_middleware(RequestMetrics, paths=[p for p in paths if p])
     return app
 
 

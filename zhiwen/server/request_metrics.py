@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.routing import compile_path
@@ -33,8 +33,11 @@ def set_outcome(state: Any, route: str | None = None, status: int | None = None)
 
 
 class RequestMetrics:
-    def __init__(self, app: ASGIApp) -> None:
+    """``paths``: the app's route templates, to name the route of a request refused before routing."""
+
+    def __init__(self, app: ASGIApp, paths: Sequence[str] = ()) -> None:
         self.app = app
+        self.templates = [(compile_path(p)[0], p) for p in dict.fromkeys(paths)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,13 +57,12 @@ class RequestMetrics:
         finally:
             self._count(scope, status, time.perf_counter() - started)
 
-    @staticmethod
-    def _count(scope: Scope, status: int, seconds: float) -> None:
+    def _count(self, scope: Scope, status: int, seconds: float) -> None:
         runtime = getattr(getattr(scope.get("app"), "state", None), "zhiwen", None)
         if runtime is None:  # before start-up finished, or after shutdown
             return
         state = scope.get("state") or {}
-        route = state.get(_ROUTE) or _route_of(scope)
+        route = state.get(_ROUTE) or _route_of(scope, self.templates)
         status = state.get(_STATUS) or status
         runtime.metrics.requests.labels(route, str(status)).inc()
         runtime.metrics.latency.labels(route).observe(seconds)
@@ -69,31 +71,12 @@ class RequestMetrics:
 _CHAT = "/v1/chat/completions"  # refused before its handler (a key, the rate limit, a bad body): "chat"
 
 
-def _route_of(scope: Scope) -> str:
+def _route_of(scope: Scope, templates: Sequence[tuple[re.Pattern[str], str]]) -> str:
     """The path template of the route that took the request, found again when the guard refused it before
     routing (a 401 or a 429 would otherwise be "unmatched")."""
     path = getattr(scope.get("route"), "path", None)
     if path is None:
-        path = next(
-            (template for regex, template in _templates(scope.get("app")) if regex.match(scope["path"])), None
-        )
+        path = next((template for regex, template in templates if regex.match(scope["path"])), None)
     if path == _CHAT:
         return "chat"
     return str(path) if path else "unmatched"
-
-
-def _templates(app: Any) -> list[tuple[re.Pattern[str], str]]:
-    """The app's path templates and their patterns, read once: from its OpenAPI document (the included
-    routers' routes are not a public list) and its own top-level routes (``/mcp``)."""
-    known = getattr(getattr(app, "state", None), "zhiwen_route_templates", None)
-    if known is None:
-        try:
-            with warnings.catch_warnings():  # pydantic's notes on FastAPI's own body fields, at /docs's cost
-                warnings.simplefilter("ignore")
-                paths = [*app.openapi().get("paths", {}), *(getattr(r, "path", None) for r in app.routes)]
-        except Exception:  # no app, or no document: every refused request is "unmatched"
-            paths = []
-        known = [(compile_path(p)[0], p) for p in dict.fromkeys(p for p in paths if isinstance(p, str))]
-        if app is not None:
-            app.state.zhiwen_route_templates = known
-    return list(known)
