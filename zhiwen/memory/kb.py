@@ -35,7 +35,7 @@ from zhiwen.retrieval.local import LocalBackend
 from zhiwen.tools.bm25 import BM25Index, ScoredId
 from zhiwen.tools.embeddings import Embedder
 from zhiwen.tools.fusion import FUSION_METHODS, FusionSpec, fuse_legs
-from zhiwen.tools.language import detect_language
+from zhiwen.tools.language import detect_language, scripts
 from zhiwen.tools.tokenize import CjkMode, tokenize
 from zhiwen.tools.vectors import VectorStore
 
@@ -398,10 +398,10 @@ class KnowledgeBase:
         character in it, English ones for a question with no Latin letter (no word in common). The fusion
         scores them by the dense leg alone (``fuse_legs``). A question in both scripts blinds BM25 to nothing.
         Only the chunks BM25 did not return are read (about 1 ms for 50)."""
-        scripts = {"zh": bool(_CJK.search(query)), "en": bool(_LATIN.search(query))}
-        if all(scripts.values()) or not any(scripts.values()) or "bm25" not in legs or "dense" not in legs:
+        asked_in = scripts(query)
+        if len(asked_in) != 1 or "bm25" not in legs or "dense" not in legs:
             return {}
-        asked = "zh" if scripts["zh"] else "en"
+        (asked,) = asked_in
         found = {h.id for h in legs["bm25"]}
         unseen = [h.id for h in legs["dense"] if h.id not in found]
         rows = self.catalog.chunks(unseen) if unseen else {}
@@ -416,10 +416,6 @@ class KnowledgeBase:
             "embedding_model": self.embedder.name,
             "path": str(self.path),
         }
-
-
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z]")
 
 
 def list_kbs(root: Path) -> list[tuple[str, int, int]]:

@@ -29,6 +29,7 @@ from zhiwen.tools.grounding import (
     check_sentences,
     cited_numbers,
     drop_bad_citations,
+    has_words,
     is_refusal,
     relevance,
     source_relevance,
@@ -102,8 +103,6 @@ async def _drop_unsafe(ctx: Context, text: str, quality: Quality) -> str:
     quality["reasons"] = [*quality.get("reasons", []), *(f"dropped a sentence that {r}" for _, r in dropped)]
     return re.sub(r"\s{2,}", " ", text).strip()
 
-
-_CITE_MARK = re.compile(r"\[\d+\]")
 
 _QUOTED = {
     "zh": "资料中与您的问题最相关的原文：「{text}」[{n}]",
@@ -240,7 +239,7 @@ async def evaluate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             if policy.applied:
                 quality["policy"] = policy.applied
                 quality["policy_appendix"] = policy.appendix
-            if not re.search(r"\w", _CITE_MARK.sub("", policy.answer)):  # the policy took all there was
+            if not has_words(policy.answer):  # the policy took all there was
                 quality["verdict"] = "refuse"
                 quality["reasons"] = [*reasons, "nothing was left once the answer policy removed a link"]
                 return _final(await _refusal(ctx, lang), quality, sources) | {"timings": timing}

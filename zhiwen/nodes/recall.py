@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from zhiwen.memory.answer_cache import answer_cache_key, get_answer_cache
 from zhiwen.memory.registry import open_kb
 from zhiwen.nodes._common import context_of
 from zhiwen.settings import get_settings
+from zhiwen.tools.grounding import has_words
 
 __all__ = ["recall", "remember"]
 
@@ -69,7 +69,7 @@ def remember(key: str, answer: str, sources: list[Any], quality: dict[str, Any])
     An answer with no word in it is never stored (a hit would serve it to everyone who asks), and a cache
     that cannot take the answer costs the cache entry, not the turn: the customer still gets the answer."""
     cache = get_answer_cache()
-    if cache is None or not key or not re.search(r"\w", re.sub(r"\[\d+\]", "", answer)):
+    if cache is None or not key or not has_words(answer):
         return
     try:
         cache.put(key, {"answer": answer, "sources": sources, "quality": quality})

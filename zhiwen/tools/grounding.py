@@ -20,6 +20,7 @@ __all__ = [
     "check_sentences",
     "cited_numbers",
     "drop_bad_citations",
+    "has_words",
     "is_refusal",
     "relevance",
     "source_relevance",
@@ -262,3 +263,8 @@ def source_relevance(question: str, used_sources: Sequence[str]) -> float | None
         return None
     seen = set().union(*(_terms(s) for s in used_sources))
     return len(asked & seen) / len(asked)
+
+
+def has_words(text: str) -> bool:
+    """Whether ``text`` says anything once its [n] markers are set aside (an answer of markers alone is empty)."""
+    return re.search(r"\w", _CITE.sub("", text)) is not None

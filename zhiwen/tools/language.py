@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["approx_tokens", "detect_language"]
+__all__ = ["approx_tokens", "detect_language", "scripts"]
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -17,6 +17,16 @@ def detect_language(text: str, default: str = "en") -> str:
     if cjk == 0 and latin_words == 0:
         return default
     return "zh" if cjk >= max(1, latin_words) * 0.5 else "en"
+
+
+def scripts(text: str) -> set[str]:
+    """Which scripts ``text`` has letters of: "zh" (Chinese characters) and "en" (Latin letters)."""
+    found = set()
+    if _CJK.search(text):
+        found.add("zh")
+    if re.search(r"[A-Za-z]", text):
+        found.add("en")
+    return found
 
 
 def approx_tokens(text: str) -> int:
